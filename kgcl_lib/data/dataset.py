@@ -1,0 +1,130 @@
+"""The one canonical dataset object that every reader produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+#: Columns of :attr:`KGDataset.items`, in order.
+ITEM_COLUMNS = ("raw_id", "title", "year", "genres", "synopsis")
+
+
+class DatasetError(ValueError):
+    """A dataset file or its content is unusable; the message names the file/line/value."""
+
+
+@dataclass(frozen=True, eq=False)
+class KGDataset:
+    """Labelled user–item rows plus a knowledge graph whose first ``n_items`` entities are items.
+
+    Attributes:
+        name: dataset name, e.g. ``"ml-100k"``.
+        ratings: ``int64[n_rows, 3]`` — ``(user, item, label)``; users in ``0..n_users-1``,
+            items in ``0..n_items-1``, label 1 = positive, 0 = (sampled) negative.
+        kg: ``int64[n_triples, 3]`` — ``(head, relation, tail)`` entity/relation indices;
+            entity ``i < n_items`` *is* item ``i``.
+        n_users, n_items, n_entities, n_relations: index-space sizes. ``n_entities`` counts
+            every index in ``0..max entity`` (items included), i.e. the embedding-table size.
+        items: one row per item index (``RangeIndex(n_items)``), columns :data:`ITEM_COLUMNS`:
+            ``raw_id`` (str, the source's id), ``title`` (str or NA), ``year`` (nullable Int64),
+            ``genres`` (tuple of str, empty when unknown), ``synopsis`` (str or NA).
+        user_raw_ids: ``object[n_users]`` raw user id of each user index.
+        relation_names: ``object[n_relations]`` relation names (or their raw ids as str).
+        provenance: free-form dict (source files, checksums, conversion parameters).
+    """
+
+    name: str
+    ratings: np.ndarray
+    kg: np.ndarray
+    n_users: int
+    n_items: int
+    n_entities: int
+    n_relations: int
+    items: pd.DataFrame
+    user_raw_ids: np.ndarray
+    relation_names: np.ndarray
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        validate(self)
+
+    # Convenience views -------------------------------------------------------------------
+    @property
+    def positives(self) -> np.ndarray:
+        """``int64[n_pos, 2]`` — ``(user, item)`` of the label-1 rows."""
+        return self.ratings[self.ratings[:, 2] == 1, :2]
+
+    def stats(self) -> dict:
+        """The paper's Table 1 rows: users, contents, u-c rows, entities, relations, triples.
+
+        ``entities`` counts every distinct entity index that appears in the KG or is an item
+        (items are entities ``0..n_items-1``), which for Book-Crossing is 77,903.
+        """
+        used = np.union1d(np.arange(self.n_items), np.unique(self.kg[:, [0, 2]]))
+        return {
+            "users": int(self.n_users),
+            "contents": int(self.n_items),
+            "uc_rows": int(len(self.ratings)),
+            "entities": int(len(used)),
+            "relations": int(len(np.unique(self.kg[:, 1]))) if len(self.kg) else 0,
+            "kg_triples": int(len(self.kg)),
+        }
+
+    def metadata_coverage(self) -> dict:
+        """How many items have each metadata field (missing values are allowed and counted)."""
+        it = self.items
+        return {
+            "items": int(len(it)),
+            "title": int(it["title"].notna().sum()),
+            "year": int(it["year"].notna().sum()),
+            "genres": int(it["genres"].map(len).gt(0).sum()),
+            "synopsis": int(it["synopsis"].notna().sum()),
+        }
+
+
+def empty_items(n_items: int, raw_ids=None) -> pd.DataFrame:
+    """An items table with no metadata: NA titles/years/synopses and empty genre tuples."""
+    raw = pd.Series(raw_ids if raw_ids is not None else np.arange(n_items)).astype(str)
+    return pd.DataFrame(
+        {
+            "raw_id": raw.to_numpy(dtype=object),
+            "title": pd.Series([pd.NA] * n_items, dtype="object"),
+            "year": pd.array([pd.NA] * n_items, dtype="Int64"),
+            "genres": pd.Series([()] * n_items, dtype="object"),
+            "synopsis": pd.Series([pd.NA] * n_items, dtype="object"),
+        }
+    )
+
+
+def validate(ds: KGDataset) -> None:
+    """Raise :class:`DatasetError` when array shapes or id ranges are inconsistent."""
+    r, kg = ds.ratings, ds.kg
+    if r.ndim != 2 or r.shape[1] != 3:
+        raise DatasetError(f"{ds.name}: ratings must be int[n, 3], got shape {r.shape}")
+    if kg.ndim != 2 or kg.shape[1] != 3:
+        raise DatasetError(f"{ds.name}: kg must be int[n, 3], got shape {kg.shape}")
+    if len(r) == 0:
+        raise DatasetError(f"{ds.name}: no labelled user-item rows (empty after filtering?)")
+    for col, hi, what in ((0, ds.n_users, "user"), (1, ds.n_items, "item")):
+        bad = (r[:, col] < 0) | (r[:, col] >= hi)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DatasetError(f"{ds.name}: {what} id {r[i, col]} out of range 0..{hi - 1} (ratings row {i})")
+    if not np.isin(r[:, 2], (0, 1)).all():
+        i = int(np.flatnonzero(~np.isin(r[:, 2], (0, 1)))[0])
+        raise DatasetError(f"{ds.name}: label {r[i, 2]} is not 0/1 (ratings row {i})")
+    if len(kg):
+        for col, hi, what in ((0, ds.n_entities, "head"), (2, ds.n_entities, "tail"), (1, ds.n_relations, "relation")):
+            bad = (kg[:, col] < 0) | (kg[:, col] >= hi)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise DatasetError(f"{ds.name}: {what} id {kg[i, col]} out of range 0..{hi - 1} (kg row {i})")
+    if ds.n_entities < ds.n_items:
+        raise DatasetError(f"{ds.name}: n_entities {ds.n_entities} < n_items {ds.n_items}")
+    if len(ds.items) != ds.n_items or list(ds.items.columns[: len(ITEM_COLUMNS)]) != list(ITEM_COLUMNS):
+        raise DatasetError(
+            f"{ds.name}: items table must have {ds.n_items} rows and columns {ITEM_COLUMNS}, "
+            f"got {len(ds.items)} rows, columns {tuple(ds.items.columns)}"
+        )

@@ -1,0 +1,52 @@
+"""Random train/valid/test split of labelled rows (KGCN protocol) and per-user activity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dataset import DatasetError
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Disjoint parts of ``KGDataset.ratings``; each is ``int64[n, 3]`` ``(user, item, label)``."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+
+    def sizes(self) -> dict:
+        return {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
+
+
+def split_ratings(ratings: np.ndarray, rng: np.random.Generator, ratios=(0.6, 0.2, 0.2)) -> Split:
+    """Shuffle labelled rows with ``rng`` and cut them ``ratios`` (default 6:2:2, as KGCN).
+
+    Sizes are ``floor(n * r_valid)`` for valid, ``floor(n * r_test)`` for test and the rest for
+    train, so no row is lost.  Rows keep their ``(user, item, label)`` form.
+    """
+    ratios = np.asarray(ratios, dtype=float)
+    if ratios.shape != (3,) or (ratios < 0).any() or not np.isclose(ratios.sum(), 1.0):
+        raise DatasetError(f"split ratios must be three non-negative numbers summing to 1, got {tuple(ratios)}")
+    n = len(ratings)
+    perm = rng.permutation(n)
+    n_valid = int(np.floor(n * ratios[1]))
+    n_test = int(np.floor(n * ratios[2]))
+    n_train = n - n_valid - n_test
+    return Split(
+        train=ratings[perm[:n_train]],
+        valid=ratings[perm[n_train : n_train + n_valid]],
+        test=ratings[perm[n_train + n_valid :]],
+    )
+
+
+def user_train_counts(train: np.ndarray, n_users: int, positives_only: bool = True) -> np.ndarray:
+    """``int64[n_users]`` — each user's number of training interactions.
+
+    With ``positives_only`` (default) only label-1 rows count: the user's observed activity,
+    which the cold-start analysis (Fig. 5) buckets by percentile.
+    """
+    rows = train[train[:, 2] == 1] if positives_only else train
+    return np.bincount(rows[:, 0], minlength=n_users).astype(np.int64)

@@ -1,0 +1,91 @@
+"""Filesystem helpers shared by every stage: where caches live, atomic writes, checksums.
+
+Nothing here knows about recommendation; it only makes sure that a crash or Ctrl-C never
+leaves a half-written file where a later run would take it for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+ENV_DATA_DIR = "KGCL_DATA_DIR"
+ENV_CACHE_DIR = "KGCL_CACHE_DIR"
+ENV_RUNS_DIR = "KGCL_RUNS_DIR"
+
+
+def cache_dir(sub: str | None = None) -> Path:
+    """The processed-data / model-output cache: ``$KGCL_CACHE_DIR`` or ``~/.cache/kgcl``.
+
+    ``sub`` names a sub-folder (created on demand).
+    """
+    root = Path(os.environ.get(ENV_CACHE_DIR) or Path.home() / ".cache" / "kgcl")
+    path = root / sub if sub else root
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_dir() -> Path | None:
+    """``$KGCL_DATA_DIR`` as a path, or ``None`` when unset or empty."""
+    value = os.environ.get(ENV_DATA_DIR)
+    return Path(value) if value else None
+
+
+def runs_dir() -> Path:
+    """Where experiment results go: ``$KGCL_RUNS_DIR`` or ``runs/`` under the current folder."""
+    path = Path(os.environ.get(ENV_RUNS_DIR) or "runs")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it onto ``target`` on success.
+
+    On any exception the temporary file is removed and ``target`` is untouched, so readers
+    never see a partial file.  Usage::
+
+        with atomic_path(out) as tmp:
+            df.to_parquet(tmp)
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj, **kwargs) -> Path:
+    """Write ``obj`` as indented JSON atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str, **kwargs) + "\n")
+    return Path(path)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_text(*parts: str) -> str:
+    """Hex sha256 of the given strings joined with NUL separators (for cache keys)."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
