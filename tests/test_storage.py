@@ -50,3 +50,15 @@ def test_dirs_follow_environment(tmp_path, monkeypatch):
     assert storage.data_dir() is None
     monkeypatch.setenv(storage.ENV_DATA_DIR, str(tmp_path))
     assert storage.data_dir() == tmp_path
+
+
+def test_atomic_path_result_has_umask_mode(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with storage.atomic_path(tmp_path / "m.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m.txt").stat().st_mode & 0o777 == 0o644

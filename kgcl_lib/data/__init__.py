@@ -1,18 +1,40 @@
-"""Dataset layer: raw files -> :class:`KGDataset`, splits, neighbour tables, Table 1 stats."""
+"""Dataset layer: raw files -> :class:`KGDataset`, splits, neighbour tables, Table 1 stats.
 
-from .dataset import ITEM_COLUMNS, DatasetError, KGDataset, empty_items
+Entry point: :func:`load_dataset` (search order, processed cache); readers per format in
+:mod:`.readers`; the embedded ML-100K in :mod:`.embedded`; synthetic data in :mod:`.synthetic`;
+CLI ``python -m kgcl_lib.data {stats,synth,fetch}``.
+"""
+
+from .dataset import ITEM_COLUMNS, DatasetError, KGDataset, empty_items, make_items
 from .neighbors import NeighborTable, sample_neighbors, undirected_edges
+from .readers import detect_format, kgcn_convert, read_folder, read_kgcn, read_ml20m_raw, read_recbole
+from .registry import DATASETS, find_source, load_dataset, stats
 from .split import Split, split_ratings, user_train_counts
+from .synthetic import SHAPES, SyntheticShape, make_synthetic
 
 __all__ = [
     "ITEM_COLUMNS",
     "DatasetError",
     "KGDataset",
     "empty_items",
+    "make_items",
     "NeighborTable",
     "sample_neighbors",
     "undirected_edges",
+    "detect_format",
+    "kgcn_convert",
+    "read_folder",
+    "read_kgcn",
+    "read_ml20m_raw",
+    "read_recbole",
+    "DATASETS",
+    "find_source",
+    "load_dataset",
+    "stats",
     "Split",
     "split_ratings",
     "user_train_counts",
+    "SHAPES",
+    "SyntheticShape",
+    "make_synthetic",
 ]

@@ -36,14 +36,15 @@ def undirected_edges(kg: np.ndarray) -> np.ndarray:
     return np.concatenate([kg, kg[:, [2, 1, 0]]], axis=0)
 
 
-def sample_neighbors(kg: np.ndarray, n_entities: int, n_relations: int, k: int, rng: np.random.Generator) -> NeighborTable:
+def sample_neighbors(kg: np.ndarray, n_entities: int, n_relations: int, k: int, rng: np.random.Generator | int) -> NeighborTable:
     """Sample ``k`` neighbours per entity from the undirected KG.
 
     An entity with degree ``d >= k`` gets ``k`` distinct edges drawn uniformly without
     replacement; with ``0 < d < k`` the ``k`` edges are drawn uniformly *with* replacement (as
     KGCN's ``np.random.choice(..., replace=d < k)``); with ``d == 0`` see :class:`NeighborTable`.
-    Duplicate triples in the KG count as separate edges.
+    Duplicate triples in the KG count as separate edges.  ``rng`` is a generator or an int seed.
     """
+    rng = np.random.default_rng(rng)
     if k < 1:
         raise DatasetError(f"neighbour sample size K must be >= 1, got {k}")
     edges = undirected_edges(kg)

@@ -21,8 +21,10 @@ class Split:
         return {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
 
 
-def split_ratings(ratings: np.ndarray, rng: np.random.Generator, ratios=(0.6, 0.2, 0.2)) -> Split:
+def split_ratings(ratings: np.ndarray, rng: np.random.Generator | int, ratios=(0.6, 0.2, 0.2)) -> Split:
     """Shuffle labelled rows with ``rng`` and cut them ``ratios`` (default 6:2:2, as KGCN).
+
+    ``rng`` is a ``numpy.random.Generator`` or an int seed turned into one.
 
     Sizes are ``floor(n * r_valid)`` for valid, ``floor(n * r_test)`` for test and the rest for
     train, so no row is lost.  Rows keep their ``(user, item, label)`` form.
@@ -31,7 +33,7 @@ def split_ratings(ratings: np.ndarray, rng: np.random.Generator, ratios=(0.6, 0.
     if ratios.shape != (3,) or (ratios < 0).any() or not np.isclose(ratios.sum(), 1.0):
         raise DatasetError(f"split ratios must be three non-negative numbers summing to 1, got {tuple(ratios)}")
     n = len(ratings)
-    perm = rng.permutation(n)
+    perm = np.random.default_rng(rng).permutation(n)
     n_valid = int(np.floor(n * ratios[1]))
     n_test = int(np.floor(n * ratios[2]))
     n_train = n - n_valid - n_test
