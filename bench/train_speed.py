@@ -1,0 +1,206 @@
+"""Training and full-catalogue scoring speed: kgcl's KGCN vs RecBole 1.2.1's KGCN, side by side.
+
+Usage (from the repo root; prints one JSON object)::
+
+    python bench/train_speed.py --dataset ml-100k --threads 1
+    python bench/train_speed.py --dataset book-crossing --threads 1 --eval
+    python bench/train_speed.py --dataset synthetic:ml-20m --threads 2 --epochs 1 --no-recbole
+
+Both sides run with the same hyper-parameters (the peer's settings: ml-100k d=32, L=2, K=4,
+batch 2,048; Book-Crossing d=64, L=1, K=8, batch 256; sum aggregator), the same torch thread
+count, in one invocation, one after the other.  RecBole runs in its own interpreter
+(``$KGCL_RECBOLE_PYTHON`` or ``.cache/recbole-venv/bin/python``, built by
+``bash ../shared/peers/recbole/setup_recbole_venv.sh .cache/recbole-venv``) with
+``--epochs N --no-eval``.
+
+Rates.  RecBole reports *interactions*/s: positive training interactions per second, each
+paired with one sampled negative, i.e. two KGCN forward rows per interaction.  We report
+labelled *rows*/s (our training split holds positives and KGCN's sampled negatives as rows).
+``ratio_rows`` compares like with like: ours rows/s ÷ (2 × RecBole interactions/s).  Note that a
+RecBole batch of 256 interactions is 512 rows; ours is 256 rows (more optimiser steps per row).
+
+Scoring (``--eval``): exact full-catalogue KGCN scores (``kgcl_lib.model.topk``, mode
+``kgcn``, training positives masked) for the first ``--eval-users`` (default: 6,769, RecBole's
+Book-Crossing test-user count) distinct test users, checked against the per-pair forward on a
+sample of users (max |Δ score|).  RecBole's own test evaluation is *quoted* (450 s, measured
+by the issue on this machine class, 1 thread) unless ``--recbole-eval`` re-runs it (~7.5 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+PEER_SETTINGS = {
+    "ml-100k": dict(dim=32, n_iter=2, n_neighbors=4, batch_size=2048, lr=2e-2, l2=1e-7),
+    "book-crossing": dict(dim=64, n_iter=1, n_neighbors=8, batch_size=256, lr=2e-4, l2=2e-5),
+    "synthetic:ml-20m": dict(dim=32, n_iter=2, n_neighbors=4, batch_size=65536, lr=2e-2, l2=1e-7),
+}
+RECBOLE_QUOTED_EVAL_S = {"book-crossing": 450.0}
+
+
+def peers_dir() -> Path:
+    return Path(os.environ.get("KGCL_PEERS_DIR") or (REPO / ".." / "shared" / "peers")).resolve()
+
+
+def recbole_python() -> Path:
+    return Path(os.environ.get("KGCL_RECBOLE_PYTHON") or (REPO / ".cache" / "recbole-venv" / "bin" / "python"))
+
+
+def data_root(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("KGCL_DATA_DIR") or (REPO / ".." / "shared" / "data")).resolve()
+
+
+def run_recbole(dataset: str, s: dict, threads: int, epochs: int, data: Path, eval_: bool) -> dict:
+    py = recbole_python()
+    if not py.exists():
+        return {"error": f"RecBole interpreter {py} not found; build it with setup_recbole_venv.sh"}
+    script = peers_dir() / "recbole" / "recbole_kgcn.py"
+    with tempfile.TemporaryDirectory(prefix="kgcl_rb_") as tmp:
+        folder = data / dataset
+        if dataset == "book-crossing":  # KGCN-format files -> RecBole atomic files
+            folder = Path(tmp) / "book-crossing"
+            subprocess.run([str(py), str(peers_dir() / "recbole" / "kgcn_to_recbole.py"), str(data / dataset), str(folder)],
+                           check=True, capture_output=True)
+        cmd = [str(py), str(script), str(folder), "--epochs", str(epochs), "--embedding-size", str(s["dim"]),
+               "--n-iter", str(s["n_iter"]), "--neighbor-sample-size", str(s["n_neighbors"]), "--aggregator", s["aggregator"],
+               "--lr", str(s["lr"]), "--reg-weight", str(s["l2"]), "--train-batch-size", str(s["batch_size"]),
+               "--threads", str(threads), "--quiet"]
+        if not eval_:
+            cmd.append("--no-eval")
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            return {"error": f"RecBole failed ({p.returncode}): {p.stderr[-2000:]}"}
+        out = json.loads(p.stdout.strip().splitlines()[-1])
+        out["wall_s"] = round(time.perf_counter() - t0, 1)
+        return out
+
+
+def load(dataset: str, data: Path):
+    from kgcl_lib.data import load_dataset
+
+    return load_dataset(dataset, data_dir=None if dataset.startswith("synthetic") else data, seed=0)
+
+
+def run_ours(ds, s: dict, threads: int, epochs: int, device: str) -> dict:
+    import torch
+
+    from kgcl_lib.data import Split, split_ratings
+    from kgcl_lib.train import TrainConfig, train
+
+    torch.set_num_threads(threads)
+    split = split_ratings(ds.ratings, np.random.default_rng(0))
+    empty = split.train[:0]
+    cfg = TrainConfig(dataset=ds.name, epochs=epochs, threads=threads, device=device, **s)
+    res = train(ds, Split(split.train, empty, empty), cfg, progress=False)
+    secs = [h["seconds"] for h in res.history]
+    pos_frac = float((split.train[:, 2] == 1).mean())
+    med = float(np.median(secs))
+    return {
+        "seconds_per_epoch": [round(x, 3) for x in secs],
+        "seconds_per_epoch_median": round(med, 3),
+        "train_rows": int(len(split.train)),
+        "train_rows_per_s": round(len(split.train) / med, 1),
+        "train_positives_per_s": round(pos_frac * len(split.train) / med, 1),
+        "losses": [round(h["loss"], 5) for h in res.history],
+        "device": res.info["device"],
+        "threads": torch.get_num_threads(),
+        "optimizer": cfg.optimizer,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }, res.model, split
+
+
+def run_eval(model, split, ds, n_users: int, chunk: int) -> dict:
+    import scipy.sparse as sp
+    import torch
+
+    from kgcl_lib.model import topk
+
+    # users with a test positive first (as RecBole's test users), then others up to n_users so
+    # that both sides score the same number of users
+    test_pos = split.test[split.test[:, 2] == 1]
+    _, first = np.unique(test_pos[:, 0], return_index=True)
+    users = test_pos[np.sort(first), 0]
+    rest = np.setdiff1d(np.arange(ds.n_users), users)
+    users = np.concatenate([users, rest])[:n_users]
+    tr = split.train[split.train[:, 2] == 1]
+    exclude = sp.csr_matrix((np.ones(len(tr), np.float32), (tr[:, 0], tr[:, 1])), shape=(ds.n_users, ds.n_items))
+    model.eval()
+    t0 = time.perf_counter()
+    top = topk(model, users, 100, exclude=exclude, mode="kgcn", chunk=chunk)
+    secs = time.perf_counter() - t0
+    # exactness: the full-catalogue scores equal the per-pair forward for a sample of users
+    from kgcl_lib.model import score_all
+
+    sample = torch.as_tensor(users[:8])
+    with torch.no_grad():
+        full = score_all(model, sample, chunk=4)
+        uu = sample.repeat_interleave(ds.n_items)
+        ii = torch.arange(ds.n_items).repeat(len(sample))
+        pair = torch.sigmoid(torch.cat([model(uu[s:s + 65536], ii[s:s + 65536]) for s in range(0, len(uu), 65536)]))
+    return {"eval_users": int(len(users)), "eval_items": int(ds.n_items), "eval_seconds": round(secs, 2),
+            "users_per_s": round(len(users) / secs, 1), "max_abs_diff_vs_pair_forward": float((full.reshape(-1) - pair).abs().max()),
+            "topk_shape": list(top.shape)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="ml-100k", choices=sorted(PEER_SETTINGS))
+    p.add_argument("--data-dir", default=None, help="folder holding <dataset>/ (default $KGCL_DATA_DIR or ../shared/data)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--aggregator", default="sum", choices=["sum", "concat", "neighbor"])
+    p.add_argument("--optimizer", default="adam", choices=["adam", "lazy_adam", "dense_adam"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-recbole", action="store_true", help="time ours only")
+    p.add_argument("--eval", action="store_true", help="also time exact full-catalogue top-K scoring")
+    p.add_argument("--eval-users", type=int, default=6769)
+    p.add_argument("--eval-chunk", type=int, default=32)
+    p.add_argument("--recbole-eval", action="store_true", help="re-run RecBole's test evaluation instead of quoting it")
+    args = p.parse_args(argv)
+
+    s = dict(PEER_SETTINGS[args.dataset], aggregator=args.aggregator)
+    data = data_root(args.data_dir)
+    out = {"dataset": args.dataset, "settings": s, "threads": args.threads, "epochs": args.epochs, "cpus": os.cpu_count(),
+           "loadavg_1m_start": round(os.getloadavg()[0], 2)}
+    t0 = time.perf_counter()
+    ds = load(args.dataset, data)
+    out["load_seconds"] = round(time.perf_counter() - t0, 2)
+    ours, model, split = run_ours(ds, dict(s, optimizer=args.optimizer), args.threads, args.epochs, args.device)
+    out["ours"] = ours
+    if args.eval:
+        out["ours_eval"] = run_eval(model, split, ds, args.eval_users, args.eval_chunk)
+    if not args.no_recbole and not args.dataset.startswith("synthetic"):
+        rb = run_recbole(args.dataset, s, args.threads, args.epochs, data, args.recbole_eval)
+        keep = ("seconds_per_epoch_median", "train_interactions_per_s", "eval_seconds", "epoch_seconds", "sizes", "error", "wall_s")
+        out["recbole"] = {k: rb.get(k) for k in keep if k in rb}
+        if "train_interactions_per_s" in rb:
+            rb_rows = 2 * rb["train_interactions_per_s"]
+            out["recbole"]["train_rows_per_s"] = rb_rows
+            out["ratio_rows"] = round(ours["train_rows_per_s"] / rb_rows, 2)
+            out["ratio_interactions"] = round(ours["train_positives_per_s"] / rb["train_interactions_per_s"], 2)
+    if args.eval:
+        rb_eval = (out.get("recbole") or {}).get("eval_seconds") or RECBOLE_QUOTED_EVAL_S.get(args.dataset)
+        if rb_eval:
+            out["recbole_eval_seconds"] = rb_eval
+            out["recbole_eval_source"] = "measured here" if (out.get("recbole") or {}).get("eval_seconds") else "quoted from the issue (1 thread, 6,769 users)"
+            out["eval_speedup"] = round(rb_eval / out["ours_eval"]["eval_seconds"], 1)
+    out["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
