@@ -1,0 +1,725 @@
+"""The paper's grid of runs and the results store the notebooks share.
+
+A run is named by a :class:`RunSpec` — dataset, variant (``base`` = L_base, ``cl_genre``,
+``cl_title_genre``), text (``without`` / ``with`` human synopses / ``llm`` synopses), seed, γ and
+free ``TrainConfig`` overrides — whose :attr:`RunSpec.run_id` is a stable hash.  :func:`run_grid`
+trains the runs that are not finished yet and stores, under ``<results_dir>/runs/<run_id>/``:
+
+* ``config.json``   — the spec, the exact ``TrainConfig``, evaluation settings, encoder model,
+  pairs provenance, dataset checksum/provenance and timings;
+* ``metrics.json``  — test AUC/F1, Recall/NDCG@K, Inter/Intra@20, alignment/uniformity,
+  NDCG@100 by user-activity percentile (written last: its presence marks a finished run);
+* ``topk.npy``      — ``int64[n_test_users, 100]`` top-100 items per test user, best first;
+* ``test_users.npy``— ``int64[n_test_users]`` the users those rows belong to;
+* ``content_emb.npy`` — ``float32[n_items, d]`` the trained content embeddings.
+
+Work that notebooks hand to each other also lives under ``results_dir`` (``text/``, ``pairs/``):
+:func:`text_embeddings` and :func:`content_pairs` load a stored file when present and build and
+store it otherwise, so any notebook reruns alone.  :func:`load_results` flattens the store into
+one DataFrame; :func:`summarize` and :func:`ttests` turn it into the long frames
+:mod:`kgcl_lib.report` renders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .storage import atomic_path, write_json
+
+VARIANTS = ("base", "cl_genre", "cl_title_genre")
+#: Content-pair template of each contrastive variant (``base`` trains without pairs).
+VARIANT_TEMPLATE = {"base": None, "cl_genre": "genre", "cl_title_genre": "title_genre"}
+TEXTS = ("without", "with", "llm")
+KS = (5, 10, 20, 50, 100)
+#: Cumulative user-activity buckets of Figures 1/5: "p" = the p % least active test users.
+PERCENTILES = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+
+
+# --------------------------------------------------------------------------------------------
+# Specs
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the grid.
+
+    Attributes:
+        dataset: name understood by :func:`open_dataset` (``"ml-100k"``, ``"synthetic-tiny"`` …).
+        variant: ``"base"`` (L_base only), ``"cl_genre"`` or ``"cl_title_genre"``.
+        text: ``"without"`` (free item embeddings), ``"with"`` (human synopses) or ``"llm"``.
+        seed: split, neighbour sampling and initialisation seed.
+        gamma: weight of L_base against the contrastive loss (default: ``None`` = the
+            dataset's paper setting).
+        overrides: ``((field, value), ...)`` applied to the ``TrainConfig`` (e.g. epochs).
+    """
+
+    dataset: str
+    variant: str
+    text: str = "without"
+    seed: int = 0
+    gamma: float | None = None
+    overrides: tuple = ()
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"RunSpec.variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.text not in TEXTS:
+            raise ValueError(f"RunSpec.text must be one of {TEXTS}, got {self.text!r}")
+        object.__setattr__(self, "overrides", tuple(sorted((str(k), v) for k, v in dict(self.overrides).items())))
+
+    def key(self) -> dict:
+        return {"dataset": self.dataset, "variant": self.variant, "text": self.text, "seed": int(self.seed),
+                "gamma": None if self.gamma is None else float(self.gamma), "overrides": [list(o) for o in self.overrides]}
+
+    @property
+    def run_id(self) -> str:
+        """``<dataset>-<variant>-<text>-s<seed>-<8 hex>``: readable, and stable across sessions."""
+        digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return f"{self.dataset}-{self.variant}-{self.text}-s{self.seed}-{digest}"
+
+
+def grid_specs(datasets: Sequence[str], variants: Sequence[str] = VARIANTS, texts: Sequence[str] = ("without", "with"),
+               seeds: Sequence[int] = (0,), gammas: Sequence[float | None] = (None,),
+               overrides: dict | None = None) -> list[RunSpec]:
+    """The cartesian product datasets × texts × variants × γ × seeds as :class:`RunSpec` s.
+
+    ``overrides`` maps a dataset name (or ``"*"`` for all) to TrainConfig overrides.
+    """
+    overrides = overrides or {}
+    out = []
+    for ds in datasets:
+        ov = {**overrides.get("*", {}), **overrides.get(ds, {})}
+        for text in texts:
+            for variant in variants:
+                for gamma in gammas:
+                    for seed in seeds:
+                        out.append(RunSpec(ds, variant, text, int(seed), gamma, tuple(ov.items())))
+    return out
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How every run is evaluated (saved in ``config.json``).
+
+    Attributes:
+        ks: cut-offs of Recall/NDCG@K (Table 3).
+        diversity_k: cut-off of Inter/Intra-list diversity (Table 4).
+        topk: length of the stored top lists (≥ max(ks)).
+        scoring: ``"kgcn"`` (the KGCN score of every user–item pair) or ``"dot"``.
+        ndcg: ``"jurity"`` (the paper's library) or ``"standard"``.
+        percentiles: cumulative activity buckets of the cold-start analysis.
+        cold_k: cut-off of the cold-start NDCG (Figures 1/5 use NDCG@100).
+    """
+
+    ks: tuple = KS
+    diversity_k: int = 20
+    topk: int = 100
+    scoring: str = "kgcn"
+    ndcg: str = "jurity"
+    percentiles: tuple = PERCENTILES
+    cold_k: int = 100
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs: datasets, splits, text, pairs
+# --------------------------------------------------------------------------------------------
+def open_dataset(name: str, data_dir: str | os.PathLike | None = None, **options):
+    """A :class:`~kgcl_lib.data.KGDataset` by name.
+
+    ``"synthetic-<preset>"`` builds :func:`kgcl_lib.data.synthetic.make_synthetic` data (offline,
+    used by the smoke profile); anything else goes to :func:`kgcl_lib.data.load_dataset`.
+    ``options`` are passed through (e.g. ``seed`` for synthetic data).
+    """
+    if name.startswith("synthetic"):
+        from .data.synthetic import SyntheticShape, make_synthetic
+
+        options = dict(options)
+        shape = options.pop("shape", None)  # a literal mapping of SyntheticShape fields (profiles)
+        shape = SyntheticShape(**shape) if isinstance(shape, dict) else (name.split("-", 1)[1] if "-" in name else "tiny")
+        ds = make_synthetic(shape, **options)
+        return ds if ds.name == name else dataclasses.replace(ds, name=name)
+    from .data import load_dataset
+
+    return load_dataset(name, data_dir=data_dir, **options)
+
+
+def make_split(ds, seed: int):
+    """The seeded 6:2:2 split every run of ``seed`` uses (so the inspector can rebuild it)."""
+    from .data import split_ratings
+
+    return split_ratings(ds.ratings, np.random.default_rng(seed))
+
+
+def _dataset_key(ds) -> str:
+    """Content checksum of a dataset's arrays (cache key for text/pairs files)."""
+    h = hashlib.sha256()
+    for arr in (ds.ratings, ds.kg):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(pd.util.hash_pandas_object(ds.items[["raw_id", "title", "synopsis"]].astype(str), index=False)
+             .to_numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def text_embeddings(results_dir, ds, source: str = "with", model: str | None = None, force: bool = False,
+                    synopses: pd.Series | None = None):
+    """The item text embeddings of ``source`` (``"with"`` human / ``"llm"`` synopses), cached.
+
+    Stored as ``<results_dir>/text/<dataset>__<source>.npz`` (vectors, has_text, model,
+    provenance) keyed by the dataset checksum and the requested model. ``synopses`` replaces
+    ``ds.items.synopsis`` (the LLM texts of Table 5). Returns a
+    :class:`kgcl_lib.text.encode.TextEmbeddings`.
+    """
+    from .text.encode import TextEmbeddings, item_text_embeddings
+
+    path = Path(results_dir) / "text" / f"{ds.name}__{source}.npz"
+    key = f"{_dataset_key(ds)}:{model}:{source}"
+    if path.exists() and not force:
+        z = np.load(path, allow_pickle=False)
+        if str(z["key"]) == key:
+            return TextEmbeddings(vectors=z["vectors"], has_text=z["has_text"], model=str(z["model"]),
+                                  provenance=json.loads(str(z["provenance"])))
+    if synopses is None:
+        ds = with_substitute_text(ds)
+    else:
+        items = ds.items.copy()
+        items["synopsis"] = synopses.reindex(items.index).astype("object")
+        ds = dataclasses.replace(ds, items=items)
+    kwargs = {"model": model} if model else {}
+    emb = item_text_embeddings(ds, **kwargs)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, vectors=emb.vectors, has_text=emb.has_text, model=np.array(emb.model),
+                     provenance=np.array(json.dumps(emb.provenance, default=str)), key=np.array(key))
+    return emb
+
+
+def content_pairs(results_dir, ds, template: str, n: int = 10, force: bool = False, **options):
+    """Content–content pairs of ``template`` (``"genre"`` / ``"title_genre"``), cached.
+
+    Stored as ``<results_dir>/pairs/<dataset>__<template>.parquet`` with the provenance in the
+    parquet metadata, keyed by the dataset checksum, template, ``n`` and ``options``. Returns a
+    :class:`kgcl_lib.pairs.ContentPairs`.
+    """
+    from .pairs import ContentPairs, build_pairs
+
+    path = Path(results_dir) / "pairs" / f"{ds.name}__{template}.parquet"
+    options.setdefault("domain", _domain(ds.name))
+    key = json.dumps({"ds": _dataset_key(ds), "template": template, "n": n, **options}, sort_keys=True, default=str)
+    if path.exists() and not force:
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(path)
+        meta = t.schema.metadata or {}
+        if meta.get(b"kgcl_key", b"").decode() == key:
+            prov = json.loads(meta[b"kgcl_provenance"].decode())
+            return ContentPairs(table=t.to_pandas(), provenance=prov)
+    from .data import DatasetError
+
+    try:
+        pairs = build_pairs(ds, template=template, n=n, **options)
+    except DatasetError as exc:  # too little metadata (Book-Crossing offline): KG-attribute pairs
+        print(f"[kgcl] {ds.name}/{template}: {exc}; falling back to sampler='kg'")
+        pairs = build_pairs(ds, template=template, n=n, **{**options, "sampler": "kg"})
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pa.Table.from_pandas(pairs.table, preserve_index=False)
+    t = t.replace_schema_metadata({**(t.schema.metadata or {}), b"kgcl_key": key.encode(),
+                                   b"kgcl_provenance": json.dumps(pairs.provenance, default=str).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(t, tmp)
+    return pairs
+
+
+# --------------------------------------------------------------------------------------------
+# Training and evaluation of one run
+# --------------------------------------------------------------------------------------------
+def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, pair_n: int = 10,
+                 threads: int | None = None):
+    """The exact ``TrainConfig`` of ``spec``: the paper's settings for the dataset
+    (:func:`kgcl_lib.train.paper_settings`; the trainer's defaults for synthetic data), then the
+    spec's variant/text/seed/γ, then its overrides."""
+    from .train import TrainConfig, paper_settings
+
+    try:
+        kw = dict(paper_settings(ds_name))
+    except ValueError:  # synthetic / unknown datasets: the TrainConfig defaults
+        kw = {}
+    kw.update(dataset=ds_name, variant=spec.variant, text="none" if spec.text == "without" else "synopsis",
+              seed=int(spec.seed), text_model=text_model, n_pairs=int(pair_n))
+    if threads is not None:
+        kw["threads"] = int(threads)
+    if spec.gamma is not None:
+        kw["gamma"] = float(spec.gamma)
+    kw.update(dict(spec.overrides))
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(kw) - fields)
+    if unknown:
+        raise ValueError(f"{spec.run_id}: TrainConfig has no field(s) {unknown}; fields are {sorted(fields)}")
+    return TrainConfig(**kw)
+
+
+def test_users_and_truth(split, n_users: int, n_items: int):
+    """Test users (≥ 1 positive test row), their ground truth and the items to exclude.
+
+    Returns ``(users int64[n], truth csr[n, n_items] (row i = users[i]'s test positives),
+    exclude csr[n_users, n_items] (train + valid positives, masked before ranking))``.
+    """
+    import scipy.sparse as sp
+
+    from .metrics import truth_matrix
+
+    pos = split.test[split.test[:, 2] == 1, :2]
+    users = np.unique(pos[:, 0])
+    truth = truth_matrix(np.searchsorted(users, pos[:, 0]), pos[:, 1], len(users), n_items)
+    seen = np.concatenate([split.train, split.valid])
+    seen = seen[seen[:, 2] == 1]
+    exclude = sp.csr_matrix((np.ones(len(seen)), (seen[:, 0], seen[:, 1])), shape=(n_users, n_items))
+    return users, truth, exclude
+
+
+def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = None) -> tuple[dict, dict]:
+    """All metrics of one trained model; returns ``(metrics, arrays)``.
+
+    Test AUC/F1 come from the trainer (:class:`kgcl_lib.train.TrainResult`); this adds the
+    top-K, diversity, embedding-quality and cold-start metrics. ``arrays`` holds ``topk``,
+    ``test_users`` and ``content_emb`` for the store. ``align_pairs`` (``int64[p, 2]`` positive
+    content pairs) are the pairs ℓ_align is measured on.
+    """
+    import torch
+
+    from . import metrics as M
+    from .data import user_train_counts
+    from .model import topk
+
+    out: dict[str, Any] = {}
+
+    users, truth, exclude = test_users_and_truth(split, ds.n_users, ds.n_items)
+    model.eval()
+    top = topk(model.cpu(), users, ev.topk, exclude, mode=ev.scoring).numpy().astype(np.int64)
+    rk = M.ranking_metrics(top, truth, ks=ev.ks, ndcg=ev.ndcg)
+    out.update({k: float(v) for k, v in rk.items() if k.startswith(("recall@", "ndcg@"))})
+    out["n_test_users"] = int(rk["n_users"])
+    with torch.no_grad():
+        emb = model.content_embeddings().detach().numpy().astype(np.float32)
+    k = ev.diversity_k
+    out[f"inter@{k}"] = float(M.inter_list_diversity(top, ds.n_items, k=k))
+    out[f"intra@{k}"] = float(M.intra_list_diversity(top, emb, k=k))
+    out["alignment"] = float(M.alignment(emb[align_pairs[:, 0]], emb[align_pairs[:, 1]])) \
+        if align_pairs is not None and len(align_pairs) else float("nan")
+    out["uniformity"] = float(M.uniformity(emb))
+    activity = user_train_counts(split.train, ds.n_users)[users]
+    cold = M.cold_start_ndcg(top, truth, activity, k=ev.cold_k, percentiles=ev.percentiles, ndcg=ev.ndcg)
+    for p, v in zip(cold["percentile"], cold[f"ndcg@{ev.cold_k}"]):
+        out[f"cold_ndcg@{ev.cold_k}_p{p:g}"] = float(v)
+    out["ndcg_convention"] = ev.ndcg
+    return out, {"topk": top, "test_users": users.astype(np.int64), "content_emb": emb}
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, arr)
+
+
+def run_dir(results_dir, spec: RunSpec) -> Path:
+    return Path(results_dir) / "runs" / spec.run_id
+
+
+def config_key(cfg, ev: EvalConfig) -> str:
+    """Hash of everything that changes a run's numbers: the TrainConfig (minus threads/device)
+    and the evaluation settings. A stored run with another key is stale and retrained."""
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("threads", "device")}
+    return hashlib.sha256(json.dumps([d, dataclasses.asdict(ev)], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def is_finished(results_dir, spec: RunSpec, key: str | None = None) -> bool:
+    """``metrics.json`` exists (and, with ``key``, the stored ``config_key`` equals it)."""
+    d = run_dir(results_dir, spec)
+    if not (d / "metrics.json").exists():
+        return False
+    if key is None:
+        return True
+    try:
+        return json.loads((d / "config.json").read_text()).get("config_key") == key
+    except (OSError, ValueError):
+        return False
+
+
+def run_grid(specs: Iterable[RunSpec], results_dir, *, data_dir=None, dataset_options: dict | None = None,
+             text_model: str | None = None, pair_n: int = 10, ev: EvalConfig = EvalConfig(),
+             force: bool = False, threads: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """Train and evaluate every spec that has no ``metrics.json`` yet; return :func:`load_results`.
+
+    Args:
+        specs: the runs (duplicates are run once).
+        results_dir: the profile's results folder (``runs/<profile>/``).
+        data_dir: passed to :func:`open_dataset` (default: ``$KGCL_DATA_DIR``).
+        dataset_options: ``{dataset: {option: value}}`` for :func:`open_dataset`.
+        text_model: text encoder requested for the ``"with"`` embeddings (default: the
+            library's choice; the model actually used is recorded).
+        pair_n: pairs per anchor for the contrastive variants.
+        ev: evaluation settings.
+        force: retrain finished runs too.
+        threads: ``torch.set_num_threads`` for the duration (default: leave as is).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from .train import train
+
+    specs = list(dict.fromkeys(specs))
+    keys = {s: config_key(train_config(s, s.dataset, text_model=text_model, pair_n=pair_n), ev) for s in specs}
+    todo = [s for s in specs if force or not is_finished(results_dir, s, keys[s])]
+    if threads:
+        torch.set_num_threads(int(threads))
+    by_ds: dict[str, list[RunSpec]] = {}
+    for s in todo:
+        by_ds.setdefault(s.dataset, []).append(s)
+    bar = tqdm(total=len(todo), desc="runs", disable=not progress)
+    for name, group in by_ds.items():
+        ds = open_dataset(name, data_dir, **(dataset_options or {}).get(name, {}))
+        cache: dict = {}
+
+        def text_for(kind):
+            if kind == "without":
+                return None
+            if kind not in cache:
+                if kind == "llm":
+                    cache[kind] = text_embeddings(results_dir, ds, "llm", text_model,
+                                                  synopses=llm_synopses(results_dir, ds))
+                else:
+                    cache[kind] = text_embeddings(results_dir, ds, "with", text_model)
+            return cache[kind]
+
+        def pairs_for(template):
+            if template is None:
+                return None
+            if ("pairs", template) not in cache:
+                cache[("pairs", template)] = content_pairs(results_dir, ds, template, pair_n)
+            return cache[("pairs", template)]
+
+        for spec in group:
+            bar.set_postfix_str(spec.run_id[:48])
+            out = run_dir(results_dir, spec)
+            if force and out.exists():
+                shutil.rmtree(out)
+            cfg = train_config(spec, ds.name, text_model=text_model, pair_n=pair_n, threads=threads)
+            split = make_split(ds, spec.seed)
+            pairs, text = pairs_for(VARIANT_TEMPLATE[spec.variant]), text_for(spec.text)
+            t0 = time.perf_counter()
+            result = train(ds, split, cfg, pairs=pairs, text=text, progress=False)
+            t_train = time.perf_counter() - t0
+            align = _positive_pairs(pairs_for("title_genre") if _has_metadata(ds) else None)
+            metrics, arrays = evaluate(ds, split, result.model, ev, align)
+            metrics = {"test_auc": float(result.test_auc), "test_f1": float(result.test_f1),
+                       "valid_auc": float(result.valid_auc), "best_epoch": int(result.best_epoch), **metrics}
+            config = {
+                "run_id": spec.run_id, "config_key": keys[spec], "spec": spec.key(), "train_config": _jsonable(dataclasses.asdict(cfg)),
+                "synopses": None if text is None else synopsis_source(ds) if spec.text == "with" else "LLM-generated",
+                "eval": _jsonable(dataclasses.asdict(ev)), "scoring": ev.scoring,
+                "text_model": getattr(text, "model", None),
+                "text_provenance": getattr(text, "provenance", None),
+                "pairs_provenance": getattr(pairs, "provenance", None),
+                "n_pairs": None if pairs is None else int(len(pairs.table)),
+                "dataset": {"name": ds.name, "key": _dataset_key(ds), "stats": ds.stats(),
+                            "provenance": ds.provenance},
+                "train_seconds": round(t_train, 2), "eval_seconds": round(time.perf_counter() - t0 - t_train, 2),
+                "threads": torch.get_num_threads(),
+            }
+            write_json(out / "config.json", config)
+            for key, arr in arrays.items():
+                _save_npy(out / f"{key}.npy", arr)
+            write_json(out / "metrics.json", metrics)  # last: marks the run finished
+            bar.update(1)
+    bar.close()
+    return load_results(results_dir, specs)
+
+
+def _has_metadata(ds) -> bool:
+    return bool(ds.items["genres"].map(len).gt(0).any())
+
+
+def _positive_pairs(pairs) -> np.ndarray | None:
+    if pairs is None:
+        return None
+    t = pairs.table
+    return t.loc[t["label"] == 1, ["anchor", "other"]].to_numpy(dtype=np.int64)
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=str))
+
+
+def llm_synopses_path(results_dir, ds_name: str) -> Path:
+    """Where notebook 10 looks for LLM-generated synopses: ``<results_dir>/text/<ds>__llm.tsv``."""
+    return Path(results_dir) / "text" / f"{ds_name}__llm.tsv"
+
+
+def llm_synopses(results_dir, ds) -> pd.Series:
+    """The stored LLM synopses of ``ds`` as a Series indexed by item; raise if there are none."""
+    path = llm_synopses_path(results_dir, ds.name)
+    if not path.exists():
+        raise FileNotFoundError(f"no LLM synopses for {ds.name}: {path} is missing (see notebook 10)")
+    df = pd.read_csv(path, sep="\t", dtype={"item": "int64", "synopsis": "string"})
+    return df.set_index("item")["synopsis"]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the store
+# --------------------------------------------------------------------------------------------
+def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.DataFrame:
+    """One row per finished run: ``run_id, dataset, variant, text, seed, gamma`` + every metric.
+
+    ``gamma`` is the effective value (from the saved ``TrainConfig``); ``scoring`` and
+    ``text_model`` are copied from ``config.json``. With ``specs`` only those runs are read.
+    """
+    root = Path(results_dir) / "runs"
+    dirs = [root / s.run_id for s in specs] if specs is not None else sorted(root.glob("*")) if root.exists() else []
+    rows = []
+    for d in dirs:
+        if not (d / "metrics.json").exists():
+            continue
+        cfg = json.loads((d / "config.json").read_text())
+        met = json.loads((d / "metrics.json").read_text())
+        spec = cfg["spec"]
+        rows.append({"run_id": cfg["run_id"], "dataset": spec["dataset"], "variant": spec["variant"],
+                     "text": spec["text"], "seed": spec["seed"],
+                     "gamma": cfg["train_config"].get("gamma", spec["gamma"]),
+                     "gamma_set": spec["gamma"] is not None, "overrides": json.dumps(spec["overrides"]),
+                     "scoring": cfg.get("scoring"), "text_model": cfg.get("text_model"), "synopses": cfg.get("synopses"),
+                     "train_seconds": cfg.get("train_seconds"), **met})
+    cols = ["run_id", "dataset", "variant", "text", "seed", "gamma", "gamma_set", "overrides", "scoring",
+            "text_model", "train_seconds"]
+    return pd.DataFrame(rows, columns=None if rows else cols)
+
+
+def load_run(results_dir, run_id: str) -> dict:
+    """A stored run: ``config``, ``metrics`` and the arrays ``topk``, ``test_users``, ``content_emb``."""
+    d = Path(results_dir) / "runs" / run_id
+    if not (d / "metrics.json").exists():
+        raise FileNotFoundError(f"run {run_id} is not finished: {d / 'metrics.json'} missing")
+    out = {"config": json.loads((d / "config.json").read_text()), "metrics": json.loads((d / "metrics.json").read_text())}
+    for key in ("topk", "test_users", "content_emb"):
+        out[key] = np.load(d / f"{key}.npy")
+    return out
+
+
+def summarize(df: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] = ("dataset", "text", "variant")) -> pd.DataFrame:
+    """Long frame ``by…, metric, value (mean), std, n`` over seeds, for :func:`report.format_table`."""
+    if df.empty:
+        return pd.DataFrame(columns=[*by, "metric", "value", "std", "n"])
+    missing = [m for m in metrics if m not in df.columns]
+    if missing:
+        raise ValueError(f"summarize: results have no column(s) {missing}")
+    long = df.melt(id_vars=list(by), value_vars=list(metrics), var_name="metric", value_name="v")
+    g = long.groupby([*by, "metric"], sort=False)["v"]
+    out = g.agg(value="mean", std="std", n="count").reset_index()
+    return out
+
+
+def ttests(df: pd.DataFrame, metrics: Sequence[str], baseline: tuple = ("without", "base"),
+           test: str = "welch") -> pd.DataFrame:
+    """Per dataset, a t-test of every (text, variant)'s seeds against the baseline's seeds.
+
+    Uses :func:`kgcl_lib.metrics.ttest_vs_baseline` (Welch by default). Returns long
+    ``dataset, text, variant, metric, p_value`` (NaN for the baseline itself and for groups
+    with fewer than two seeds).
+    """
+    from .metrics import ttest_vs_baseline
+
+    rows = []
+    for ds, g in df.groupby("dataset", sort=False):
+        frame = g.assign(variant=g["text"] + "|" + g["variant"])[["variant", "seed", *metrics]]
+        base = "|".join(baseline)
+        if base not in set(frame["variant"]):
+            continue
+        res = ttest_vs_baseline(frame, base, metrics, test=test)
+        text_variant = res["variant"].str.split("|", n=1, expand=True)
+        rows.append(pd.DataFrame({"dataset": ds, "text": text_variant[0], "variant": text_variant[1],
+                                  "metric": res["metric"], "p_value": res["p"].astype(float)}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["dataset", "text", "variant", "metric", "p_value"])
+
+
+def cold_start_frame(df: pd.DataFrame, models: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Long ``dataset, model, seed, percentile, value`` of NDCG by activity bucket (Figs 1/5).
+
+    ``models`` maps a legend label to ``(text, variant)``.
+    """
+    cols = [c for c in df.columns if c.startswith("cold_ndcg@")]
+    rows = []
+    for label, (text, variant) in models.items():
+        sub = df[(df["text"] == text) & (df["variant"] == variant)]
+        for c in cols:
+            p = float(c.rsplit("_p", 1)[1])
+            rows.append(sub[["dataset", "seed"]].assign(model=label, percentile=p, value=sub[c].to_numpy()))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["dataset", "model", "seed",
+                                                                                  "percentile", "value"])
+
+
+def best_model(df: pd.DataFrame, metric: str = "ndcg@100") -> dict[str, tuple[str, str]]:
+    """Per dataset, the ``(text, variant)`` with the highest mean ``metric`` (excluding the baseline)."""
+    sub = df[~((df["text"] == "without") & (df["variant"] == "base"))]
+    means = sub.groupby(["dataset", "text", "variant"])[metric].mean().reset_index()
+    return {ds: tuple(g.sort_values(metric).iloc[-1][["text", "variant"]]) for ds, g in means.groupby("dataset")}
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook plumbing: folders, datasets of a profile, manifests
+# --------------------------------------------------------------------------------------------
+def resolve_dirs(profile: str, results_dir=None, figures_dir=None) -> tuple[Path, Path]:
+    """``(results_dir, figures_dir)`` for a notebook: the runner's values, or — interactively —
+    ``<runs>/<profile>`` and ``figures/<profile>`` of the checkout (created)."""
+    from .runner import REPO_ROOT, results_root
+
+    res = Path(results_dir) if results_dir else results_root(profile)
+    fig = Path(figures_dir) if figures_dir else REPO_ROOT / "figures" / profile
+    res.mkdir(parents=True, exist_ok=True)
+    fig.mkdir(parents=True, exist_ok=True)
+    return res, fig
+
+
+def open_datasets(names: Sequence[str], data_dir=None, options: dict | None = None,
+                  results_dir=None) -> tuple[dict, dict]:
+    """Open every dataset that is available; ``({name: KGDataset}, {name: reason skipped})``.
+
+    A dataset whose files are neither local nor downloadable is skipped with the reason (the
+    default profile lists Book-Crossing "when available"). With ``results_dir`` the outcome is
+    written to ``<results_dir>/datasets.json`` for later notebooks (:func:`available_datasets`).
+    """
+    loaded, skipped = {}, {}
+    for name in names:
+        try:
+            loaded[name] = open_dataset(name, data_dir, **(options or {}).get(name, {}))
+        except (OSError, ValueError, RuntimeError) as exc:  # missing files / no network
+            skipped[name] = f"{type(exc).__name__}: {exc}"
+            print(f"[kgcl] skipping dataset {name!r}: {skipped[name]}")
+    if results_dir is not None:
+        write_json(Path(results_dir) / "datasets.json", {"available": list(loaded), "skipped": skipped})
+    return loaded, skipped
+
+
+def available_datasets(results_dir, names: Sequence[str]) -> list[str]:
+    """``names`` minus the datasets notebook 01 recorded as unavailable (all when not run)."""
+    path = Path(results_dir) / "datasets.json"
+    if not path.exists():
+        return list(names)
+    skipped = json.loads(path.read_text()).get("skipped", {})
+    return [n for n in names if n not in skipped]
+
+
+def save_manifest(results_dir, name: str, specs: Sequence[RunSpec], **info) -> Path:
+    """Record which runs make up a notebook's grid: ``<results_dir>/manifests/<name>.json``."""
+    return write_json(Path(results_dir) / "manifests" / f"{name}.json",
+                      {"runs": [s.key() for s in specs], **info})
+
+
+def load_manifest(results_dir, name: str) -> tuple[pd.DataFrame, dict]:
+    """``(load_results of the manifest's runs, the manifest's extra info)``.
+
+    Raises ``FileNotFoundError`` naming the notebook to run first when the manifest is missing.
+    """
+    path = Path(results_dir) / "manifests" / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the notebook that trains the {name!r} grid first "
+                                f"(04_train for 'grid', 09 for 'gamma', 10 for 'llm')")
+    data = json.loads(path.read_text())
+    specs = [RunSpec(r["dataset"], r["variant"], r["text"], r["seed"], r["gamma"],
+                     tuple((k, v) for k, v in r["overrides"])) for r in data.pop("runs")]
+    df = load_results(results_dir, specs)
+    if len(df) < len(specs):
+        print(f"[kgcl] manifest {name!r}: {len(specs) - len(df)} of {len(specs)} runs are not finished")
+    return df, data
+
+
+# --------------------------------------------------------------------------------------------
+# Synopses: provenance, substitute, LLM
+# --------------------------------------------------------------------------------------------
+def synopsis_source(ds) -> str:
+    """One caption phrase naming where the dataset's semantic text comes from."""
+    n = int(ds.items["synopsis"].notna().sum())
+    if n:
+        src = ds.provenance.get("synopses") or ds.provenance.get("synopsis_source") or "the dataset's synopsis file"
+        return f"human synopses for {n:,}/{ds.n_items:,} items ({src})"
+    return (f"no human synopses available for {ds.name}; substitute: verbalised title + genres"
+            if ds.items["title"].notna().any() else f"no human synopses or titles available for {ds.name}: no text")
+
+
+def _domain(name: str) -> str:
+    """Prompt/verbalisation domain of a dataset; synthetic data reads as movies."""
+    from .pairs.templates import infer_domain
+
+    try:
+        return infer_domain(name)
+    except ValueError:
+        return "movie"
+
+
+def with_substitute_text(ds):
+    """``ds`` unchanged when it has synopses; else a copy whose ``synopsis`` column holds the best
+    available substitute — the verbalised title + genres (see :func:`synopsis_source`)."""
+    if ds.items["synopsis"].notna().any() or not ds.items["title"].notna().any():
+        return ds
+    from .pairs.templates import verbalize
+
+    items = ds.items.copy()
+    items["synopsis"] = verbalize(ds, "title_genre", domain=_domain(ds.name)).reindex(items.index).astype("object")
+    return dataclasses.replace(ds, items=items)
+
+
+def ensure_llm_synopses(results_dir, ds, model: str | None = "auto", *, max_items: int | None = None,
+                        force: bool = False) -> dict:
+    """Generate (or reuse) LLM synopses for ``ds`` into :func:`llm_synopses_path`.
+
+    Returns ``{"ok": bool, "model": str, "n_synopses": int, "message": str}``; ``ok`` is False
+    — with the reason — when no LLM is available or the items have no titles, so notebook 10
+    can say what is missing and stop cleanly.
+    """
+    path = llm_synopses_path(results_dir, ds.name)
+    meta_path = path.with_suffix(".json")
+    want = {"model": model, "max_items": max_items, "dataset": _dataset_key(ds)}
+    if path.exists() and meta_path.exists() and not force:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("request") == want:
+            return {"ok": True, **meta["result"]}
+    if model in (None, "none"):
+        return {"ok": False, "model": None, "n_synopses": 0,
+                "message": "LLM generation disabled in this profile (llm_model: none); Table 5 needs LLM synopses"}
+    if not ds.items["title"].notna().any():
+        return {"ok": False, "model": None, "n_synopses": 0,
+                "message": f"{ds.name} has no item titles to prompt an LLM with (metadata not available offline)"}
+    try:
+        from .text.generate import generate_synopses
+
+        items = ds.items if max_items is None else ds.items.iloc[: int(max_items)]
+        gen = generate_synopses(items, model, domain=_domain(ds.name), progress=True)
+    except (RuntimeError, ImportError, OSError, ValueError) as exc:
+        return {"ok": False, "model": None, "n_synopses": 0, "message": f"no LLM synopses: {type(exc).__name__}: {exc}"}
+    t = gen.table[gen.table["synopsis"].notna()]
+    with atomic_path(path) as tmp:
+        pd.DataFrame({"item": t["item"].astype("int64"), "synopsis": t["synopsis"]}).to_csv(tmp, sep="\t", index=False)
+    result = {"model": gen.model, "n_synopses": int(len(t)), "n_prompted": int(len(items)),
+              "message": f"{len(t)} of {len(items)} prompted items kept"}
+    write_json(meta_path, {"request": want, "result": result, "provenance": gen.provenance})
+    return {"ok": True, **result}
+
+
+def caption_info(df: pd.DataFrame, info: dict) -> dict:
+    """Keyword arguments for :func:`kgcl_lib.report.caption` from a results frame + manifest info."""
+    models = sorted({m for m in df.get("text_model", pd.Series(dtype=object)).dropna()}) if len(df) else []
+    syn = sorted({s for s in df.get("synopses", pd.Series(dtype=object)).dropna()}) if len(df) else []
+    return {"datasets": sorted(df["dataset"].unique()) if len(df) else [],
+            "seeds": info.get("seeds", sorted(df["seed"].unique()) if len(df) else []),
+            "scoring": info.get("scoring", "kgcn"),
+            "text_model": "; ".join(models) or None, "synopses": "; ".join(syn) or None}

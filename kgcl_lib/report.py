@@ -1,0 +1,562 @@
+"""Tables and figures in the paper's layout, our numbers beside the paper's.
+
+Everything here works on *long* DataFrames — one row per number — with the columns
+
+    ``domain, dataset, text, variant, metric, value`` (+ optional ``std``, ``n``, ``p_value``,
+    ``display``, ``source``)
+
+which is both what :func:`kgcl_lib.experiments.summarize` produces from the results store and
+the schema of the CSVs transcribed from the paper (``kgcl_lib/paper_tables/table{1..5}.csv``,
+loaded by :func:`paper_table`).  :func:`format_table` pivots such a frame into the paper's
+layout and renders Markdown and LaTeX with the best value in **bold** and the second best
+underlined inside each comparison group (by default: one source, one domain, one metric).
+
+Figures use seaborn/matplotlib (Agg-safe) and are saved as PNG and PDF by :func:`save_figure`
+at the paper's column width so they stay readable when printed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .storage import atomic_path, write_json
+
+#: Row order and display names of the paper's six models.
+VARIANTS = ("base", "cl_genre", "cl_title_genre")
+VARIANT_LABELS = {"base": "L_base", "cl_genre": "+CL genre", "cl_title_genre": "+CL title+genre"}
+#: ``text`` values: no synopsis, human synopses, LLM-generated synopses (Table 5).
+TEXT_LABELS = {"without": "Without Semantic Text", "with": "With Semantic Text", "human": "Human-generated text",
+               "llm": "LLM-generated text"}
+METRIC_LABELS = {"auc": "AUC", "f1": "F1", "inter@20": "Inter@20", "intra@20": "Intra@20"}
+#: Metrics where lower is better (ranked ascending).
+LOWER_IS_BETTER = frozenset({"alignment", "uniformity"})
+#: Paper dataset of each domain, and the display names used in table rows.
+DOMAIN_LABELS = {"movie": "Movie", "book": "Book"}
+PAPER_DATASET_LABELS = {"ml-20m": "ML-20M", "book-crossing": "Book-Crossing"}
+
+#: The paper's figures are one column wide (3.3 in) or two (6.9 in).
+COLUMN_WIDTH_IN = 3.3
+PAGE_WIDTH_IN = 6.9
+
+
+# --------------------------------------------------------------------------------------------
+# Paper numbers
+# --------------------------------------------------------------------------------------------
+def paper_table(table: str) -> pd.DataFrame:
+    """The committed transcription of one of the paper's tables (``"table1"`` … ``"table5"``).
+
+    Tables 2–5 have columns ``table, domain, dataset, text, variant, metric, value, p_value``
+    (``value`` float, ``p_value`` float or NaN); Table 1 has ``table, domain, dataset, quantity,
+    value`` with ``value`` as printed (strings: some rows are optimiser names).
+    """
+    name = table if table.startswith("table") else f"table{table}"
+    try:
+        text = resources.files("kgcl_lib").joinpath("paper_tables", f"{name}.csv").read_text()
+    except FileNotFoundError as exc:
+        raise ValueError(f"no transcribed paper table {name!r}; have table1..table5") from exc
+    dtype = {"value": str} if name == "table1" else {"value": float, "p_value": float}
+    df = pd.read_csv(io.StringIO(text), dtype=dtype, keep_default_na=name != "table1")
+    if "table" not in df.columns or (df["table"] != name).any():
+        raise ValueError(f"paper_tables/{name}.csv: every row must name its table ({name!r})")
+    return df
+
+
+def domain_of(dataset: str) -> str:
+    """Map a dataset name to the paper's domain: MovieLens → ``"movie"``, Book-Crossing →
+    ``"book"``; anything else (synthetic data) is its own domain and has no paper numbers."""
+    d = dataset.lower()
+    if d.startswith("ml-") or "movielens" in d:
+        return "movie"
+    if d.startswith("book"):
+        return "book"
+    return dataset
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------------
+def fmt_number(x, decimals: int = 4) -> str:
+    """``0.12345 -> '0.1235'``; p-values below 1e-3 in scientific notation as in the paper."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.{decimals}f}"
+
+
+def fmt_p(p) -> str:
+    """A p-value the way the paper prints it: ``0.0029``, ``1.96e-04``; ``-`` for the baseline."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "-"
+    return f"{p:.2e}" if p < 1e-3 else f"{p:.4f}"
+
+
+def stars(p) -> str:
+    """Significance marks of Table 2: ``**`` for p < 0.001, ``*`` for p < 0.05."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return ""
+    return "**" if p < 1e-3 else "*" if p < 0.05 else ""
+
+
+def rank_marks(long: pd.DataFrame, within: Sequence[str]) -> pd.Series:
+    """Per row: ``"best"``, ``"second"`` or ``""`` — rank of ``value`` inside each ``within`` group.
+
+    Higher is better unless the row's ``metric`` is in :data:`LOWER_IS_BETTER`. NaN values are
+    never marked; ties share the mark (dense ranking), as a reader would expect.
+    """
+    sign = np.where(long["metric"].isin(LOWER_IS_BETTER), 1.0, -1.0)
+    key = pd.Series(long["value"].to_numpy(dtype=float) * sign, index=long.index).round(12)
+    keys = [long[c] for c in within]
+    rank = key.groupby(keys, dropna=False).rank(method="dense") if within else key.rank(method="dense")
+    return pd.Series(np.select([rank == 1, rank == 2], ["best", "second"], ""), index=long.index)
+
+
+def _cell_text(row, decimals: int) -> str:
+    disp = row.get("display")
+    if isinstance(disp, str):
+        return disp
+    return fmt_number(row["value"], decimals)
+
+
+def _label(col: str, v) -> str:
+    if col == "variant":
+        return VARIANT_LABELS.get(v, str(v))
+    if col == "text":
+        return TEXT_LABELS.get(v, str(v))
+    if col == "metric":
+        if str(v).endswith(" p-value"):
+            return "p-value"
+        return METRIC_LABELS.get(v, str(v).replace("recall", "Recall").replace("ndcg", "NDCG"))
+    if col == "domain":
+        return DOMAIN_LABELS.get(v, str(v))
+    return str(v)
+
+
+def _latex_escape(s: str) -> str:
+    return (s.replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%").replace("_", r"\_")
+            .replace("#", r"\#").replace("$", r"\$"))
+
+
+def combine_with_paper(ours: pd.DataFrame, paper: pd.DataFrame | None) -> pd.DataFrame:
+    """Stack our long frame and the paper's, with a ``source`` column naming each row's origin.
+
+    ``source`` reads ``"ours (ml-100k)"`` / ``"paper (ML-20M)"``; paper rows are kept only for
+    the domains present in ``ours`` (a synthetic smoke run gets no paper rows).
+    """
+    ours = ours.copy()
+    if "domain" not in ours.columns:
+        ours["domain"] = ours["dataset"].map(domain_of)
+    ours["source"] = "ours (" + ours["dataset"].astype(str) + ")"
+    if paper is None or paper.empty:
+        return ours
+    paper = paper[paper["domain"].isin(set(ours["domain"]))].copy()
+    paper["source"] = "paper (" + paper["dataset"].map(lambda d: PAPER_DATASET_LABELS.get(d, d)) + ")"
+    return pd.concat([ours, paper], ignore_index=True, sort=False)
+
+
+def format_table(
+    df: pd.DataFrame,
+    paper_df: pd.DataFrame | None = None,
+    *,
+    index: Sequence[str] = ("domain", "metric", "source"),
+    columns: Sequence[str] = ("text", "variant"),
+    compare_within: Sequence[str] = ("domain", "metric", "source"),
+    decimals: int = 4,
+    caption: str = "",
+    label: str = "",
+    row_order: dict | None = None,
+) -> tuple[str, str]:
+    """Render a long frame (ours, optionally with the paper's beside it) as Markdown and LaTeX.
+
+    Args:
+        df: our numbers, long: ``domain`` (or ``dataset``), ``text``, ``variant``, ``metric``,
+            ``value`` and optionally ``display`` (a ready-made cell string, e.g. ``"0.9773**"``
+            or a p-value; rows with NaN ``value`` are shown but never ranked).
+        paper_df: the paper's numbers in the same schema (:func:`paper_table`); rows of
+            domains absent from ``df`` are dropped. (default: ``None``, ours only)
+        index, columns: which columns become the row and column levels of the pivot.
+        compare_within: cells sharing these keys compete for bold (best) / underline (second).
+        row_order: optional ``{column: [values in order]}`` for index levels (others keep the
+            order of first appearance).
+
+    Returns:
+        ``(markdown, latex)``; Markdown marks best as ``**x**`` and second as ``<u>x</u>``,
+        LaTeX as ``\\textbf{x}`` and ``\\underline{x}``.
+    """
+    long = combine_with_paper(df, paper_df) if paper_df is not None or "source" not in df.columns else df.copy()
+    index, columns = list(index), list(columns)
+    missing = [c for c in index + columns + ["metric", "value"] if c not in long.columns]
+    if missing:
+        raise ValueError(f"format_table: long frame lacks columns {missing}; has {list(long.columns)}")
+    long = long.reset_index(drop=True)
+    long["mark"] = rank_marks(long, list(compare_within))
+    long["cell"] = [_cell_text(r, decimals) for r in long.to_dict("records")]
+
+    def ordered(col: str, values) -> list:
+        seen = list(dict.fromkeys(values))
+        order = (row_order or {}).get(col) or (list(VARIANTS) if col == "variant" else
+                                               list(TEXT_LABELS) if col == "text" else [])
+        return [v for v in order if v in seen] + [v for v in seen if v not in order]
+
+    row_keys = list(dict.fromkeys(map(tuple, long[index].to_numpy().tolist())))
+    for lvl in reversed(range(len(index))):  # stable sort from the last level: lexicographic order
+        pos = {v: i for i, v in enumerate(ordered(index[lvl], long[index[lvl]]))}
+        row_keys.sort(key=lambda k: pos[k[lvl]])
+    col_keys = list(dict.fromkeys(map(tuple, long[columns].to_numpy().tolist())))
+    for lvl in reversed(range(len(columns))):
+        pos = {v: i for i, v in enumerate(ordered(columns[lvl], long[columns[lvl]]))}
+        col_keys.sort(key=lambda k: pos[k[lvl]])
+
+    cells: dict[tuple, tuple[str, str]] = {}
+    for r in long.to_dict("records"):
+        cells[(tuple(r[c] for c in index), tuple(r[c] for c in columns))] = (r["cell"], r["mark"])
+
+    def md_cell(c):
+        text, mark = c
+        text = text.replace("*", r"\*")  # significance stars must not read as emphasis
+        return f"**{text}**" if mark == "best" else f"<u>{text}</u>" if mark == "second" else text
+
+    def tex_cell(c):
+        text, mark = c
+        t = _latex_escape(text)
+        return rf"\textbf{{{t}}}" if mark == "best" else rf"\underline{{{t}}}" if mark == "second" else t
+
+    head = [c.capitalize() for c in index]
+    col_names = [" / ".join(_label(columns[i], k[i]) for i in range(len(columns))) for k in col_keys]
+    md = []
+    if caption:
+        md.append(f"*{caption}*\n")
+    md.append("| " + " | ".join(head + col_names) + " |")
+    md.append("|" + "---|" * len(head) + "---:|" * len(col_names))
+    prev = [None] * len(index)
+    for rk in row_keys:
+        # Blank a level that repeats the row above (as the paper's merged cells do).
+        shown = []
+        for i, v in enumerate(rk):
+            same_prefix = all(rk[j] == prev[j] for j in range(i + 1))
+            shown.append("" if same_prefix and i < len(index) - 1 else _label(index[i], v))
+        prev = list(rk)
+        md.append("| " + " | ".join(shown + [md_cell(cells.get((rk, ck), ("", ""))) for ck in col_keys]) + " |")
+    markdown = "\n".join(md) + "\n"
+
+    # LaTeX: a header row per column level, multicolumn spans over repeated values.
+    tex = [r"\begin{table*}[t]", r"\centering", r"\small"]
+    if caption:
+        tex.append(rf"\caption{{{_latex_escape(caption)}}}")
+    if label:
+        tex.append(rf"\label{{{label}}}")
+    tex.append(r"\begin{tabular}{" + "l" * len(index) + "r" * len(col_keys) + "}")
+    tex.append(r"\toprule")
+    for lvl in range(len(columns)):
+        row = [""] * len(index) if lvl < len(columns) - 1 else [_latex_escape(h) for h in head]
+        i = 0
+        while i < len(col_keys):
+            j = i
+            while j + 1 < len(col_keys) and col_keys[j + 1][: lvl + 1] == col_keys[i][: lvl + 1]:
+                j += 1
+            name = _latex_escape(_label(columns[lvl], col_keys[i][lvl]))
+            row.append(name if j == i else rf"\multicolumn{{{j - i + 1}}}{{c}}{{{name}}}")
+            i = j + 1
+        tex.append(" & ".join(row) + r" \\")
+    tex.append(r"\midrule")
+    prev = [None] * len(index)
+    for rk in row_keys:
+        shown = []
+        for i, v in enumerate(rk):
+            same_prefix = all(rk[j] == prev[j] for j in range(i + 1))
+            shown.append("" if same_prefix and i < len(index) - 1 else _latex_escape(_label(index[i], v)))
+        if prev[0] is not None and rk[0] != prev[0]:
+            tex.append(r"\midrule")
+        prev = list(rk)
+        tex.append(" & ".join(shown + [tex_cell(cells.get((rk, ck), ("", ""))) for ck in col_keys]) + r" \\")
+    tex += [r"\bottomrule", r"\end{tabular}", r"\end{table*}"]
+    return markdown, "\n".join(tex) + "\n"
+
+
+def save_table(markdown: str, latex: str, out_dir: str | Path, name: str) -> dict[str, Path]:
+    """Write ``<out_dir>/<name>.md`` and ``<name>.tex`` atomically; returns both paths."""
+    out_dir = Path(out_dir)
+    paths = {"md": out_dir / f"{name}.md", "tex": out_dir / f"{name}.tex"}
+    for key, text in (("md", markdown), ("tex", latex)):
+        with atomic_path(paths[key]) as tmp:
+            tmp.write_text(text)
+    return paths
+
+
+def caption(title: str, *, datasets: Iterable[str], seeds, scoring: str, text_model: str | None = None,
+            synopses: str | None = None, extra: str = "") -> str:
+    """One caption string stating what the numbers are made of.
+
+    ``seeds`` is the list of seeds (its length is the number of trials averaged).
+    """
+    seeds = list(seeds)
+    parts = [title.rstrip("."), f"Datasets: {', '.join(datasets)}",
+             f"mean over {len(seeds)} seed(s) ({', '.join(map(str, seeds))})", f"top-K scoring mode: {scoring}"]
+    if text_model:
+        parts.append(f"text encoder: {text_model}")
+    if synopses:
+        parts.append(f"synopses: {synopses}")
+    if extra:
+        parts.append(extra)
+    return ". ".join(parts) + "."
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+        try:
+            import matplotlib_inline  # noqa: F401  (inside Jupyter the inline backend is fine)
+        except ImportError:
+            matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
+    return plt, sns
+
+
+def save_figure(fig, out_dir: str | Path, name: str) -> dict[str, Path]:
+    """Save ``fig`` as ``<out_dir>/<name>.png`` (300 dpi) and ``.pdf``, atomically."""
+    out_dir = Path(out_dir)
+    paths = {}
+    for ext in ("png", "pdf"):
+        path = out_dir / f"{name}.{ext}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=300, bbox_inches="tight")
+        paths[ext] = path
+    return paths
+
+
+def plot_cold_start(df: pd.DataFrame, *, title: str = "", kind: str = "lines"):
+    """Figure 1 / Figure 5: NDCG@100 by user-activity percentile, one panel per dataset.
+
+    Args:
+        df: long frame ``dataset, model, percentile, value`` — one row per seed and bucket
+            (``percentile`` p means "the p % of test users with the fewest training
+            interactions"; ``value`` NDCG@100 of that bucket). seaborn draws mean ± sd.
+        kind: ``"lines"`` (Figure 5: every percentile) or ``"bars"`` (Figure 1: all users vs
+            the bottom bucket).
+    Returns: the matplotlib Figure.
+    """
+    plt, sns = _plt()
+    datasets = list(dict.fromkeys(df["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(min(PAGE_WIDTH_IN, COLUMN_WIDTH_IN * len(datasets)), 2.4),
+                             squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        d = df[df["dataset"] == ds]
+        if kind == "bars":
+            lo = d["percentile"].min()
+            d = d[d["percentile"].isin([lo, 100])].copy()
+            d["users"] = np.where(d["percentile"] == 100, "all test users", f"cold-start (bottom {lo:g}%)")
+            sns.barplot(data=d, x="users", y="value", hue="model", ax=ax, errorbar="sd",
+                        order=["all test users", f"cold-start (bottom {lo:g}%)"])
+            ax.set_xlabel("")
+        else:
+            sns.lineplot(data=d, x="percentile", y="value", hue="model", style="model", markers=True,
+                         errorbar="sd", ax=ax)
+            ax.set_xscale("log")
+            ticks = sorted(d["percentile"].unique())
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([f"{t:g}%" for t in ticks], fontsize=6)
+            ax.set_xlabel("test users by activity (bottom p%)")
+        ax.set_ylabel("NDCG@100")
+        ax.set_title(ds)
+        ax.legend(fontsize=6, title=None)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_align_uniform(df: pd.DataFrame, *, title: str = ""):
+    """Figure 6: ℓ_align (x) vs ℓ_uniform (y), one point per (γ, text), coloured by NDCG@20.
+
+    Args:
+        df: long frame ``dataset, text ("with"/"without"), gamma, alignment, uniformity,
+            ndcg@20`` — means over seeds. Stars: with semantic text; circles: without.
+    Returns: the matplotlib Figure.
+    """
+    plt, _ = _plt()
+    datasets = list(dict.fromkeys(df["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(min(PAGE_WIDTH_IN, COLUMN_WIDTH_IN * len(datasets)), 2.6),
+                             squeeze=False)
+    vmin, vmax = float(df["ndcg@20"].min()), float(df["ndcg@20"].max())
+    if vmin == vmax:
+        vmin, vmax = vmin - 1e-6, vmax + 1e-6
+    sc = None
+    for ax, ds in zip(axes[0], datasets):
+        d = df[df["dataset"] == ds]
+        for text, marker in (("without", "o"), ("with", "*")):
+            t = d[d["text"] == text]
+            if t.empty:
+                continue
+            sc = ax.scatter(t["alignment"], t["uniformity"], c=t["ndcg@20"], cmap="viridis", vmin=vmin, vmax=vmax,
+                            marker=marker, s=70 if marker == "*" else 35, edgecolors="k", linewidths=0.3,
+                            label=f"{text} text")
+            for _, r in t.iterrows():
+                ax.annotate(f"γ={r['gamma']:g}", (r["alignment"], r["uniformity"]), fontsize=5,
+                            xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(r"$\ell_{align}$ (lower is better)")
+        ax.set_ylabel(r"$\ell_{uniform}$ (lower is better)")
+        ax.set_title(ds)
+        ax.legend(fontsize=6)
+    if sc is not None:
+        fig.colorbar(sc, ax=axes[0].tolist(), label="NDCG@20", shrink=0.9)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Headline numbers
+# --------------------------------------------------------------------------------------------
+def _plain(obj):
+    """Make numpy scalars/arrays and NaN JSON-friendly (NaN -> None)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
+
+
+def save_headlines(path: str | Path | None, numbers: dict) -> dict:
+    """Record a notebook's headline numbers (for tests) as JSON at ``path``; print them.
+
+    ``path`` is the ``headlines_path`` parameter the runner injects (next to the executed
+    notebook); ``None`` — an interactive session — only prints. Returns the JSON-ready dict.
+    """
+    numbers = _plain(numbers)
+    print(json.dumps(numbers, indent=1, sort_keys=True)[:4000])
+    if path:
+        write_json(path, numbers)
+    return numbers
+
+
+# --------------------------------------------------------------------------------------------
+# The paper's tables from a results frame (kgcl_lib.experiments.load_results / load_manifest)
+# --------------------------------------------------------------------------------------------
+#: metric column in the results store -> metric name in the paper CSVs
+RESULT_METRICS = {"test_auc": "auc", "test_f1": "f1"}
+
+
+def _ours_long(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    from .experiments import summarize
+
+    long = summarize(df, metrics)
+    long["metric"] = long["metric"].map(lambda m: RESULT_METRICS.get(m, m))
+    long["domain"] = long["dataset"].map(domain_of)
+    return long
+
+
+def table1_long(stats: dict[str, dict]) -> pd.DataFrame:
+    """Table 1 as a long frame: ours ``{dataset: {quantity: value}}`` beside the paper's rows."""
+    rows = [{"domain": domain_of(ds), "dataset": ds, "metric": q, "value": float("nan"),
+             "display": f"{v:,}" if isinstance(v, (int, np.integer)) else str(v), "text": "", "variant": ""}
+            for ds, st in stats.items() for q, v in st.items()]
+    ours = pd.DataFrame(rows)
+    paper = paper_table("table1").rename(columns={"quantity": "metric", "value": "display"})
+    paper["display"] = [f"{int(v):,}" if str(v).isdigit() else str(v) for v in paper["display"]]
+    paper["value"] = float("nan")
+    paper["text"] = paper["variant"] = ""
+    return combine_with_paper(ours, paper)
+
+
+def table1(stats: dict[str, dict], caption_text: str = "") -> tuple[str, str]:
+    """Table 1 (dataset statistics; the paper's hyper-parameters for its datasets)."""
+    long = table1_long(stats)
+    return format_table(long, index=("metric",), columns=("source",), compare_within=(),
+                        caption=caption_text, label="tab:table1")
+
+
+def table2_long(df: pd.DataFrame, test: str = "welch") -> pd.DataFrame:
+    """Ours for Table 2: AUC / F1 means with significance stars, and p-value rows."""
+    from .experiments import ttests
+
+    long = _ours_long(df, ["test_auc", "test_f1"])
+    p = ttests(df, ["test_auc", "test_f1"], test=test)
+    p["metric"] = p["metric"].map(RESULT_METRICS)
+    long = long.merge(p, on=["dataset", "text", "variant", "metric"], how="left")
+    long["display"] = [fmt_number(v) + stars(pv) for v, pv in zip(long["value"], long["p_value"])]
+    prow = long.assign(metric=long["metric"] + " p-value", value=float("nan"),
+                       display=long["p_value"].map(fmt_p))
+    return pd.concat([long, prow], ignore_index=True)
+
+
+def paper_with_p(paper: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 2 in the same shape: stars on values, p-value rows."""
+    paper = paper.copy()
+    paper["display"] = [fmt_number(v) + stars(pv) for v, pv in zip(paper["value"], paper["p_value"])]
+    prow = paper.assign(metric=paper["metric"] + " p-value", value=float("nan"), display=paper["p_value"].map(fmt_p))
+    return pd.concat([paper, prow], ignore_index=True)
+
+
+_T2_ORDER = {"metric": ["auc", "auc p-value", "f1", "f1 p-value"]}
+
+
+def table2(df: pd.DataFrame, caption_text: str = "", test: str = "welch") -> tuple[str, str, pd.DataFrame]:
+    """Table 2: AUC and F1 with t-test p-values against the baseline. Returns (md, tex, ours)."""
+    ours = table2_long(df, test)
+    md, tex = format_table(ours, paper_with_p(paper_table("table2")), caption=caption_text, label="tab:table2",
+                           row_order=_T2_ORDER)
+    return md, tex, ours
+
+
+def table3(df: pd.DataFrame, caption_text: str = "", ks: Sequence[int] = (5, 10, 20, 50, 100)):
+    """Table 3: Recall@K and NDCG@K. Returns (md, tex, ours)."""
+    metrics = [f"recall@{k}" for k in ks] + [f"ndcg@{k}" for k in ks]
+    ours = _ours_long(df, metrics)
+    md, tex = format_table(ours, paper_table("table3"), index=("text", "domain", "variant", "source"),
+                           columns=("metric",), compare_within=("domain", "metric", "source"),
+                           caption=caption_text, label="tab:table3", row_order={"metric": metrics})
+    return md, tex, ours
+
+
+def table4(df: pd.DataFrame, caption_text: str = "", k: int = 20):
+    """Table 4: Inter- and Intra-list diversity@k. Returns (md, tex, ours)."""
+    ours = _ours_long(df, [f"inter@{k}", f"intra@{k}"])
+    md, tex = format_table(ours, paper_table("table4"), caption=caption_text, label="tab:table4")
+    return md, tex, ours
+
+
+def table5(df: pd.DataFrame, caption_text: str = ""):
+    """Table 5: baseline vs +CL title+genre with human vs LLM synopses. Returns (md, tex, ours).
+
+    ``df`` holds runs of ``(without, base)``, ``(with, cl_title_genre)`` and ``(llm,
+    cl_title_genre)``; "with" is relabelled "human" as in the paper.
+    """
+    metrics = ["recall@20", "ndcg@20", "inter@20", "intra@20"]
+    ours = _ours_long(df, metrics)
+    ours["text"] = ours["text"].replace({"with": "human"})
+    ours["model"] = ours["variant"].map(VARIANT_LABELS) + np.where(
+        ours["text"] == "without", " (baseline)", " (" + ours["text"].map(TEXT_LABELS) + ")")
+    paper = paper_table("table5")
+    paper["model"] = paper["variant"].map(VARIANT_LABELS) + np.where(
+        paper["text"] == "without", " (baseline)", " (" + paper["text"].map(TEXT_LABELS) + ")")
+    md, tex = format_table(ours, paper, index=("domain", "model", "source"), columns=("metric",),
+                           compare_within=("domain", "metric", "source"), caption=caption_text,
+                           label="tab:table5", row_order={"metric": metrics})
+    return md, tex, ours
+
+
+def save_caption(out_dir: str | Path, name: str, text: str) -> Path:
+    """Write a figure's caption next to it as ``<name>.caption.txt``."""
+    path = Path(out_dir) / f"{name}.caption.txt"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text + "\n")
+    return path

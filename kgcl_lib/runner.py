@@ -1,0 +1,207 @@
+"""Execute the notebook collection headlessly with papermill (what ``./run_all.sh`` runs).
+
+    python -m kgcl_lib.runner [--profile NAME] [--only 03,04] [--force]
+                              [--runs-dir DIR] [--figures-dir DIR]
+
+* Notebooks are discovered as ``notebooks/[0-9][0-9]_*.ipynb`` and run in name order, each with
+  its working directory set to ``notebooks/`` and the ``python3`` kernel.
+* Executed copies go to ``<runs>/<profile>/notebooks/<name>.ipynb`` (``<runs>`` is
+  ``$KGCL_RUNS_DIR`` or ``runs/`` in the checkout, git-ignored), tables and figures to
+  ``figures/<profile>/``; each notebook writes its headline numbers to ``<name>.json`` next to
+  its executed copy.
+* Parameters, later layers win:
+    1. the literals in the notebook's ``parameters`` cell (the defaults);
+    2. the global keys of ``params/<profile>.yaml``;
+    3. that file's ``notebooks: {<name or its 2-digit prefix>: {...}}`` section;
+    4. what the runner injects: ``profile``, ``results_dir``, ``figures_dir``,
+       ``headlines_path``, ``force``.
+  Only keys that a notebook's ``parameters`` cell declares are passed to it; a key that no
+  notebook declares is an error (a typo would otherwise be silently ignored).
+* ``--force`` deletes the executed copies and headline files of the selected notebooks and
+  passes ``force=True`` so their cached results are recomputed.
+* The first failing notebook stops the run: its name and failing cell are printed and the
+  exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .storage import ENV_RUNS_DIR, write_json
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+#: Parameters the runner sets itself; a profile may not override them.
+INJECTED = ("profile", "results_dir", "figures_dir", "headlines_path", "force")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A parsed ``params/<name>.yaml``: ``globals`` for every notebook, ``per_notebook`` by key."""
+
+    name: str
+    path: Path
+    globals: dict
+    per_notebook: dict
+    description: str = ""
+
+
+def load_profile(name: str, params_dir: Path | None = None) -> Profile:
+    """Read ``params/<name>.yaml``; raise ``ValueError`` naming the file for a bad layout."""
+    params_dir = Path(params_dir or REPO_ROOT / "params")
+    path = params_dir / f"{name}.yaml"
+    if not path.is_file():
+        have = sorted(p.stem for p in params_dir.glob("*.yaml"))
+        raise ValueError(f"no profile {name!r}: {path} does not exist (profiles: {', '.join(have)})")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    per = data.pop("notebooks", None) or {}
+    desc = data.pop("description", "") or ""
+    if not isinstance(per, dict) or not all(isinstance(v, dict) for v in per.values()):
+        raise ValueError(f"{path}: 'notebooks' must map notebook names to mappings of parameters")
+    bad = [k for k in INJECTED if k in data or any(k in v for v in per.values())]
+    if bad:
+        raise ValueError(f"{path}: parameters {bad} are set by the runner, not by a profile")
+    return Profile(name=name, path=path, globals=data, per_notebook={str(k): v for k, v in per.items()},
+                   description=str(desc))
+
+
+def discover(notebooks_dir: Path | None = None) -> list[Path]:
+    """``notebooks/[0-9][0-9]_*.ipynb`` in name order (no hand-kept list)."""
+    notebooks_dir = Path(notebooks_dir or REPO_ROOT / "notebooks")
+    found = sorted(notebooks_dir.glob(NOTEBOOK_GLOB))
+    if not found:
+        raise ValueError(f"no notebooks matching {NOTEBOOK_GLOB} in {notebooks_dir}")
+    return found
+
+
+def select(notebooks: list[Path], only: str | None) -> list[Path]:
+    """Keep the notebooks whose 2-digit prefix (or full stem) is listed in ``only`` ("03,04")."""
+    if not only:
+        return notebooks
+    wanted = [w.strip() for w in only.split(",") if w.strip()]
+    chosen = [nb for nb in notebooks if any(nb.stem == w or nb.stem[:2] == w.zfill(2) for w in wanted)]
+    unknown = [w for w in wanted if not any(nb.stem == w or nb.stem[:2] == w.zfill(2) for nb in notebooks)]
+    if unknown:
+        raise ValueError(f"--only {only!r}: no notebook for {unknown}; have {[nb.stem for nb in notebooks]}")
+    return chosen
+
+
+def declared_parameters(nb: Path) -> set[str]:
+    """Names assigned in the notebook's ``parameters`` cell (papermill's own parser)."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(nb)).keys())
+
+
+def notebook_parameters(nb: Path, profile: Profile, injected: dict, declared: set[str] | None = None) -> dict:
+    """Layers 2–4 of the module docstring, filtered to what ``nb`` declares."""
+    declared = declared_parameters(nb) if declared is None else declared
+    params = dict(profile.globals)
+    for key in (nb.stem[:2], nb.stem):  # prefix section first, then the full name wins
+        params.update(profile.per_notebook.get(key, {}))
+    params.update(injected)
+    return {k: v for k, v in params.items() if k in declared}
+
+
+def check_profile_keys(profile: Profile, notebooks: list[Path], declared: dict[Path, set[str]]) -> None:
+    """Fail on a profile key that no notebook declares, or a section naming no notebook."""
+    every = set().union(*declared.values()) if declared else set()
+    unknown = sorted(set(profile.globals) - every)
+    for key, section in profile.per_notebook.items():
+        targets = [nb for nb in notebooks if key in (nb.stem, nb.stem[:2])]
+        if not targets:
+            raise ValueError(f"{profile.path}: 'notebooks' section {key!r} names no notebook")
+        unknown += [f"{key}.{k}" for k in sorted(set(section) - set().union(*(declared[t] for t in targets)))]
+    if unknown:
+        raise ValueError(f"{profile.path}: parameters declared by no notebook: {unknown}")
+
+
+def results_root(profile: str, runs_dir: str | os.PathLike | None = None) -> Path:
+    """``<runs>/<profile>``: ``runs_dir``, else ``$KGCL_RUNS_DIR``, else ``runs/`` in the checkout."""
+    base = Path(runs_dir or os.environ.get(ENV_RUNS_DIR) or REPO_ROOT / "runs")
+    return (base / profile).resolve()
+
+
+def run(profile_name: str = "default", *, only: str | None = None, force: bool = False,
+        runs_dir: str | os.PathLike | None = None, figures_dir: str | os.PathLike | None = None,
+        notebooks_dir: str | os.PathLike | None = None, params_dir: str | os.PathLike | None = None,
+        out=sys.stdout) -> int:
+    """Execute the selected notebooks in order; return 0, or 1 at the first failure."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    profile = load_profile(profile_name, Path(params_dir) if params_dir else None)
+    all_nbs = discover(Path(notebooks_dir) if notebooks_dir else None)
+    nbs = select(all_nbs, only)
+    declared = {nb: declared_parameters(nb) for nb in all_nbs}
+    check_profile_keys(profile, all_nbs, declared)
+
+    results = results_root(profile_name, runs_dir)
+    figures = Path(figures_dir or REPO_ROOT / "figures" / profile_name).resolve()
+    executed = results / "notebooks"
+    executed.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
+    print(f"[kgcl] profile {profile_name!r} ({profile.path.name}); results -> {results}; figures -> {figures}",
+          file=out, flush=True)
+
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+    for nb in nbs:
+        target = executed / nb.name
+        headlines = target.with_suffix(".json")
+        if force:
+            target.unlink(missing_ok=True)
+            headlines.unlink(missing_ok=True)
+        params = notebook_parameters(nb, profile, {
+            "profile": profile_name, "results_dir": str(results), "figures_dir": str(figures),
+            "headlines_path": str(headlines), "force": bool(force)}, declared[nb])
+        print(f"[kgcl] {nb.name} ...", file=out, flush=True)
+        t0 = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(nb), str(target), parameters=params, kernel_name="python3",
+                                       cwd=str(nb.parent), progress_bar=False, log_output=False)
+        except PapermillExecutionError as exc:
+            dt = time.perf_counter() - t0
+            print(f"[kgcl] FAILED {nb.name} after {dt:.1f} s at cell {exc.cell_index} of the executed copy "
+                  f"(In [{exc.exec_count}]): {exc.ename}: {exc.evalue}\n"
+                  f"[kgcl] executed copy with the traceback: {target}", file=out, flush=True)
+            return 1
+        except Exception as exc:  # kernel died, bad notebook JSON, ...
+            print(f"[kgcl] FAILED {nb.name}: {type(exc).__name__}: {exc}", file=out, flush=True)
+            return 1
+        timings[nb.stem] = round(time.perf_counter() - t0, 2)
+        print(f"[kgcl] {nb.name} done in {timings[nb.stem]:.1f} s", file=out, flush=True)
+    total = round(time.perf_counter() - t_all, 2)
+    write_json(results / "timings.json", {"profile": profile_name, "notebooks": timings, "total_s": total})
+    print(f"[kgcl] all {len(nbs)} notebook(s) done in {total:.1f} s ({total / 60:.1f} min)", file=out, flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m kgcl_lib.runner", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="default", help="params/<profile>.yaml (default: default)")
+    ap.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 03,04")
+    ap.add_argument("--force", action="store_true", help="recompute the selected notebooks' cached results")
+    ap.add_argument("--runs-dir", default=None, help="base folder for results (default: $KGCL_RUNS_DIR or runs/)")
+    ap.add_argument("--figures-dir", default=None, help="tables/figures folder (default: figures/<profile>/)")
+    args = ap.parse_args(argv)
+    try:
+        return run(args.profile, only=args.only, force=args.force, runs_dir=args.runs_dir,
+                   figures_dir=args.figures_dir)
+    except ValueError as exc:
+        print(f"[kgcl] error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
