@@ -498,6 +498,7 @@ def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.Data
                      "gamma": cfg["train_config"].get("gamma", spec["gamma"]),
                      "gamma_set": spec["gamma"] is not None, "overrides": json.dumps(spec["overrides"]),
                      "scoring": cfg.get("scoring"), "text_model": cfg.get("text_model"), "synopses": cfg.get("synopses"),
+                     "pairs": pairs_source(spec["dataset"], cfg.get("pairs_provenance")),
                      "train_seconds": cfg.get("train_seconds"), **met})
     cols = ["run_id", "dataset", "variant", "text", "seed", "gamma", "gamma_set", "overrides", "scoring",
             "text_model", "train_seconds"]
@@ -715,11 +716,38 @@ def ensure_llm_synopses(results_dir, ds, model: str | None = "auto", *, max_item
     return {"ok": True, **result}
 
 
-def caption_info(df: pd.DataFrame, info: dict) -> dict:
-    """Keyword arguments for :func:`kgcl_lib.report.caption` from a results frame + manifest info."""
+def pairs_source(dataset: str, provenance: dict | None) -> str | None:
+    """One caption phrase naming how a run's CL pairs were made (``None`` for L_base runs)."""
+    if not provenance:
+        return None
+    if provenance.get("sampler") == "kg":
+        return f"{dataset}: KG-attribute pairs (Jaccard; no text metadata)"
+
+    def name(entry, default):
+        if isinstance(entry, str):  # stored as the repr of a dict by older runs
+            import ast
+
+            try:
+                entry = ast.literal_eval(entry)
+            except (ValueError, SyntaxError):
+                return entry
+        return (entry or {}).get("name") or default
+
+    bi = name(provenance.get("bi_encoder"), "bi-encoder")
+    cross = provenance.get("cross_encoder")
+    cross_name = name(cross, None)
+    rerank = f"cross-encoder {cross_name}" if cross_name else "no cross-encoder (bi-encoder ranking)"
+    return f"{dataset}: pairs from bi-encoder {bi}, {rerank}"
+
+
+def caption_info(df: pd.DataFrame, info: dict, extra: str = "") -> dict:
+    """Keyword arguments for :func:`kgcl_lib.report.caption` from a results frame + manifest info
+    (``extra``: a further caption sentence, placed before the CL-pairs sentence)."""
     models = sorted({m for m in df.get("text_model", pd.Series(dtype=object)).dropna()}) if len(df) else []
     syn = sorted({s for s in df.get("synopses", pd.Series(dtype=object)).dropna()}) if len(df) else []
+    pairs = sorted({s for s in df.get("pairs", pd.Series(dtype=object)).dropna()}) if len(df) else []
     return {"datasets": sorted(df["dataset"].unique()) if len(df) else [],
             "seeds": info.get("seeds", sorted(df["seed"].unique()) if len(df) else []),
             "scoring": info.get("scoring", "kgcn"),
-            "text_model": "; ".join(models) or None, "synopses": "; ".join(syn) or None}
+            "text_model": "; ".join(models) or None, "synopses": "; ".join(syn) or None,
+            "extra": ". ".join(x for x in (extra, "CL pairs: " + "; ".join(pairs) if pairs else "") if x)}

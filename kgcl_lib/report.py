@@ -362,11 +362,12 @@ def plot_cold_start(df: pd.DataFrame, *, title: str = "", kind: str = "lines"):
                         order=["all test users", f"cold-start (bottom {lo:g}%)"])
             ax.set_xlabel("")
         else:
-            sns.lineplot(data=d, x="percentile", y="value", hue="model", style="model", markers=True,
-                         errorbar="sd", ax=ax)
-            ax.set_xscale("log")
+            # Evenly spaced buckets (as the paper's Fig. 5): a numeric or log axis crowds 50..100 %.
             ticks = sorted(d["percentile"].unique())
-            ax.set_xticks(ticks)
+            d = d.assign(position=np.searchsorted(ticks, d["percentile"]))
+            sns.lineplot(data=d, x="position", y="value", hue="model", style="model", markers=True,
+                         errorbar="sd", ax=ax)
+            ax.set_xticks(range(len(ticks)))
             ax.set_xticklabels([f"{t:g}%" for t in ticks], fontsize=6)
             ax.set_xlabel("test users by activity (bottom p%)")
         ax.set_ylabel("NDCG@100")

