@@ -8,6 +8,8 @@ widgets; :func:`inspector` wraps it in ipywidgets (dropdowns + a percentile slid
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,10 @@ def bucket_view(results_dir, run_id: str, percentile: float, ds=None, *, n_users
     return {"metrics": metrics, "users": out}
 
 
+#: Set to "1" by kgcl_lib.runner while notebooks execute without a frontend.
+HEADLESS_ENV = "KGCL_HEADLESS"
+
+
 def inspector(results_dir, manifest: str = "grid", *, data_dir=None, dataset_options: dict | None = None,
               percentiles=(1, 5, 10, 20, 50, 100), n_users: int = 3):
     """ipywidgets UI over :func:`bucket_view`: dataset and model dropdowns, a percentile slider.
@@ -86,28 +92,39 @@ def inspector(results_dir, manifest: str = "grid", *, data_dir=None, dataset_opt
     if df.empty:
         return W.HTML("<b>No finished runs in the manifest; run notebook 04 first.</b>")
     datasets = {}
-    dd = W.Dropdown(options=sorted(df["dataset"].unique()), description="dataset")
+
+    def show(dataset, model, seed, percentile):
+        sub = df[(df["dataset"] == dataset) & (df["text"] == model[0]) & (df["variant"] == model[1])
+                 & (df["seed"] == seed)]
+        if sub.empty:
+            print("no finished run for this choice")
+            return
+        if dataset not in datasets:
+            datasets[dataset] = X.open_dataset(dataset, data_dir, **(dataset_options or {}).get(dataset, {}))
+        view = bucket_view(results_dir, sub["run_id"].iloc[0], percentile, datasets[dataset], n_users=n_users)
+        display(view["metrics"].round(4))
+        for u in view["users"]:
+            print(f"user {u['user']}: {u['n_train']} training interactions")
+            display(u["history"].head(10), u["topk"])
+
     models = sorted({(t, v) for t, v in zip(df["text"], df["variant"])})
+    first = (sorted(df["dataset"].unique())[0], models[0], sorted(df["seed"].unique())[0], percentiles[0])
+    if os.environ.get(HEADLESS_ENV) == "1":
+        # Executed headlessly (./run_all.sh): no frontend can drive the widgets, and nbclient's
+        # capture of Output widgets can stall the run; show the first selection as plain output.
+        print("[kgcl] headless run: showing the first selection; open the notebook in JupyterLab for the widgets")
+        show(*first)
+        return None
+    dd = W.Dropdown(options=sorted(df["dataset"].unique()), description="dataset")
     md = W.Dropdown(options=[(f"{t} text, {v}", (t, v)) for t, v in models], description="model")
     seeds = W.Dropdown(options=sorted(df["seed"].unique()), description="seed")
     pct = W.SelectionSlider(options=list(percentiles), value=percentiles[0], description="bottom %")
     out = W.Output()
 
     def refresh(*_):
-        sub = df[(df["dataset"] == dd.value) & (df["text"] == md.value[0]) & (df["variant"] == md.value[1])
-                 & (df["seed"] == seeds.value)]
         out.clear_output()
         with out:
-            if sub.empty:
-                print("no finished run for this choice")
-                return
-            if dd.value not in datasets:
-                datasets[dd.value] = X.open_dataset(dd.value, data_dir, **(dataset_options or {}).get(dd.value, {}))
-            view = bucket_view(results_dir, sub["run_id"].iloc[0], pct.value, datasets[dd.value], n_users=n_users)
-            display(view["metrics"].round(4))
-            for u in view["users"]:
-                print(f"user {u['user']}: {u['n_train']} training interactions")
-                display(u["history"].head(10), u["topk"])
+            show(dd.value, md.value, seeds.value, pct.value)
 
     for w in (dd, md, seeds, pct):
         w.observe(refresh, names="value")

@@ -41,6 +41,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 #: Parameters the runner sets itself; a profile may not override them.
 INJECTED = ("profile", "results_dir", "figures_dir", "headlines_path", "force")
+#: Set to "1" while notebooks execute (no frontend); read by :mod:`kgcl_lib.inspector`.
+HEADLESS_ENV = "KGCL_HEADLESS"
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,31 @@ def results_root(profile: str, runs_dir: str | os.PathLike | None = None) -> Pat
 def run(profile_name: str = "default", *, only: str | None = None, force: bool = False,
         runs_dir: str | os.PathLike | None = None, figures_dir: str | os.PathLike | None = None,
         notebooks_dir: str | os.PathLike | None = None, params_dir: str | os.PathLike | None = None,
-        out=sys.stdout) -> int:
-    """Execute the selected notebooks in order; return 0, or 1 at the first failure."""
+        cell_timeout: float | None = None, retries: int = 1, out=sys.stdout) -> int:
+    """Execute the selected notebooks in order; return 0, or 1 at the first failure.
+
+    ``cell_timeout`` (seconds; default ``$KGCL_CELL_TIMEOUT`` or 7200) bounds every cell, so a
+    stalled kernel connection fails instead of hanging; a notebook that times out or whose
+    kernel dies is re-executed up to ``retries`` times (notebooks are idempotent: finished work
+    is read back from the results folder).
+    """
+    if cell_timeout is None:
+        cell_timeout = float(os.environ.get("KGCL_CELL_TIMEOUT") or 7200)
+    # Kernels inherit the environment: the cold-start inspector then renders statically.
+    previous = os.environ.get(HEADLESS_ENV)
+    os.environ[HEADLESS_ENV] = "1"
+    try:
+        return _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params_dir,
+                    cell_timeout, retries, out)
+    finally:
+        if previous is None:
+            os.environ.pop(HEADLESS_ENV, None)
+        else:
+            os.environ[HEADLESS_ENV] = previous
+
+
+def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params_dir, cell_timeout, retries,
+         out) -> int:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -167,18 +192,26 @@ def run(profile_name: str = "default", *, only: str | None = None, force: bool =
             "headlines_path": str(headlines), "force": bool(force)}, declared[nb])
         print(f"[kgcl] {nb.name} ...", file=out, flush=True)
         t0 = time.perf_counter()
-        try:
-            papermill.execute_notebook(str(nb), str(target), parameters=params, kernel_name="python3",
-                                       cwd=str(nb.parent), progress_bar=False, log_output=False)
-        except PapermillExecutionError as exc:
-            dt = time.perf_counter() - t0
-            print(f"[kgcl] FAILED {nb.name} after {dt:.1f} s at cell {exc.cell_index} of the executed copy "
-                  f"(In [{exc.exec_count}]): {exc.ename}: {exc.evalue}\n"
-                  f"[kgcl] executed copy with the traceback: {target}", file=out, flush=True)
-            return 1
-        except Exception as exc:  # kernel died, bad notebook JSON, ...
-            print(f"[kgcl] FAILED {nb.name}: {type(exc).__name__}: {exc}", file=out, flush=True)
-            return 1
+        for attempt in range(retries + 1):
+            try:
+                papermill.execute_notebook(str(nb), str(target), parameters=params, kernel_name="python3",
+                                           cwd=str(nb.parent), progress_bar=False, log_output=False,
+                                           execution_timeout=cell_timeout)
+                break
+            except PapermillExecutionError as exc:
+                dt = time.perf_counter() - t0
+                print(f"[kgcl] FAILED {nb.name} after {dt:.1f} s at cell {exc.cell_index} of the executed copy "
+                      f"(In [{exc.exec_count}]): {exc.ename}: {exc.evalue}\n"
+                      f"[kgcl] executed copy with the traceback: {target}", file=out, flush=True)
+                return 1
+            except Exception as exc:  # cell timeout, kernel died, bad notebook JSON, ...
+                transient = isinstance(exc, TimeoutError) or type(exc).__name__ in ("CellTimeoutError", "DeadKernelError")
+                if transient and attempt < retries:
+                    print(f"[kgcl] {nb.name}: {type(exc).__name__}: {exc}; re-executing "
+                          f"(attempt {attempt + 2} of {retries + 1})", file=out, flush=True)
+                    continue
+                print(f"[kgcl] FAILED {nb.name}: {type(exc).__name__}: {exc}", file=out, flush=True)
+                return 1
         timings[nb.stem] = round(time.perf_counter() - t0, 2)
         print(f"[kgcl] {nb.name} done in {timings[nb.stem]:.1f} s", file=out, flush=True)
     total = round(time.perf_counter() - t_all, 2)
@@ -194,10 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="recompute the selected notebooks' cached results")
     ap.add_argument("--runs-dir", default=None, help="base folder for results (default: $KGCL_RUNS_DIR or runs/)")
     ap.add_argument("--figures-dir", default=None, help="tables/figures folder (default: figures/<profile>/)")
+    ap.add_argument("--cell-timeout", type=float, default=None,
+                    help="seconds any one cell may run (default: $KGCL_CELL_TIMEOUT or 7200)")
+    ap.add_argument("--retries", type=int, default=1,
+                    help="re-executions of a notebook after a cell timeout or a dead kernel (default 1)")
     args = ap.parse_args(argv)
     try:
         return run(args.profile, only=args.only, force=args.force, runs_dir=args.runs_dir,
-                   figures_dir=args.figures_dir)
+                   figures_dir=args.figures_dir, cell_timeout=args.cell_timeout, retries=args.retries)
     except ValueError as exc:
         print(f"[kgcl] error: {exc}", file=sys.stderr)
         return 2

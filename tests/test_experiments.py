@@ -3,6 +3,7 @@ failure reporting). Training itself is exercised by tests/test_notebooks.py."""
 
 import io
 import json
+import os
 
 import nbformat
 import numpy as np
@@ -193,3 +194,32 @@ def test_pairs_source_names_sampler_and_models():
     df = pd.DataFrame({"dataset": ["ml", "ml"], "seed": [0, 1], "pairs": [None, "ml: X"]})
     info = caption_info(df, {"scoring": "dot"}, extra="LLM: tiny")
     assert info["extra"] == "LLM: tiny. CL pairs: ml: X" and info["scoring"] == "dot"
+
+
+def test_run_times_out_a_stalled_cell_then_retries(tmp_path):
+    """A cell that outlives the timeout is re-executed once; a second stall fails the run.
+
+    The notebook stalls only while a marker file is absent, so attempt 2 succeeds."""
+    nbdir = tmp_path / "nb"
+    nbdir.mkdir()
+    params = "profile = 'default'\nresults_dir = None\nheadlines_path = None\nmarker = ''"
+    body = ("import os, pathlib, time\n"
+            "m = pathlib.Path(marker)\n"
+            "first = not m.exists()\n"
+            "m.write_text('seen')\n"
+            "if first:\n    time.sleep(30)\n"
+            "assert os.environ.get('KGCL_HEADLESS') == '1'")
+    _notebook(nbdir / "01_stall.ipynb", params, body)
+    (tmp_path / "t.yaml").write_text(f"marker: {tmp_path / 'marker'}\n")
+    out = io.StringIO()
+    rc = runner.run("t", runs_dir=tmp_path / "runs", figures_dir=tmp_path / "fig", notebooks_dir=nbdir,
+                    params_dir=tmp_path, out=out, cell_timeout=5, retries=1)
+    log = out.getvalue()
+    assert rc == 0, log
+    assert "re-executing (attempt 2 of 2)" in log and "01_stall.ipynb done in" in log
+    assert "KGCL_HEADLESS" not in os.environ or os.environ["KGCL_HEADLESS"] != "1"
+    (tmp_path / "marker").unlink()
+    out = io.StringIO()
+    rc = runner.run("t", runs_dir=tmp_path / "runs", figures_dir=tmp_path / "fig", notebooks_dir=nbdir,
+                    params_dir=tmp_path, out=out, cell_timeout=5, retries=0)
+    assert rc == 1 and "FAILED 01_stall.ipynb" in out.getvalue()

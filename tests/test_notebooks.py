@@ -15,7 +15,8 @@ pytestmark = pytest.mark.notebooks
 def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     os.environ.setdefault("KGCL_CACHE_DIR", str(root / "cache"))
-    rc = runner.main(["--profile", "smoke", "--runs-dir", str(root / "runs"), "--figures-dir", str(root / "figures")])
+    rc = runner.main(["--profile", "smoke", "--runs-dir", str(root / "runs"), "--figures-dir", str(root / "figures"),
+                      "--cell-timeout", "900"])
     return rc, root / "runs" / "smoke", root / "figures"
 
 
