@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .data import sample_neighbors
-from .model import AGGREGATORS, NEIGHBOR_REDUCE, KGCN, ModelConfig, cl_bce_loss, info_nce_loss, score_all, topk
+from .model import AGGREGATORS, NEIGHBOR_REDUCE, KGCN, ModelConfig, cl_bce_loss, info_nce_loss, topk
 from .storage import atomic_path, write_json
 
 VARIANTS = ("base", "cl_genre", "cl_title_genre")

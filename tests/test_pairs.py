@@ -444,14 +444,10 @@ def test_cli_prints_the_required_json(models, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_cli_on_real_movielens_100k(capsys):
-    data_dir = Path(os.environ.get("KGCL_DATA_DIR", "../shared/data"))
+def test_cli_on_real_movielens_100k(capsys, data_dir):
     if not (data_dir / "ml-100k" / "ml-100k.item").is_file():
-        pytest.skip(f"real data not found under {data_dir} (set KGCL_DATA_DIR)")
+        pytest.skip(f"real data not found under {data_dir}/ml-100k")
     import kgcl_lib.data
-
-    if not hasattr(kgcl_lib.data, "load_dataset"):
-        pytest.skip("kgcl_lib.data.load_dataset is not available yet")
     from kgcl_lib.pairs.__main__ import main
 
     args = ["--dataset", "ml-100k", "--data-dir", str(data_dir), "--bi-encoder", "sentence-transformers/all-MiniLM-L6-v2", "--cross-encoder", "none", "--json"]
