@@ -652,26 +652,9 @@ def read_recbole(
         synopsis = read_synopses(syn_path).reindex(item_raw).to_numpy(dtype=object)
     items = make_items(item_raw, title=title, year=year, genres=genres, synopsis=synopsis)
     files = [paths[e].name for e in ("inter", "item", "kg", "link") if paths[e].is_file()]
-    return KGDataset(
-        name=name,
-        ratings=ratings,
-        kg=kg,
-        n_users=len(user_raw_ids),
-        n_items=n_items,
-        n_entities=len(entity_raw_ids),
-        n_relations=len(relation_names),
-        items=items,
-        user_raw_ids=user_raw_ids,
-        relation_names=relation_names,
-        entity_raw_ids=entity_raw_ids,
-        provenance={
-            "format": "recbole",
-            "files": files + ([syn_path.name] if synopsis is not None else []),
-            "threshold": threshold,
-            "seed": seed if isinstance(seed, int) else "generator",
-            **info,
-        },
-    )
+    files = files + ([syn_path.name] if synopsis is not None else [])
+    return _converted_dataset(name, "recbole", files, ratings, kg, items, user_raw_ids, entity_raw_ids,
+                              relation_names, n_items, threshold, seed, info)
 
 
 def _split_genres(col: pd.Series, sep: str) -> list[tuple]:
@@ -823,6 +806,13 @@ def read_ml20m_raw(
         synopsis = read_synopses(folder / SYNOPSES).reindex(movie_ids.astype(str)).to_numpy(dtype=object)
         files.append(SYNOPSES)
     items = make_items(movie_ids, title=title, year=year, genres=genres, synopsis=synopsis, **extra)
+    return _converted_dataset(name, "ml20m-raw", files, ratings, kg, items, user_raw_ids, entity_raw_ids,
+                              relation_names, n_items, threshold, seed, info)
+
+
+def _converted_dataset(name, fmt, files, ratings, kg, items, user_raw_ids, entity_raw_ids, relation_names,
+                       n_items, threshold, seed, info) -> KGDataset:
+    """The KGDataset of a KGCN-protocol conversion (RecBole atomic files, raw ML-20M)."""
     return KGDataset(
         name=name,
         ratings=ratings,
@@ -836,7 +826,7 @@ def read_ml20m_raw(
         relation_names=relation_names,
         entity_raw_ids=entity_raw_ids,
         provenance={
-            "format": "ml20m-raw",
+            "format": fmt,
             "files": files,
             "threshold": threshold,
             "seed": seed if isinstance(seed, int) else "generator",
