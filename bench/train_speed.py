@@ -120,6 +120,8 @@ def run_ours(ds, s: dict, threads: int, epochs: int, device: str) -> dict:
         "threads": torch.get_num_threads(),
         "optimizer": cfg.optimizer,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **({"cuda_device": torch.cuda.get_device_name(), "torch": torch.__version__,
+            "cuda_peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)} if res.info["device"].startswith("cuda") else {}),
     }, res.model, split
 
 

@@ -39,11 +39,13 @@ touches and maps the receptive field to *local* row indices.  :meth:`KGCN.forwar
 runs on just those rows, which is what lets the trainer update only the rows a batch used
 (``kgcl_lib.train.TableAdam``) instead of densely rewriting 78k x 64 tables every step.
 ``forward(users, items)`` is the ordinary, differentiable convenience path built on the same
-two calls.  Speed notes: the neighbour sums are weighted bags (``F.embedding_bag`` forward, a
-sort-free backward, compiled to a small C++ loop when a toolchain is available); the first
-iteration applies its weight matrix to the batch's local table before the neighbour sum when
-that table is smaller than the receptive field (exact, by linearity); attention logits come from
-one ``[B, R']`` product ``u Rᵀ / d`` gathered per edge.
+two calls.  Speed notes: on the CPU, :meth:`KGCN.plan` and the propagation run as compiled
+kernels fused per batch row (:mod:`kgcl_lib.kernels`; ``use_kernels = False`` or
+``KGCL_NO_CPP=1`` selects the pure-torch twins, which CUDA always uses: weighted bags with
+``F.embedding_bag`` forward and a sort-free backward).  In both, the first iteration applies its
+weight matrix to the batch's local table before the neighbour sum when that table is smaller than
+the receptive field (exact, by linearity), and attention logits come from one ``[B, R']`` product
+``u Rᵀ / d`` gathered per edge.
 
 Full-catalogue scoring
 ----------------------
@@ -58,7 +60,6 @@ per user, not once per (user, item).  It equals :meth:`KGCN.forward` up to float
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -66,171 +67,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import kernels as _K
+
 AGGREGATORS = ("sum", "concat", "neighbor")
-
-
-# ---------------------------------------------------------------------- optional C++ kernel
-# The backward of the weighted bag is a scatter of N*K rows; in plain torch it needs two
-# [N, K, d] temporaries (≈ 170 MB per ML-20M-sized step), which makes it memory-bound.  A
-# 30-line fused loop avoids them.  It is compiled on first use with torch's own toolchain
-# (cached under ~/.cache/torch_extensions); without a compiler, or with KGCL_NO_CPP=1, the
-# pure-torch path is used (same results; tested against each other).
-_CPP_SRC = r"""
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <vector>
-
-std::vector<torch::Tensor> wbag_backward(torch::Tensor table, torch::Tensor idx, torch::Tensor w,
-                                         torch::Tensor g, bool need_table, bool need_w) {
-  const int64_t N = idx.size(0), K = idx.size(1), R = table.size(0), d = table.size(1);
-  torch::Tensor grad_table = need_table ? torch::zeros_like(table) : torch::Tensor();
-  torch::Tensor grad_w = need_w ? torch::empty_like(w) : torch::Tensor();
-  AT_DISPATCH_FLOATING_TYPES(table.scalar_type(), "wbag_backward", [&] {
-    const scalar_t* T = table.data_ptr<scalar_t>();
-    const int64_t* I = idx.data_ptr<int64_t>();
-    const scalar_t* W = w.data_ptr<scalar_t>();
-    const scalar_t* G = g.data_ptr<scalar_t>();
-    if (need_w) {
-      scalar_t* GW = grad_w.data_ptr<scalar_t>();
-      at::parallel_for(0, N, 2048, [&](int64_t b, int64_t e) {
-        for (int64_t n = b; n < e; ++n) {
-          const scalar_t* gn = G + n * d;
-          for (int64_t k = 0; k < K; ++k) {
-            const scalar_t* t = T + I[n * K + k] * d;
-            // 8 independent partial sums so the compiler can vectorise the reduction
-            scalar_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            int64_t j = 0;
-            for (; j + 8 <= d; j += 8)
-              for (int q = 0; q < 8; ++q) a[q] += gn[j + q] * t[j + q];
-            for (; j < d; ++j) a[0] += gn[j] * t[j];
-            const scalar_t acc = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-            GW[n * K + k] = acc;
-          }
-        }
-      });
-    }
-    if (need_table) {
-      scalar_t* GT = grad_table.data_ptr<scalar_t>();
-      // each thread owns a range of table rows, so the scatter needs no atomics
-      at::parallel_for(0, R, 1, [&](int64_t rb, int64_t re) {
-        for (int64_t n = 0; n < N; ++n) {
-          const scalar_t* gn = G + n * d;
-          for (int64_t k = 0; k < K; ++k) {
-            const int64_t r = I[n * K + k];
-            if (r < rb || r >= re) continue;
-            const scalar_t wk = W[n * K + k];
-            scalar_t* out = GT + r * d;
-            for (int64_t j = 0; j < d; ++j) out[j] += wk * gn[j];
-          }
-        }
-      });
-    }
-  });
-  return {grad_table, grad_w};
-}
-
-// Row-sparse Adam for embedding tables (kgcl_lib.train.TableAdam), float32, contiguous.
-// rows_begin: copies of rows `ids` of param [n, d] and mv [n, 2, d] (m, v), with the deferred
-// idle updates up to step `target` applied when `deferred` (see TableAdam's docstring):
-//   p -= lr * F(t0, delta) * m / sqrt(v);  m *= b1^delta;  v *= b2^delta
-// where F = win[delta] for delta < H and finf[t0] otherwise.
-std::vector<torch::Tensor> rows_begin(torch::Tensor param, torch::Tensor mv, torch::Tensor last, torch::Tensor ids,
-                                      int64_t target, torch::Tensor win, torch::Tensor finf, double lr, double b1,
-                                      double b2, bool deferred) {
-  const int64_t m = ids.size(0), d = param.size(1), H = win.size(0) - 1, nf = finf.size(0);
-  auto p = torch::empty({m, d}, param.options());
-  auto mvr = torch::empty({m, 2, d}, mv.options());
-  const float* P = param.data_ptr<float>();
-  const float* MV = mv.data_ptr<float>();
-  const int64_t* LAST = last.data_ptr<int64_t>();
-  const int64_t* I = ids.data_ptr<int64_t>();
-  const float* WIN = win.data_ptr<float>();
-  const float* FINF = nf ? finf.data_ptr<float>() : nullptr;
-  float* PO = p.data_ptr<float>();
-  float* MO = mvr.data_ptr<float>();
-  at::parallel_for(0, m, 512, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const int64_t id = I[i];
-      const float* ps = P + id * d;
-      const float* ms = MV + id * 2 * d;
-      float* po = PO + i * d;
-      float* mo = MO + i * 2 * d;
-      for (int64_t j = 0; j < d; ++j) { po[j] = ps[j]; mo[j] = ms[j]; mo[d + j] = ms[d + j]; }
-      if (!deferred) continue;
-      const int64_t t0 = LAST[id], delta = target - t0;
-      if (delta <= 0) continue;
-      float F;
-      if (delta < H) F = WIN[delta];
-      else F = (FINF && nf) ? FINF[t0 < nf ? t0 : nf - 1] : 0.f;
-      const float step = (float)(lr * F);
-      const float dm = (float)std::pow(b1, (double)delta), dv = (float)std::pow(b2, (double)delta);
-      for (int64_t j = 0; j < d; ++j) {
-        const float mj = mo[j], vj = mo[d + j];
-        if (vj > 0) po[j] -= step * (mj / std::sqrt(vj));
-        mo[j] = mj * dm;
-        mo[d + j] = vj * dv;
-      }
-    }
-  });
-  return {p, mvr};
-}
-
-// rows_finish: Adam step on the rows (grad [m, d]) and scatter p, m, v back; last[id] = t.
-void rows_finish(torch::Tensor param, torch::Tensor mv, torch::Tensor last, torch::Tensor ids, torch::Tensor p_rows,
-                 torch::Tensor mv_rows, torch::Tensor grad, double lr, double b1, double b2, double eps, double bc1,
-                 double bc2, int64_t t, bool set_last) {
-  const int64_t m = ids.size(0), d = param.size(1);
-  float* P = param.data_ptr<float>();
-  float* MV = mv.data_ptr<float>();
-  int64_t* LAST = last.data_ptr<int64_t>();
-  const int64_t* I = ids.data_ptr<int64_t>();
-  const float* PR = p_rows.data_ptr<float>();
-  const float* MR = mv_rows.data_ptr<float>();
-  const float* G = grad.data_ptr<float>();
-  const float fb1 = (float)b1, fb2 = (float)b2, a = (float)(lr / bc1), rbc2 = (float)(1.0 / bc2), feps = (float)eps;
-  at::parallel_for(0, m, 512, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const int64_t id = I[i];
-      const float* g = G + i * d;
-      const float* pr = PR + i * d;
-      const float* mr = MR + i * 2 * d;
-      float* po = P + id * d;
-      float* mo = MV + id * 2 * d;
-      for (int64_t j = 0; j < d; ++j) {
-        const float mj = fb1 * mr[j] + (1 - fb1) * g[j];
-        const float vj = fb2 * mr[d + j] + (1 - fb2) * g[j] * g[j];
-        mo[j] = mj;
-        mo[d + j] = vj;
-        po[j] = pr[j] - a * mj / (std::sqrt(vj * rbc2) + feps);
-      }
-      if (set_last) LAST[id] = t;
-    }
-  });
-}
-"""
-_cpp_state: dict = {}
-
-
-def _cpp_kernels():
-    """The compiled extension, or ``None`` (no compiler / disabled / failed once)."""
-    if "mod" not in _cpp_state:
-        mod = None
-        if not os.environ.get("KGCL_NO_CPP"):
-            try:
-                from torch.utils.cpp_extension import load_inline
-
-                mod = load_inline("kgcl_kernels_v2", cpp_sources=_CPP_SRC, functions=["wbag_backward", "rows_begin", "rows_finish"],
-                                  extra_cflags=["-O3"], verbose=False)
-            except Exception as e:  # noqa: BLE001 - any build problem means: use pure torch
-                import warnings
-
-                warnings.warn(f"kgcl: C++ weighted-bag kernel unavailable ({type(e).__name__}: {e}); using pure torch")
-        _cpp_state["mod"] = mod
-    return _cpp_state["mod"]
-
-
-#: Use the C++ backward (when it builds) for bags with at least this many lookups.
-CPP_MIN_LOOKUPS = 0
 
 
 class _WeightedBag(torch.autograd.Function):
@@ -250,12 +89,6 @@ class _WeightedBag(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         table, idx, w = ctx.saved_tensors
         N, K = idx.shape
-        if table.device.type == "cpu" and (N * K >= CPP_MIN_LOOKUPS or _cpp_state.get("force")):
-            mod = _cpp_kernels()
-            if mod is not None:
-                gt, gw = mod.wbag_backward(table.contiguous(), idx.contiguous(), w.contiguous(), grad_out.contiguous(),
-                                           ctx.needs_input_grad[0], ctx.needs_input_grad[2])
-                return (gt if ctx.needs_input_grad[0] else None), None, (gw if ctx.needs_input_grad[2] else None)
         flat = idx.reshape(-1)
         grad_table = grad_w = None
         if ctx.needs_input_grad[2]:
@@ -265,6 +98,8 @@ class _WeightedBag(torch.autograd.Function):
             src = (w.unsqueeze(2) * grad_out.unsqueeze(1)).view(N * K, -1)  # [N*K, d]
             grad_table = torch.zeros_like(table).index_add_(0, flat, src)
         return grad_table, None, grad_w
+
+
 NEIGHBOR_REDUCE = ("mean", "sum")
 
 
@@ -442,6 +277,8 @@ class KGCN(nn.Module):
         #: First-iteration linear map before (True) or after (False) the neighbour sum; ``None``
         #: picks per batch: before when the batch's local table has fewer rows than field nodes.
         self.factor_linear: bool | None = None
+        #: Use the compiled CPU kernels (:mod:`kgcl_lib.kernels`) when they are available.
+        self.use_kernels = True
 
     # ------------------------------------------------------------------ parameters
     def dense_parameters(self) -> list[nn.Parameter]:
@@ -479,11 +316,18 @@ class KGCN(nn.Module):
         embedding is also needed (contrastive pairs).  Runs in O(B·|field| + n_entities) with
         boolean marks instead of sorting.
         """
-        users = users.to(torch.int64)
-        items = items.to(torch.int64)
+        dev = self.adj_entity.device  # indices may come from the CPU (e.g. numpy rows)
+        users = torch.as_tensor(users).to(device=dev, dtype=torch.int64)
+        items = torch.as_tensor(items).to(device=dev, dtype=torch.int64)
+        extra = extra_items.to(device=dev, dtype=torch.int64) if extra_items is not None else items.new_empty(0)
+        mod = _K.cpp_kernels() if self.use_kernels and dev.type == "cpu" else None
+        if mod is not None:  # the same steps in one compiled pass
+            text = self.text_entity if self.text_vectors is not None else self.text_entity[:0]
+            out = mod.plan_batch(self.adj_entity, self.adj_relation, users.contiguous(), items.contiguous(),
+                                 extra.contiguous(), text, self.n_users, self.cfg.n_iter)
+            return BatchPlan(*out)
         field, relations = self.receptive_field(items)
         flat = field.reshape(-1)
-        extra = extra_items.to(torch.int64) if extra_items is not None else items.new_empty(0)
         mark = self._mark_e
         mark.zero_()
         mark[flat] = True
@@ -496,7 +340,6 @@ class KGCN(nn.Module):
             text_ids = (mark & self.text_entity).nonzero().view(-1)
             plain_ids = (mark & ~self.text_entity).nonzero().view(-1)
         remap = self._remap_e
-        dev = remap.device
         if len(text_ids):
             remap[text_ids] = torch.arange(len(text_ids), device=dev)
         remap[plain_ids] = torch.arange(len(text_ids), len(text_ids) + len(plain_ids), device=dev)
@@ -546,6 +389,8 @@ class KGCN(nn.Module):
         B, d, K, L = u.shape[0], cfg.dim, cfg.n_neighbors, cfg.n_iter
         # π(u, r) for every relation once per row: [B, R'], then gathered per edge.
         ur = (u @ self.relation_emb.t()) / d
+        if self.use_kernels and _K.usable(table) is not None:
+            return self._propagate_fused(ur, field, relations, table)
         # softmax over each node's K edges via exp once per (row, relation): shift by the row's
         # max over all relations (softmax is shift-invariant), exponentiate [B, R'], gather per
         # edge and normalise -- 2x cheaper than a softmax over a last dim of size K.  The clamp
@@ -562,7 +407,7 @@ class KGCN(nn.Module):
         w0 = w.reshape(B * S, K)
         W, b = self.agg_weights[0], self.agg_biases[0]
         n_rows = table.shape[0]
-        factor = self.factor_linear if self.factor_linear is not None else n_rows < B * S
+        factor = self._first_linear_first(n_rows, B * S)
         if factor:
             # Apply W before the neighbour sum (it is linear): one [n_rows, d] projection of the
             # local table instead of a GEMM over all B*S field nodes, then a single bag over
@@ -608,6 +453,44 @@ class KGCN(nn.Module):
             h = self._aggregate(i, self_v, agg).view(B, S_i, d)
         return h[:, 0]
 
+    def _first_linear_first(self, n_rows: int, n_nodes: int) -> bool:
+        """Apply the first iteration's W before the neighbour sum (see :meth:`_propagate`)?"""
+        return self.factor_linear if self.factor_linear is not None else n_rows < n_nodes
+
+    def _propagate_fused(self, ur: Tensor, field: Tensor, relations: Tensor, table: Tensor) -> Tensor:
+        """:meth:`_propagate` with the compiled kernels (:mod:`kgcl_lib.kernels`); same maths.
+
+        ``ur``: ``[B, R']`` attention logits; returns ``[B, d]``.
+        """
+        cfg = self.cfg
+        B, d, K, L = ur.shape[0], cfg.dim, cfg.n_neighbors, cfg.n_iter
+        S = relations.shape[1] // K
+        w = _K.EdgeSoftmax.apply(ur, relations, K, 1.0 / K if cfg.neighbor_reduce == "mean" else 1.0)  # [B, S*K]
+        W, b = self.agg_weights[0], self.agg_biases[0]
+        act = _K.ACT_TANH if L == 1 else _K.ACT_RELU
+        if self._first_linear_first(table.shape[0], B * S):
+            # W applied per local row, then bias + weighted sum + activation in one kernel
+            if cfg.aggregator == "concat":
+                h = _K.TreeBag.apply(table @ W[:, :d].t(), table @ W[:, d:].t(), field, w, b, S, K, act, False)
+            else:
+                proj = table @ W.t()
+                h = _K.TreeBag.apply(None, proj, field, w, b, S, K, act, cfg.aggregator == "sum")
+        else:
+            # weighted sum of raw rows first (sum: v + v_N in the same pass), then W
+            agg = _K.TreeBag.apply(None, table, field, w, None, S, K, _K.ACT_NONE, cfg.aggregator == "sum")
+            if cfg.aggregator == "concat":
+                self_v = table.index_select(0, field[:, :S].reshape(-1)).view(B, S, d)
+                agg = torch.cat([self_v, agg], -1)
+            out = F.linear(agg, W, b)
+            h = torch.tanh(out) if L == 1 else torch.relu(out)
+        mode = _K.NODE_MODE[cfg.aggregator]
+        for i in range(1, L):  # h: [B, S_prev, d] per-row trees
+            S_i = sum(K**hop for hop in range(L - i))
+            x = _K.NodeBag.apply(h, w, S_i, K, mode)  # the aggregator's input [B, S_i, d or 2d]
+            out = F.linear(x, self.agg_weights[i], self.agg_biases[i])
+            h = torch.tanh(out) if i == L - 1 else torch.relu(out)
+        return h[:, 0]
+
     def _aggregate(self, i: int, self_vec: Tensor, nbr_vec: Tensor) -> Tensor:
         """One aggregator application on ``[N, d]`` self / neighbourhood vectors."""
         W, b = self.agg_weights[i], self.agg_biases[i]
@@ -629,7 +512,7 @@ class KGCN(nn.Module):
         """User-specific item representations ``v_u`` ``float32[B, d]`` (the KGCN output)."""
         plan = self.plan(users, items)
         table = self.local_table(plan, self.entity_emb.index_select(0, plan.plain_ids))
-        u = self.user_emb.index_select(0, users.to(torch.int64))
+        u = self.user_emb.index_select(0, plan.user_ids).index_select(0, plan.users)
         return self._propagate(u, plan.field, plan.relations, table)
 
     def initial_embeddings(self) -> Tensor:

@@ -256,6 +256,11 @@ class TableAdam:
         self._window: dict[int, Tensor] = {}
         b1, b2 = betas
         self._rho = b1 / math.sqrt(b2)
+        self._rho_pow = self._rho ** np.arange(self.H + 1, dtype=np.float64)
+        self._window64: tuple[int, np.ndarray] | None = None  # (target, float64 window) of the last step
+        # (β1^Δ, β2^Δ) for idle stretches Δ < 4H, so the row kernel needs no pow() per row
+        deltas = np.arange(4 * self.H, dtype=np.float64)
+        self._decay = torch.from_numpy(np.stack([b1**deltas, b2**deltas], 1).astype(np.float32)).contiguous()
 
     def tick(self) -> None:
         """Advance the global step (once per optimisation step, before :meth:`begin`)."""
@@ -278,10 +283,18 @@ class TableAdam:
         win = self._window.get(target)
         if win is None:
             rho = self._rho
-            j = np.arange(H, dtype=np.float64)
-            # Δ < H: F = ρ^Δ Σ_{j<Δ} ρ^-j c(target − j)   (depends on Δ only, given target)
-            w = rho ** (-j) * self._c(target - j)
-            win_np = np.concatenate([[0.0], np.cumsum(w)]) * rho ** np.arange(H + 1, dtype=np.float64)
+            prev = self._window64
+            if prev is not None and prev[0] == target - 1:
+                # one step on: F_t[Δ] = F_{t−1}[Δ−1] + ρ^Δ c(t)  (a shift and an add)
+                win_np = np.empty(H + 1)
+                win_np[0] = 0.0
+                win_np[1:] = prev[1][:-1] + self._rho_pow[1:] * float(self._c(target))
+            else:
+                j = np.arange(H, dtype=np.float64)
+                # Δ < H: F = ρ^Δ Σ_{j<Δ} ρ^-j c(target − j)   (depends on Δ only, given target)
+                w = rho ** (-j) * self._c(target - j)
+                win_np = np.concatenate([[0.0], np.cumsum(w)]) * self._rho_pow
+            self._window64 = (target, win_np)
             win = torch.from_numpy(win_np.astype(np.float32)).to(dev)
             self._window = {target: win}  # one target per step; keep only the latest
         need = target - H + 1
@@ -306,9 +319,9 @@ class TableAdam:
         """The compiled row kernels when usable for ``param`` (CPU float32, deferred/lazy)."""
         if not self.use_cpp or self.mode == "dense" or param.device.type != "cpu" or param.dtype != torch.float32:
             return None
-        from .model import _cpp_kernels
+        from .kernels import cpp_kernels
 
-        return _cpp_kernels()
+        return cpp_kernels()
 
     @torch.no_grad()
     def _catch_up(self, name: str, ids: Tensor, target: int):
@@ -341,8 +354,8 @@ class TableAdam:
             st, target = self.state[name], self.t - 1
             win, finf = self._tables(target, param.device)
             b1, b2 = self.betas
-            p, mv = mod.rows_begin(param, st["mv"], st["last"], ids.contiguous(), target, win, finf, self.lr, b1, b2,
-                                   self.mode == "deferred")
+            p, mv = mod.rows_begin(param, st["mv"], st["last"], ids.contiguous(), target, win, finf, self._decay, self.lr,
+                                   b1, b2, self.mode == "deferred")
             self._pending[name] = mv
             return p.requires_grad_()
         p, mv = self._catch_up(name, ids, self.t - 1)
@@ -350,24 +363,31 @@ class TableAdam:
         return p.requires_grad_()
 
     @torch.no_grad()
-    def finish(self, name: str, ids: Tensor, rows: Tensor, grad: Tensor | None) -> None:
-        """Adam step ``t`` on rows ``ids`` (``rows`` = the tensor :meth:`begin` returned)."""
+    def finish(self, name: str, ids: Tensor, rows: Tensor, grad: Tensor | None, l2: float = 0.0) -> None:
+        """Adam step ``t`` on rows ``ids`` (``rows`` = the tensor :meth:`begin` returned).
+
+        ``l2``: adds ``l2 · rows`` to the gradient -- the gradient of ``l2 · ½‖rows‖²``, KGCN's L2
+        term on the rows a batch used -- inside the update instead of through autograd.
+        """
         b1, b2 = self.betas
         st, param = self.state[name], self.params[name]
         mv = self._pending.pop(name)
-        g = torch.zeros_like(rows) if grad is None else grad
         bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
+        mod = self._kernels(param)
+        if mod is not None:  # one fused C++ pass: Adam step + scatter of p, m, v (+ last)
+            g = rows.new_empty(0) if grad is None else grad.contiguous()
+            mod.rows_finish(param, st["mv"], st["last"], ids.contiguous(), rows.detach(), mv, g, float(l2), self.lr,
+                            b1, b2, self.eps, bc1, bc2, self.t, self.mode == "deferred")
+            return
+        g = torch.zeros_like(rows) if grad is None else grad
+        if l2:
+            g = g + l2 * rows.detach()
         if self.mode == "dense":
             full = param * self.table_l2 if self.table_l2 else torch.zeros_like(param)
             full.index_add_(0, ids, g)
             param.grad = full
             self._dense[name].step()
             param.grad = None
-            return
-        mod = self._kernels(param)
-        if mod is not None:  # one fused C++ pass: Adam step + scatter of p, m, v (+ last)
-            mod.rows_finish(param, st["mv"], st["last"], ids.contiguous(), rows.detach(), mv, g.contiguous(), self.lr,
-                            b1, b2, self.eps, bc1, bc2, self.t, self.mode == "deferred")
             return
         m, v = mv[:, 0], mv[:, 1]
         m.mul_(b1).add_(g, alpha=1 - b1)
@@ -387,7 +407,14 @@ class TableAdam:
         for name, param in self.params.items():
             ids = (self.state[name]["last"] < self.t).nonzero().view(-1)
             if len(ids):
-                p, mv = self._catch_up(name, ids, self.t)
+                mod = self._kernels(param)
+                if mod is not None:  # the compiled gather + closed-form idle update
+                    st = self.state[name]
+                    win, finf = self._tables(self.t, param.device)
+                    p, mv = mod.rows_begin(param, st["mv"], st["last"], ids, self.t, win, finf, self._decay, self.lr,
+                                           *self.betas, True)
+                else:
+                    p, mv = self._catch_up(name, ids, self.t)
                 param.index_copy_(0, ids, p)
                 self.state[name]["mv"].index_copy_(0, ids, mv)
                 self.state[name]["last"].index_fill_(0, ids, self.t)
@@ -742,10 +769,15 @@ def train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, p
             table = model.local_table(plan, e_rows)
             logits = model.forward_plan(plan, u_rows, table)
             base = F.binary_cross_entropy_with_logits(logits, labels)
-            if cfg.l2_scope == "batch":
-                l2 = model.l2_penalty(u_rows, e_rows)
-            else:  # table rows are regularised inside TableAdam (dense); here only the weights
-                l2 = model.l2_penalty(u_rows[:0], e_rows[:0])
+            # L2 on the weights through autograd; on the batch's table rows its gradient λ·p is
+            # added inside TableAdam.finish (one pass, no autograd nodes) and only the value is
+            # computed here, for the logged loss.  l2_scope "table": TableAdam (dense) adds λ·P.
+            l2 = model.l2_penalty(u_rows[:0], e_rows[:0])
+            row_l2 = lam if cfg.l2_scope == "batch" else 0.0
+            if row_l2:
+                with torch.no_grad():
+                    u_flat, e_flat = u_rows.detach().view(-1), e_rows.detach().view(-1)
+                    l2 = l2 + 0.5 * (torch.dot(u_flat, u_flat) + torch.dot(e_flat, e_flat))
             if use_cl:
                 h = table.index_select(0, plan.extra)
                 ha, ho = h[: len(a)], h[len(a) :]
@@ -757,8 +789,8 @@ def train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, p
             opt.dense.zero_grad(set_to_none=True)
             loss.backward()
             opt.dense.step()
-            opt.rows.finish("user_emb", plan.user_ids, u_rows, u_rows.grad)
-            opt.rows.finish("entity_emb", plan.plain_ids, e_rows, e_rows.grad)
+            opt.rows.finish("user_emb", plan.user_ids, u_rows, u_rows.grad, l2=row_l2)
+            opt.rows.finish("entity_emb", plan.plain_ids, e_rows, e_rows.grad, l2=row_l2)
             sums += torch.stack([loss.detach(), base.detach(), cl.detach(), l2.detach()])
             if bar is not None and (s % 20 == 0 or s == steps - 1):
                 m = (sums / (s + 1)).tolist()

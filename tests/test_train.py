@@ -161,6 +161,52 @@ def test_table_adam_deferred_equals_dense_adam(use_cpp):
     assert torch.allclose(lazy, lazy_ref, atol=1e-5)
 
 
+def test_table_adam_idle_window_recurrence_equals_direct_sum():
+    """The per-step window update (shift + add) equals the closed form computed from scratch,
+    and both equal the defining sum F(t0, Δ) = Σ_{k=1..Δ} ρ^k c(t0 + k)."""
+    P = torch.zeros(3, 2)
+    stepped = TableAdam({"x": P}, lr=0.01)
+    for t in range(1, 700):
+        win_stepped, _ = stepped._tables(t, P.device)
+    fresh = TableAdam({"x": P}, lr=0.01)
+    win_fresh, _ = fresh._tables(699, P.device)
+    assert torch.allclose(win_stepped, win_fresh, rtol=1e-6, atol=0)
+    rho = stepped._rho
+    for delta in (1, 7, 200):
+        t0 = 699 - delta
+        direct = sum(rho**k * float(stepped._c(t0 + k)) for k in range(1, delta + 1))
+        assert abs(float(win_stepped[delta]) - direct) <= 1e-6 * direct
+
+
+@pytest.mark.parametrize("mode", ["deferred", "lazy", "dense"])
+@pytest.mark.parametrize("use_cpp", [False, True])
+def test_table_adam_row_l2_equals_explicit_gradient(mode, use_cpp):
+    """finish(..., l2=λ) == finish with the gradient of λ·½‖rows‖² added by hand (and a missing
+    gradient counts as zero)."""
+    p0 = torch.randn(12, 4, generator=torch.Generator().manual_seed(0))
+    lam = 0.3
+    out = []
+    for fused in (True, False):
+        P = p0.clone()
+        opt = TableAdam({"x": P}, lr=0.05, mode=mode)
+        opt.use_cpp = use_cpp
+        g = torch.Generator().manual_seed(5)
+        for t in range(6):
+            opt.tick()
+            ids = torch.unique(torch.randint(0, 12, (5,), generator=g))
+            rows = opt.begin("x", ids)
+            grad = None if t == 2 else torch.randn(rows.shape, generator=g)
+            if fused:
+                opt.finish("x", ids, rows, grad, l2=lam)
+            else:
+                base = torch.zeros_like(rows) if grad is None else grad
+                opt.finish("x", ids, rows, base + lam * rows.detach())
+        opt.flush()
+        out.append(P)
+    assert (out[0] - p0).abs().max() > 1e-2
+    assert torch.allclose(out[0], out[1], atol=1e-6)
+
+
 def test_lazy_adam_leaves_idle_rows_untouched():
     p0 = torch.randn(10, 2)
     P = p0.clone()
@@ -303,3 +349,13 @@ def test_table_l2_scope(ds, split):
     init = build_model(ds, small_cfg()).user_emb.detach()[0]
     assert torch.equal(res["batch"], init)
     assert res["table"].norm() < 0.9 * init.norm()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (run on a GPU machine)")
+def test_train_on_cuda_matches_cpu(ds, split):
+    """Two epochs on CUDA give the CPU run's losses and test AUC (different kernels, same maths)."""
+    res = {dev: train(ds, split, small_cfg(device=dev, seed=3), progress=False) for dev in ("cpu", "cuda")}
+    assert res["cuda"].info["device"].startswith("cuda")
+    for a, b in zip(res["cpu"].history, res["cuda"].history):
+        assert abs(a["loss"] - b["loss"]) < 1e-3
+    assert abs(res["cpu"].test_auc - res["cuda"].test_auc) < 1e-2
