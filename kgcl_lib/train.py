@@ -774,10 +774,9 @@ def train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, p
             # computed here, for the logged loss.  l2_scope "table": TableAdam (dense) adds λ·P.
             l2 = model.l2_penalty(u_rows[:0], e_rows[:0])
             row_l2 = lam if cfg.l2_scope == "batch" else 0.0
-            if row_l2:
-                with torch.no_grad():
-                    u_flat, e_flat = u_rows.detach().view(-1), e_rows.detach().view(-1)
-                    l2 = l2 + 0.5 * (torch.dot(u_flat, u_flat) + torch.dot(e_flat, e_flat))
+            if row_l2:  # the rows' value only (no graph); l2 keeps the weights' graph
+                u_flat, e_flat = u_rows.detach().view(-1), e_rows.detach().view(-1)
+                l2 = l2 + 0.5 * (torch.dot(u_flat, u_flat) + torch.dot(e_flat, e_flat))
             if use_cl:
                 h = table.index_select(0, plan.extra)
                 ha, ho = h[: len(a)], h[len(a) :]

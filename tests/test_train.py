@@ -359,3 +359,14 @@ def test_train_on_cuda_matches_cpu(ds, split):
     for a, b in zip(res["cpu"].history, res["cuda"].history):
         assert abs(a["loss"] - b["loss"]) < 1e-3
     assert abs(res["cpu"].test_auc - res["cuda"].test_auc) < 1e-2
+
+
+@pytest.mark.parametrize("optimizer, scope", [("adam", "batch"), ("dense_adam", "table")])
+def test_l2_shrinks_weights_and_rows(ds, split, optimizer, scope):
+    """λ reaches both the dense weights (through autograd) and the table rows (inside TableAdam):
+    with a large λ every part ends up much smaller than with λ = 0."""
+    runs = {lam: train(ds, split, small_cfg(l2=lam, lr=0.05, epochs=3, optimizer=optimizer, l2_scope=scope),
+                       progress=False).model for lam in (0.0, 1.0)}
+    for name in ("agg_weights.0", "relation_emb", "entity_emb", "user_emb"):
+        big, none = (dict(runs[lam].named_parameters())[name].detach().norm() for lam in (1.0, 0.0))
+        assert big < 0.5 * none, (name, float(big), float(none))
