@@ -102,6 +102,9 @@ def run_ours(ds, s: dict, threads: int, epochs: int, device: str) -> dict:
     from kgcl_lib.train import TrainConfig, train
 
     torch.set_num_threads(threads)
+    from kgcl_lib.kernels import cpp_kernels
+
+    cpp_kernels()  # compile / load the CPU kernels before any timing (a first build takes ~20 s)
     split = split_ratings(ds.ratings, np.random.default_rng(0))
     empty = split.train[:0]
     cfg = TrainConfig(dataset=ds.name, epochs=epochs, threads=threads, device=device, **s)

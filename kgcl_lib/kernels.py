@@ -12,8 +12,8 @@ kernels here fuse them per batch row:
   heap-layout field (no ``[B·S, K]`` index/weight copies, no ``[B·S, K, d]`` temporaries);
 * :class:`NodeBag` -- the neighbourhood sums of later iterations inside each row's tree.
 
-They are compiled on first use with torch's own toolchain (cached under
-``~/.cache/torch_extensions``, keyed by the source and flags) with the vector instructions this
+They are compiled on first use with torch's own toolchain (≈ 20 s once per environment, cached
+under ``~/.cache/torch_extensions``) with the vector instructions this
 CPU reports (``torch.backends.cpu.get_cpu_capability``).  Without a compiler, or with
 ``KGCL_NO_CPP=1``, :func:`cpp_kernels` returns ``None`` and callers use their pure-torch twins
 (same results; the tests check the two against each other).  The row-sparse Adam kernels of
@@ -22,7 +22,9 @@ CPU reports (``torch.backends.cpu.get_cpu_capability``).  Without a compiler, or
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -66,8 +68,12 @@ def cpp_kernels():
                 from torch.utils.cpp_extension import load_inline
 
                 tag, flags = _arch_flags()
+                # one cached build per environment: torch keeps one build per extension name and
+                # rebuilds (≈ 20 s) whenever the include paths differ, i.e. on every switch
+                # between two virtual environments sharing ~/.cache/torch_extensions
+                env = hashlib.sha1(f"{sys.prefix}|{torch.__version__}".encode()).hexdigest()[:8]
                 mod = load_inline(
-                    f"kgcl_kernels_v4_{tag}", cpp_sources=_SRC.read_text(),
+                    f"kgcl_kernels_v4_{tag}_{env}", cpp_sources=_SRC.read_text(),
                     functions=["edge_softmax_fwd", "edge_softmax_bwd", "tree_bag_fwd", "tree_bag_bwd", "node_bag_fwd",
                                "node_bag_bwd", "plan_batch", "rows_begin", "rows_finish"],
                     # -fopenmp: ATen's inline at::parallel_for is an OpenMP loop; without the flag
