@@ -326,40 +326,244 @@ def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = 
     return out, {"topk": top, "test_users": users.astype(np.int64), "content_emb": emb}
 
 
+def run_dir(results_dir, spec: RunSpec) -> Path:
+    return Path(results_dir) / "runs" / spec.run_id
+
+
+#: Written last into a run folder: ``{"run_id", "config_key", "finished_at"}``. Only a folder
+#: holding it (with the expected key) counts as a finished run.
+COMPLETE_MARKER = "complete.json"
+#: Suffix of the temporary sibling folder a run is written into (``runs/.<run_id>.<tag>.partial``).
+PARTIAL_SUFFIX = ".partial"
+
+
+def resolve_device_type(device: str) -> str:
+    """``"cuda"`` or ``"cpu"``: what ``TrainConfig.device`` resolves to in this process."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device).split(":", 1)[0]
+
+
+def config_key(cfg, ev: EvalConfig, device_type: str | None = None) -> str:
+    """Hash of everything that changes a run's numbers: the TrainConfig, the evaluation settings,
+    the effective torch thread count and the device type (``"cpu"`` / ``"cuda"``).
+
+    Threads and device are part of the identity because results made at 1 and 2 threads (or on
+    CPU and GPU) differ at ≈1e-6 (floating-point summation order): a run made under other
+    settings is stale and retrained rather than mixed into a table. ``cfg.threads == 0`` (torch's
+    default) counts as the current ``torch.get_num_threads()``; ``device_type`` defaults to what
+    ``cfg.device`` resolves to here (:func:`resolve_device_type`) — pass it when the run executes
+    elsewhere (a Ray worker with a GPU).
+    """
+    import torch
+
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("threads", "device")}
+    d["threads"] = int(cfg.threads) if cfg.threads else int(torch.get_num_threads())
+    d["device_type"] = device_type or resolve_device_type(cfg.device)
+    return hashlib.sha256(json.dumps([d, dataclasses.asdict(ev)], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def is_finished(results_dir, spec: RunSpec, key: str | None = None) -> bool:
+    """The run folder holds :data:`COMPLETE_MARKER` (and, with ``key``, the marker's
+    ``config_key`` equals it). Folders from before the marker existed count as unfinished."""
+    marker = run_dir(results_dir, spec) / COMPLETE_MARKER
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return key is None or data.get("config_key") == key
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Everything :func:`execute_run` needs besides the spec; picklable, so a run can execute in
+    another process (a Ray worker) that opens the dataset and reads text/pairs from the stored
+    caches under ``results_dir``."""
+
+    data_dir: str | None = None
+    dataset_options: dict | None = None
+    text_model: str | None = None
+    pair_n: int = 10
+    ev: EvalConfig = EvalConfig()
+    threads: int | None = None
+
+
+#: Per-process memo of the last opened dataset and its text/pairs (a Ray worker reuses it
+#: across the tasks it runs; one dataset at a time bounds the memory).
+_OPENED: dict = {}
+
+
+def _opened_inputs(results_dir, name: str, inputs: RunInputs):
+    """``(ds, text_for, pairs_for)`` for dataset ``name``, memoised per process."""
+    memo_key = (str(results_dir), name, inputs.data_dir, json.dumps(inputs.dataset_options or {}, sort_keys=True,
+                                                                     default=str), inputs.text_model, inputs.pair_n)
+    if _OPENED.get("key") != memo_key:
+        _OPENED.clear()
+        _OPENED.update(key=memo_key, cache={},
+                       ds=open_dataset(name, inputs.data_dir, **(inputs.dataset_options or {}).get(name, {})))
+    ds, cache = _OPENED["ds"], _OPENED["cache"]
+
+    def text_for(kind):
+        if kind == "without":
+            return None
+        if kind not in cache:
+            if kind == "llm":
+                cache[kind] = text_embeddings(results_dir, ds, "llm", inputs.text_model,
+                                              synopses=llm_synopses(results_dir, ds))
+            else:
+                cache[kind] = text_embeddings(results_dir, ds, "with", inputs.text_model)
+        return cache[kind]
+
+    def pairs_for(template):
+        if template is None:
+            return None
+        if ("pairs", template) not in cache:
+            cache[("pairs", template)] = content_pairs(results_dir, ds, template, inputs.pair_n)
+        return cache[("pairs", template)]
+
+    return ds, text_for, pairs_for
+
+
+def prepare_inputs(specs: Iterable[RunSpec], results_dir, inputs: RunInputs) -> None:
+    """Build (or check) the stored text embeddings and content pairs ``specs`` need, once, so that
+    parallel runs only read them (no two workers build the same cache file)."""
+    by_ds: dict[str, set] = {}
+    for s in specs:
+        by_ds.setdefault(s.dataset, set()).add(s)
+    for name, group in by_ds.items():
+        _, text_for, pairs_for = _opened_inputs(results_dir, name, inputs)
+        pairs_for("title_genre")  # ℓ_align of every run
+        for s in group:
+            pairs_for(VARIANT_TEMPLATE[s.variant])
+            text_for(s.text)
+
+
+def _partial_dirs(results_dir, run_id: str) -> list[Path]:
+    root = Path(results_dir) / "runs"
+    return sorted(root.glob(f".{run_id}.*{PARTIAL_SUFFIX}")) if root.exists() else []
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Move the complete folder ``tmp`` onto ``final``. An existing ``final`` is first renamed
+    aside (``.<name>.<tag>.old``) and deleted after the swap: a reader sees the old complete run,
+    then nothing, then the new complete run — never a mixture of the two."""
+    if final.exists():
+        old = final.parent / f".{final.name}.{os.getpid()}-{time.monotonic_ns()}.old"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
+                device_type: str | None = None) -> dict:
+    """Train and evaluate one run and write its folder atomically; return a small summary.
+
+    Self-contained (the executors call it in this process or in a Ray worker): the dataset is
+    opened by name and the text embeddings / content pairs come from the stored caches under
+    ``results_dir`` (built on first use). Files are written into the temporary sibling folder
+    ``runs/.<run_id>.<tag>.partial``, :data:`COMPLETE_MARKER` (with the config key) last, and the
+    folder is then renamed onto ``runs/<run_id>`` (:func:`_replace_dir`). An interrupted run
+    (Ctrl-C, SIGKILL, a lost worker) therefore leaves the previous complete run — or none —
+    in place; its partial folder is removed here on exception, or by the next attempt at the
+    same run (one writer per run at a time).
+
+    Returns ``{"run_id", "config_key", "test_auc", "train_seconds", "eval_seconds", "threads",
+    "device", "pid", "host"}``.
+    """
+    import socket
+
+    import torch
+
+    from .train import train
+
+    ds, text_for, pairs_for = _opened_inputs(results_dir, spec.dataset, inputs)
+    cfg = train_config(spec, ds.name, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads)
+    key = config_key(cfg, inputs.ev, device_type)
+    final = run_dir(results_dir, spec)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in _partial_dirs(results_dir, spec.run_id):  # left by a killed earlier attempt
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = final.parent / f".{spec.run_id}.{socket.gethostname()}-{os.getpid()}-{time.monotonic_ns()}{PARTIAL_SUFFIX}"
+    tmp.mkdir()
+    try:
+        split = make_split(ds, spec.seed)
+        pairs, text = pairs_for(VARIANT_TEMPLATE[spec.variant]), text_for(spec.text)
+        t0 = time.perf_counter()
+        result = train(ds, split, cfg, pairs=pairs, text=text, progress=False)
+        t_train = time.perf_counter() - t0
+        # ℓ_align on the title+genre positives; datasets without metadata (Book-Crossing
+        # offline) get KG-attribute pairs from content_pairs' fallback instead.
+        align = _positive_pairs(pairs_for("title_genre"))
+        metrics, arrays = evaluate(ds, split, result.model, inputs.ev, align)
+        metrics = {"test_auc": float(result.test_auc), "test_f1": float(result.test_f1),
+                   "valid_auc": float(result.valid_auc), "best_epoch": int(result.best_epoch), **metrics}
+        device = str(result.info.get("device", resolve_device_type(cfg.device))) if hasattr(result, "info") \
+            else resolve_device_type(cfg.device)
+        config = {
+            "run_id": spec.run_id, "config_key": key, "spec": spec.key(),
+            "train_config": _jsonable(dataclasses.asdict(cfg)),
+            "synopses": None if text is None else synopsis_source(ds) if spec.text == "with" else "LLM-generated",
+            "eval": _jsonable(dataclasses.asdict(inputs.ev)), "scoring": inputs.ev.scoring,
+            "text_model": getattr(text, "model", None),
+            "text_provenance": getattr(text, "provenance", None),
+            "pairs_provenance": getattr(pairs, "provenance", None),
+            "n_pairs": None if pairs is None else int(len(pairs.table)),
+            "dataset": {"name": ds.name, "key": _dataset_key(ds), "stats": ds.stats(), "provenance": ds.provenance},
+            "train_seconds": round(t_train, 2), "eval_seconds": round(time.perf_counter() - t0 - t_train, 2),
+            "threads": torch.get_num_threads(), "device": device,
+        }
+        write_json(tmp / "config.json", config)
+        for name, arr in arrays.items():
+            _save_npy(tmp / f"{name}.npy", arr)
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / COMPLETE_MARKER, {"run_id": spec.run_id, "config_key": key,
+                                           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        _fsync_dir(tmp)
+        _replace_dir(tmp, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"run_id": spec.run_id, "config_key": key, "test_auc": metrics["test_auc"],
+            "train_seconds": config["train_seconds"], "eval_seconds": config["eval_seconds"],
+            "threads": config["threads"], "device": device, "pid": os.getpid(), "host": socket.gethostname()}
+
+
 def _save_npy(path: Path, arr: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, arr)
 
 
-def run_dir(results_dir, spec: RunSpec) -> Path:
-    return Path(results_dir) / "runs" / spec.run_id
-
-
-def config_key(cfg, ev: EvalConfig) -> str:
-    """Hash of everything that changes a run's numbers: the TrainConfig (minus threads/device)
-    and the evaluation settings. A stored run with another key is stale and retrained."""
-    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("threads", "device")}
-    return hashlib.sha256(json.dumps([d, dataclasses.asdict(ev)], sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def is_finished(results_dir, spec: RunSpec, key: str | None = None) -> bool:
-    """``metrics.json`` exists (and, with ``key``, the stored ``config_key`` equals it)."""
-    d = run_dir(results_dir, spec)
-    if not (d / "metrics.json").exists():
-        return False
-    if key is None:
-        return True
-    try:
-        return json.loads((d / "config.json").read_text()).get("config_key") == key
-    except (OSError, ValueError):
-        return False
+def expected_keys(specs: Sequence[RunSpec], inputs: RunInputs, device_type: str | None = None) -> dict:
+    """``{spec: config_key}`` the runs of ``specs`` would get (what :func:`is_finished` compares)."""
+    return {s: config_key(train_config(s, s.dataset, text_model=inputs.text_model, pair_n=inputs.pair_n,
+                                       threads=inputs.threads), inputs.ev, device_type) for s in specs}
 
 
 def run_grid(specs: Iterable[RunSpec], results_dir, *, data_dir=None, dataset_options: dict | None = None,
              text_model: str | None = None, pair_n: int = 10, ev: EvalConfig = EvalConfig(),
-             force: bool = False, threads: int | None = None, progress: bool = True) -> pd.DataFrame:
-    """Train and evaluate every spec that has no ``metrics.json`` yet; return :func:`load_results`.
+             force: bool = False, threads: int | None = None, progress: bool = True,
+             executor: str = "local", ray_address: str | None = None,
+             resources_per_run: dict | None = None) -> pd.DataFrame:
+    """Train and evaluate every spec that is not finished yet; return :func:`load_results`.
 
     Args:
         specs: the runs (duplicates are run once).
@@ -371,80 +575,23 @@ def run_grid(specs: Iterable[RunSpec], results_dir, *, data_dir=None, dataset_op
         pair_n: pairs per anchor for the contrastive variants.
         ev: evaluation settings.
         force: retrain finished runs too.
-        threads: ``torch.set_num_threads`` for the duration (default: leave as is).
-    """
-    import torch
-    from tqdm.auto import tqdm
+        threads: torch threads of every run (``TrainConfig.threads``; default: its default, 1),
+            with either executor — part of the run identity (:func:`config_key`).
+        executor: ``"local"`` (this process, one run after another) or ``"ray"`` (one Ray task
+            per run; :mod:`kgcl_lib.executors`).
+        ray_address: ``None`` (start a local Ray instance), ``"auto"`` or ``"HOST:PORT"``.
+        resources_per_run: Ray resources of each task, e.g. ``{"num_cpus": 2, "num_gpus": 0.5}``.
 
-    from .train import train
+    A run counts as finished when its folder holds the completion marker with the config key
+    this call would give it (:func:`is_finished`, :func:`config_key`).
+    """
+    from .executors import get_executor
 
     specs = list(dict.fromkeys(specs))
-    keys = {s: config_key(train_config(s, s.dataset, text_model=text_model, pair_n=pair_n), ev) for s in specs}
-    todo = [s for s in specs if force or not is_finished(results_dir, s, keys[s])]
-    if threads:
-        torch.set_num_threads(int(threads))
-    by_ds: dict[str, list[RunSpec]] = {}
-    for s in todo:
-        by_ds.setdefault(s.dataset, []).append(s)
-    bar = tqdm(total=len(todo), desc="runs", disable=not progress)
-    for name, group in by_ds.items():
-        ds = open_dataset(name, data_dir, **(dataset_options or {}).get(name, {}))
-        cache: dict = {}
-
-        def text_for(kind):
-            if kind == "without":
-                return None
-            if kind not in cache:
-                if kind == "llm":
-                    cache[kind] = text_embeddings(results_dir, ds, "llm", text_model,
-                                                  synopses=llm_synopses(results_dir, ds))
-                else:
-                    cache[kind] = text_embeddings(results_dir, ds, "with", text_model)
-            return cache[kind]
-
-        def pairs_for(template):
-            if template is None:
-                return None
-            if ("pairs", template) not in cache:
-                cache[("pairs", template)] = content_pairs(results_dir, ds, template, pair_n)
-            return cache[("pairs", template)]
-
-        for spec in group:
-            bar.set_postfix_str(spec.run_id[:48])
-            out = run_dir(results_dir, spec)
-            if force and out.exists():
-                shutil.rmtree(out)
-            cfg = train_config(spec, ds.name, text_model=text_model, pair_n=pair_n, threads=threads)
-            split = make_split(ds, spec.seed)
-            pairs, text = pairs_for(VARIANT_TEMPLATE[spec.variant]), text_for(spec.text)
-            t0 = time.perf_counter()
-            result = train(ds, split, cfg, pairs=pairs, text=text, progress=False)
-            t_train = time.perf_counter() - t0
-            # ℓ_align on the title+genre positives; datasets without metadata (Book-Crossing
-            # offline) get KG-attribute pairs from content_pairs' fallback instead.
-            align = _positive_pairs(pairs_for("title_genre"))
-            metrics, arrays = evaluate(ds, split, result.model, ev, align)
-            metrics = {"test_auc": float(result.test_auc), "test_f1": float(result.test_f1),
-                       "valid_auc": float(result.valid_auc), "best_epoch": int(result.best_epoch), **metrics}
-            config = {
-                "run_id": spec.run_id, "config_key": keys[spec], "spec": spec.key(), "train_config": _jsonable(dataclasses.asdict(cfg)),
-                "synopses": None if text is None else synopsis_source(ds) if spec.text == "with" else "LLM-generated",
-                "eval": _jsonable(dataclasses.asdict(ev)), "scoring": ev.scoring,
-                "text_model": getattr(text, "model", None),
-                "text_provenance": getattr(text, "provenance", None),
-                "pairs_provenance": getattr(pairs, "provenance", None),
-                "n_pairs": None if pairs is None else int(len(pairs.table)),
-                "dataset": {"name": ds.name, "key": _dataset_key(ds), "stats": ds.stats(),
-                            "provenance": ds.provenance},
-                "train_seconds": round(t_train, 2), "eval_seconds": round(time.perf_counter() - t0 - t_train, 2),
-                "threads": torch.get_num_threads(),
-            }
-            write_json(out / "config.json", config)
-            for key, arr in arrays.items():
-                _save_npy(out / f"{key}.npy", arr)
-            write_json(out / "metrics.json", metrics)  # last: marks the run finished
-            bar.update(1)
-    bar.close()
+    inputs = RunInputs(data_dir=None if data_dir is None else str(data_dir), dataset_options=dataset_options,
+                       text_model=text_model, pair_n=int(pair_n), ev=ev, threads=threads)
+    get_executor(executor, ray_address=ray_address, resources_per_run=resources_per_run).run(
+        specs, results_dir, inputs, force=force, progress=progress)
     return load_results(results_dir, specs)
 
 
@@ -483,7 +630,8 @@ def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.Data
     ``text_model`` are copied from ``config.json``. With ``specs`` only those runs are read.
     """
     root = Path(results_dir) / "runs"
-    dirs = [root / s.run_id for s in specs] if specs is not None else sorted(root.glob("*")) if root.exists() else []
+    dirs = [root / s.run_id for s in specs] if specs is not None else \
+        sorted(d for d in root.glob("*") if not d.name.startswith(".")) if root.exists() else []  # skip partials
     rows = []
     for d in dirs:
         if not (d / "metrics.json").exists():

@@ -1,0 +1,253 @@
+"""Where the runs of a grid execute: in this process (``"local"``, the default) or as Ray tasks.
+
+Both executors call :func:`kgcl_lib.experiments.execute_run` once per unfinished run, and that
+function writes the run folder atomically (temporary sibling folder + rename, completion marker
+last), so the results store looks the same whichever executor wrote it and a killed run never
+leaves a half-written folder.
+
+Ray (optional extra: ``pip install '.[ray]'``)::
+
+    run_grid(specs, results_dir, executor="ray", ray_address=None | "auto" | "HOST:PORT",
+             resources_per_run={"num_cpus": 1, "num_gpus": 0.25})
+
+* one Ray task per run, with ``num_cpus`` / ``num_gpus`` from ``resources_per_run`` (fractional
+  GPUs let several small runs share one device);
+* the inputs every run reads (text embeddings, content pairs) are built once by the driver
+  before the tasks start (:func:`kgcl_lib.experiments.prepare_inputs`), so workers only read
+  them from the store;
+* a task whose worker dies (SIGKILL, OOM, lost node) or that raises is retried once
+  (``max_retries=1, retry_exceptions=True``); after that it is reported with its run id and
+  traceback while the other runs go on, and :class:`GridRunError` is raised at the end;
+* Ctrl-C cancels the outstanding tasks (their workers are killed), removes their partial
+  folders and re-raises ``KeyboardInterrupt``: finished runs stay, nothing half-written does;
+* on a cluster with more than one node, every node must see the results folder (shared storage:
+  NFS, a cluster file system): :func:`check_shared_storage` verifies that with one tiny task per
+  node and stops with the nodes that cannot see it.
+
+Without an address a local Ray instance is started on this machine (``ray.init()``); with
+``"auto"`` or ``"HOST:PORT"`` the driver joins an existing cluster (``ray start --head`` …).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+EXECUTORS = ("local", "ray")
+
+
+class GridRunError(RuntimeError):
+    """Some runs failed after their retry; ``failures`` maps run id to the error text (traceback)."""
+
+    def __init__(self, failures: dict[str, str]):
+        self.failures = dict(failures)
+        lines = [f"{len(failures)} run(s) failed after a retry:"]
+        for run_id, err in failures.items():
+            lines.append(f"--- {run_id}\n{err.rstrip()}")
+        super().__init__("\n".join(lines))
+
+
+def get_executor(name: str = "local", *, ray_address: str | None = None, resources_per_run: dict | None = None):
+    """The executor named ``name`` (``"local"`` or ``"ray"``)."""
+    if name == "local":
+        if ray_address is not None or resources_per_run:
+            raise ValueError("executor='local' takes no ray_address / resources_per_run; use executor='ray'")
+        return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(address=ray_address, resources=dict(resources_per_run or {}))
+    raise ValueError(f"executor must be one of {EXECUTORS}, got {name!r}")
+
+
+def _todo(specs, results_dir, inputs, force: bool, device_type: str | None):
+    from .experiments import expected_keys, is_finished
+
+    keys = expected_keys(specs, inputs, device_type)
+    return [s for s in specs if force or not is_finished(results_dir, s, keys[s])]
+
+
+@dataclass
+class LocalExecutor:
+    """Runs one after another in this process; the first failure propagates."""
+
+    def run(self, specs: Sequence, results_dir, inputs, *, force: bool = False, progress: bool = True) -> list[dict]:
+        from tqdm.auto import tqdm
+
+        from .experiments import execute_run
+
+        todo = _todo(specs, results_dir, inputs, force, None)
+        # Grouped by dataset so each is opened once (execute_run memoises the last one).
+        first = {}
+        for s in todo:
+            first.setdefault(s.dataset, len(first))
+        todo.sort(key=lambda s: first[s.dataset])
+        out = []
+        with tqdm(total=len(specs), initial=len(specs) - len(todo), desc="runs", disable=not progress) as bar:
+            for spec in todo:
+                bar.set_postfix_str(spec.run_id[:48])
+                out.append(execute_run(spec, results_dir, inputs))
+                bar.update(1)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Ray
+# --------------------------------------------------------------------------------------------
+def _import_ray():
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError("executor='ray' needs Ray: pip install '.[ray]' (or pip install 'ray==2.60.0')") from exc
+    return ray
+
+
+def init_ray(address: str | None = None, **kwargs) -> str | None:
+    """Connect to (``address`` = ``"auto"`` / ``"HOST:PORT"``) or start (``None``) Ray, once per
+    process; return the dashboard URL when one runs.
+
+    A locally started instance gets ``PYTHONPATH`` pointing at this checkout so its workers import
+    the same ``kgcl_lib``; on a cluster ``kgcl`` must be installed on every node. ``kwargs`` go
+    to ``ray.init`` (e.g. ``num_cpus=2, include_dashboard=False`` in the tests).
+    """
+    ray = _import_ray()
+    if not ray.is_initialized():
+        if address is None:
+            root = str(Path(__file__).resolve().parents[1])
+            env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+            runtime_env = dict(kwargs.pop("runtime_env", None) or {})
+            runtime_env["env_vars"] = {**env, **runtime_env.get("env_vars", {})}
+            kwargs["runtime_env"] = runtime_env
+        kwargs.setdefault("log_to_driver", True)
+        ctx = ray.init(address=address, **kwargs)
+        url = getattr(ctx, "dashboard_url", None)
+    else:
+        url = None
+        try:
+            from ray._private.worker import get_dashboard_url
+
+            url = get_dashboard_url()
+        except Exception:  # private API: absent in some versions; the URL is a convenience
+            url = None
+    return f"http://{url}" if url and not str(url).startswith("http") else (url or None)
+
+
+def _read_token(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def check_shared_storage(results_dir) -> list[str]:
+    """On a multi-node cluster, check that every alive node sees ``results_dir``.
+
+    Writes a token file there, reads it back from one task pinned to each node, and raises
+    ``RuntimeError`` naming the nodes that cannot read it. Returns the node addresses checked
+    (just one on a single machine, where nothing needs checking).
+    """
+    ray = _import_ray()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) <= 1:
+        return [n.get("NodeManagerAddress", "?") for n in nodes]
+    token = uuid.uuid4().hex
+    path = Path(results_dir).resolve() / f".shared-storage-check-{token}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(token)
+    try:
+        read = ray.remote(num_cpus=0)(_read_token)
+        refs = {n["NodeManagerAddress"]: read.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            n["NodeID"], soft=False)).remote(str(path)) for n in nodes}
+        blind = [addr for addr, ref in refs.items() if ray.get(ref, timeout=120) != token]
+    finally:
+        path.unlink(missing_ok=True)
+    if blind:
+        raise RuntimeError(
+            f"results folder {path.parent} is not shared storage: node(s) {blind} of the Ray cluster cannot "
+            f"read it. Put the results folder (--runs-dir / $KGCL_RUNS_DIR) on storage every node mounts "
+            f"at the same path (NFS, a cluster file system).")
+    return list(refs)
+
+
+def _execute_run_task(spec, results_dir, inputs, device_type):
+    """Body of one Ray task (module-level so Ray pickles it by reference)."""
+    from .experiments import execute_run
+
+    return execute_run(spec, results_dir, inputs, device_type=device_type)
+
+
+@dataclass
+class RayExecutor:
+    """One Ray task per run; see the module docstring.
+
+    Attributes:
+        address: ``None`` (start Ray locally), ``"auto"`` or ``"HOST:PORT"``.
+        resources: ``{"num_cpus": float, "num_gpus": float}`` of every task (default 1 CPU,
+            no GPU); other keys are passed to ``.options`` (e.g. ``memory``, ``resources``).
+        max_retries: re-executions of a failed task (worker death or exception).
+        init_kwargs: extra ``ray.init`` arguments when Ray is not initialised yet.
+    """
+
+    address: str | None = None
+    resources: dict = field(default_factory=dict)
+    max_retries: int = 1
+    init_kwargs: dict = field(default_factory=dict)
+
+    def run(self, specs: Sequence, results_dir, inputs, *, force: bool = False, progress: bool = True,
+            out=sys.stdout) -> list[dict]:
+        from tqdm.auto import tqdm
+
+        from .experiments import PARTIAL_SUFFIX, prepare_inputs
+
+        ray = _import_ray()
+        resources = {"num_cpus": 1, **self.resources}
+        device_type = "cuda" if float(resources.get("num_gpus") or 0) > 0 else "cpu"
+        todo = _todo(specs, results_dir, inputs, force, device_type)
+        if not todo:
+            return []
+        url = init_ray(self.address, **self.init_kwargs)
+        if url:
+            print(f"[kgcl] Ray dashboard: {url}", file=out, flush=True)
+        check_shared_storage(results_dir)
+        prepare_inputs(todo, results_dir, inputs)
+
+        task = ray.remote(_execute_run_task).options(max_retries=self.max_retries, retry_exceptions=True,
+                                                     **resources)
+        results_dir = str(Path(results_dir).resolve())
+        pending = {task.remote(s, results_dir, inputs, device_type): s for s in todo}
+        summaries, failures = [], {}
+        bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"runs (ray, {resources})",
+                   disable=not progress)
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+                for ref in ready:
+                    spec = pending.pop(ref)
+                    try:
+                        summaries.append(ray.get(ref))
+                    except ray.exceptions.RayError as exc:  # task error (traceback inside) or lost worker
+                        failures[spec.run_id] = str(exc)
+                        print(f"[kgcl] run {spec.run_id} failed after {self.max_retries} retr"
+                              f"{'y' if self.max_retries == 1 else 'ies'}:\n{exc}", file=out, flush=True)
+                    bar.update(1)
+                    bar.set_postfix(failed=len(failures))
+        except KeyboardInterrupt:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            ray.wait(list(pending), num_returns=len(pending), timeout=10.0)
+            for spec in pending.values():  # killed workers cannot clean up after themselves
+                for partial in (Path(results_dir) / "runs").glob(f".{spec.run_id}.*{PARTIAL_SUFFIX}"):
+                    shutil.rmtree(partial, ignore_errors=True)
+            print(f"[kgcl] interrupted: cancelled {len(pending)} outstanding run(s); "
+                  f"{len(summaries)} finished and stored", file=out, flush=True)
+            raise
+        finally:
+            bar.close()
+        if failures:
+            raise GridRunError(failures)
+        return summaries
