@@ -101,7 +101,7 @@ def _import_ray():
     try:
         import ray
     except ImportError as exc:
-        raise ImportError("executor='ray' needs Ray: pip install '.[ray]' (or pip install 'ray==2.60.0')") from exc
+        raise ImportError("executor='ray' needs Ray: pip install '.[ray]' (or pip install 'ray==2.40.0')") from exc
     return ray
 
 
@@ -116,6 +116,10 @@ def init_ray(address: str | None = None, **kwargs) -> str | None:
     ray = _import_ray()
     if not ray.is_initialized():
         if address is None:
+            # How long the driver waits for the local node to register; on a loaded 2-core
+            # machine start-up takes 40+ s (inherited by the processes ray.init spawns).
+            os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
+            os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")  # the raylet's agents: same
             root = str(Path(__file__).resolve().parents[1])
             env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
             runtime_env = dict(kwargs.pop("runtime_env", None) or {})

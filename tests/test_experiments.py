@@ -103,6 +103,8 @@ def test_is_finished_checks_config_key(tmp_path):
     assert not X.is_finished(tmp_path, s)
     write_json(X.run_dir(tmp_path, s) / "config.json", {"config_key": "abc"})
     write_json(X.run_dir(tmp_path, s) / "metrics.json", {})
+    assert not X.is_finished(tmp_path, s)  # no completion marker: an interrupted writer's folder
+    write_json(X.run_dir(tmp_path, s) / X.COMPLETE_MARKER, {"config_key": "abc"})
     assert X.is_finished(tmp_path, s) and X.is_finished(tmp_path, s, "abc") and not X.is_finished(tmp_path, s, "xyz")
 
 

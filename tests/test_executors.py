@@ -1,0 +1,247 @@
+"""Run execution: atomic run folders (issue 15 cases 1 and 9) and the Ray executor (issue 19).
+
+The interrupted-retrain tests stop a real subprocess with SIGINT / SIGKILL while it writes a run;
+the tests marked ``ray`` start a real local Ray instance (2 CPUs, no dashboard) and compare its
+store with the local executor's, run by run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kgcl_lib import experiments as X
+
+REPO = Path(__file__).resolve().parents[1]
+DS = "synthetic-small"
+#: The smoke profile's synthetic-small shape, with few epochs so a run takes about a second.
+OPTIONS = {DS: {"shape": {"name": "small", "n_users": 60, "n_items": 150, "n_rows": 1500, "n_entities": 300,
+                          "n_relations": 4, "n_triples": 600}}}
+TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+OVERRIDES = {"*": {"epochs": 12, "batch_size": 128}}
+RUN_KW = dict(dataset_options=OPTIONS, text_model=TEXT_MODEL, pair_n=4, threads=1, progress=False)
+
+
+def _key(spec, ev, threads=1, **kw):
+    return X.config_key(X.train_config(spec, spec.dataset, text_model=TEXT_MODEL, pair_n=4, threads=threads), ev, **kw)
+
+
+# ------------------------------------------------------------------ issue 15, case 1: by a real signal
+_CHILD = r"""
+import json, sys, time
+import numpy as np
+from kgcl_lib import experiments as X
+
+args = json.loads(sys.argv[1])
+def stalled_save(*a, **k):          # the run stalls while it stores its arrays
+    print("SAVING", flush=True)
+    time.sleep(600)
+np.save = stalled_save
+spec = X.RunSpec(**args["spec"])
+X.run_grid([spec], args["results"], ev=X.EvalConfig(ndcg=args["ndcg"]), dataset_options=args["options"],
+           text_model=args["text_model"], pair_n=4, threads=1, progress=False)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_interrupted_retrain_leaves_no_stale_metrics(tmp_path, kgcl_cache, sig):
+    """A finished run is retrained under new settings (another NDCG convention: another config
+    key) and the retrain is stopped by ``sig`` while it writes the run's files. The store must
+    not then hold a run that claims the new settings with the old metrics: the old complete run
+    stays (config and metrics agree), the new key counts as unfinished, and a rerun retrains."""
+    spec = X.RunSpec(DS, "base", "without", 0, None, tuple(OVERRIDES["*"].items()))
+    X.run_grid([spec], tmp_path, ev=X.EvalConfig(ndcg="jurity"), **RUN_KW)
+    new_ev = X.EvalConfig(ndcg="standard")
+    assert X.is_finished(tmp_path, spec, _key(spec, X.EvalConfig())) and not X.is_finished(tmp_path, spec, _key(spec, new_ev))
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    args = {"spec": {"dataset": spec.dataset, "variant": spec.variant, "text": spec.text, "seed": spec.seed,
+                     "overrides": list(spec.overrides)},
+            "results": str(tmp_path), "ndcg": "standard", "options": OPTIONS, "text_model": TEXT_MODEL}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(args)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        line = child.stdout.readline()
+        assert line.strip() == "SAVING", f"child did not reach the write: {line!r} {child.stderr.read()[-3000:]}"
+        child.send_signal(sig)
+        child.wait(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode != 0
+
+    d = X.run_dir(tmp_path, spec)
+    config = json.loads((d / "config.json").read_text())
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert config["eval"]["ndcg"] == metrics["ndcg_convention"] == "jurity", "config and metrics of different runs"
+    assert not X.is_finished(tmp_path, spec, _key(spec, new_ev)), "interrupted retrain counted as finished"
+    assert X.is_finished(tmp_path, spec, _key(spec, X.EvalConfig())), "previous complete run lost"
+
+    df = X.run_grid([spec], tmp_path, ev=new_ev, **RUN_KW)  # the rerun retrains
+    assert df["ndcg_convention"].tolist() == ["standard"]
+    assert json.loads((d / "config.json").read_text())["eval"]["ndcg"] == "standard"
+    assert X.is_finished(tmp_path, spec, _key(spec, new_ev))
+    assert not list((tmp_path / "runs").glob(".*")), "partial folders left behind"
+    assert X.load_results(tmp_path)["run_id"].tolist() == [spec.run_id]
+
+
+def test_is_finished_needs_the_completion_marker(tmp_path):
+    """``metrics.json`` alone (a folder written by an interrupted writer) is not a finished run;
+    the marker's key must match."""
+    s = X.RunSpec("d", "base")
+    d = X.run_dir(tmp_path, s)
+    X.write_json(d / "config.json", {"config_key": "abc"})
+    X.write_json(d / "metrics.json", {})
+    assert not X.is_finished(tmp_path, s) and not X.is_finished(tmp_path, s, "abc")
+    X.write_json(d / X.COMPLETE_MARKER, {"run_id": s.run_id, "config_key": "abc"})
+    assert X.is_finished(tmp_path, s) and X.is_finished(tmp_path, s, "abc") and not X.is_finished(tmp_path, s, "xyz")
+
+
+def test_replace_dir_swaps_whole_folders(tmp_path):
+    """An existing complete folder is replaced by the new one as a whole; no file of the old
+    one survives next to the new ones, and nothing is left aside."""
+    final, new = tmp_path / "run", tmp_path / ".run.x.partial"
+    final.mkdir()
+    (final / "old_only.json").write_text("1")
+    (final / "metrics.json").write_text("old")
+    new.mkdir()
+    (new / "metrics.json").write_text("new")
+    X._replace_dir(new, final)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert sorted(p.name for p in final.iterdir()) == ["metrics.json"] and (final / "metrics.json").read_text() == "new"
+
+
+# ------------------------------------------------------------------ issue 15, case 9
+def test_threads_and_device_are_part_of_the_run_identity():
+    """Results at 1 and 2 threads (or CPU and GPU) differ in the last digits, so a run made under
+    one setting must not count as finished under another."""
+    spec = X.RunSpec(DS, "base")
+    ev = X.EvalConfig()
+    one, two = _key(spec, ev, threads=1), _key(spec, ev, threads=2)
+    assert one != two
+    assert _key(spec, ev, threads=1, device_type="cpu") != _key(spec, ev, threads=1, device_type="cuda")
+    assert one == _key(spec, ev, threads=1)  # and stays stable
+    # threads=0 means torch's current default: the key names the effective count
+    import torch
+
+    n = torch.get_num_threads()
+    assert _key(spec, ev, threads=0) == _key(spec, ev, threads=n)
+
+
+def test_run_made_at_other_thread_count_is_retrained(tmp_path, kgcl_cache):
+    spec = X.RunSpec(DS, "base", "without", 0, None, tuple(OVERRIDES["*"].items()))
+    X.run_grid([spec], tmp_path, **RUN_KW)
+    first = json.loads((X.run_dir(tmp_path, spec) / X.COMPLETE_MARKER).read_text())
+    assert json.loads((X.run_dir(tmp_path, spec) / "config.json").read_text())["threads"] == 1
+    X.run_grid([spec], tmp_path, **{**RUN_KW, "threads": 2})
+    again = json.loads((X.run_dir(tmp_path, spec) / X.COMPLETE_MARKER).read_text())
+    assert again["config_key"] != first["config_key"]
+    assert json.loads((X.run_dir(tmp_path, spec) / "config.json").read_text())["threads"] == 2
+
+
+# ------------------------------------------------------------------ issue 19: Ray
+def _specs():
+    return X.grid_specs([DS], ["base", "cl_genre"], ["without", "with"], [0], overrides=OVERRIDES)
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray", reason="the Ray executor needs the ray extra: pip install '.[ray]'")
+    from kgcl_lib.executors import init_ray
+
+    init_ray(None, num_cpus=2, include_dashboard=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_store(tmp_path_factory, ray_session):
+    """The reference: the specs trained by the local executor (also builds the text/pairs caches)."""
+    root = tmp_path_factory.mktemp("local")
+    os.environ.setdefault("KGCL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    X.run_grid(_specs(), root, **RUN_KW)
+    return root
+
+
+def _fresh_store(local_store, path):
+    """A new results folder with the local store's text/pairs caches (inputs, not runs)."""
+    for sub in ("text", "pairs"):
+        shutil.copytree(local_store / sub, path / sub)
+    return path
+
+
+def _assert_same_runs(a, b, specs):
+    for s in specs:
+        ra, rb = X.load_run(a, s.run_id), X.load_run(b, s.run_id)
+        assert abs(ra["metrics"]["test_auc"] - rb["metrics"]["test_auc"]) <= 1e-12, s.run_id
+        np.testing.assert_array_equal(ra["topk"], rb["topk"], err_msg=s.run_id)
+        np.testing.assert_array_equal(ra["test_users"], rb["test_users"], err_msg=s.run_id)
+        assert ra["config"]["config_key"] == rb["config"]["config_key"]
+
+
+@pytest.mark.ray
+def test_ray_executor_matches_local_and_reruns_nothing(ray_session, local_store, tmp_path):
+    from kgcl_lib.executors import RayExecutor
+
+    store = _fresh_store(local_store, tmp_path)
+    specs = _specs()
+    df = X.run_grid(specs, store, executor="ray", **RUN_KW)
+    assert len(df) == len(specs)
+    _assert_same_runs(local_store, store, specs)
+    assert {json.loads((X.run_dir(store, s) / "config.json").read_text())["threads"] for s in specs} == {1}
+    before = {s.run_id: (X.run_dir(store, s) / X.COMPLETE_MARKER).stat().st_mtime_ns for s in specs}
+    # a second invocation trains nothing: no task is submitted, no folder rewritten
+    inputs = X.RunInputs(dataset_options=OPTIONS, text_model=TEXT_MODEL, pair_n=4, threads=1)
+    assert RayExecutor().run(specs, store, inputs, progress=False) == []
+    assert before == {s.run_id: (X.run_dir(store, s) / X.COMPLETE_MARKER).stat().st_mtime_ns for s in specs}
+
+
+@pytest.mark.ray
+def test_ray_task_killed_mid_run_is_retried(ray_session, local_store, tmp_path):
+    """SIGKILL the worker of the first run that starts writing; Ray retries the task once and
+    the store ends up complete, identical to the local executor's, with no partial folder."""
+    from kgcl_lib.executors import RayExecutor
+
+    store = _fresh_store(local_store, tmp_path)
+    specs = _specs()
+    inputs = X.RunInputs(dataset_options=OPTIONS, text_model=TEXT_MODEL, pair_n=4, threads=1)
+    out: dict = {}
+
+    def drive():
+        try:
+            out["summaries"] = RayExecutor().run(specs, store, inputs, progress=False)
+        except BaseException as exc:  # reported to the test thread
+            out["error"] = exc
+
+    t = threading.Thread(target=drive)
+    t.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and t.is_alive() and time.monotonic() < deadline:
+        for partial in (store / "runs").glob(f".*{X.PARTIAL_SUFFIX}") if (store / "runs").exists() else []:
+            # .<run_id>.<host>-<pid>-<ns>.partial (run ids have no dots; host names may)
+            run_id, tag = partial.name[1:-len(X.PARTIAL_SUFFIX)].split(".", 1)
+            pid = int(tag.rsplit("-", 2)[1])
+            os.kill(pid, signal.SIGKILL)
+            killed = (run_id, pid)
+            break
+        time.sleep(0.01)
+    t.join(timeout=180)
+    assert killed is not None, "no run was caught mid-write"
+    assert "error" not in out, out.get("error")
+    assert len(out["summaries"]) == len(specs)
+    retried = [s for s in out["summaries"] if s["run_id"] == killed[0]]
+    assert retried and retried[0]["pid"] != killed[1]
+    assert not list((store / "runs").glob(".*")), "partial folders left behind"
+    assert all(X.is_finished(store, s) for s in specs)
+    _assert_same_runs(local_store, store, specs)
