@@ -30,6 +30,7 @@ Without an address a local Ray instance is started on this machine (``ray.init()
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -54,9 +55,7 @@ class GridRunError(RuntimeError):
 
 def get_executor(name: str = "local", *, ray_address: str | None = None, resources_per_run: dict | None = None):
     """The executor named ``name`` (``"local"`` or ``"ray"``)."""
-    if name == "local":
-        if ray_address is not None or resources_per_run:
-            raise ValueError("executor='local' takes no ray_address / resources_per_run; use executor='ray'")
+    if name == "local":  # ray_address / resources_per_run only apply to Ray (a profile may set them)
         return LocalExecutor()
     if name == "ray":
         return RayExecutor(address=ray_address, resources=dict(resources_per_run or {}))
@@ -255,3 +254,90 @@ class RayExecutor:
         if failures:
             raise GridRunError(failures)
         return summaries
+
+
+# --------------------------------------------------------------------------------------------
+# LLM synopses in shards
+# --------------------------------------------------------------------------------------------
+def _generate_shard(items, model, cache_dir: str, kwargs: dict) -> dict:
+    """Body of one Ray task: generate one shard of items into its own JSONL cache folder (one
+    writer per cache file); return the shard's ``new`` / ``cache_hits`` counts."""
+    from .text.generate import generate_synopses
+
+    res = generate_synopses(items, model, cache=cache_dir, progress=False, **kwargs)
+    return {"new": int(res.provenance["new"]), "cache_hits": int(res.provenance["cache_hits"]),
+            "seconds": res.provenance["seconds"]}
+
+
+def merge_llm_caches(shard_dirs: Sequence, into) -> dict[str, int]:
+    """Merge the ``synopses-*.jsonl`` caches of ``shard_dirs`` into folder ``into`` (records of
+    the same key are identical; the union is written atomically). Returns ``{file: n_records}``."""
+    from . import storage
+    from .text.generate import _compact_cache, read_cache
+
+    into = Path(into)
+    into.mkdir(parents=True, exist_ok=True)
+    merged: dict[str, dict] = {}
+    for d in shard_dirs:
+        for f in sorted(Path(d).glob("synopses-*.jsonl")):
+            merged.setdefault(f.name, read_cache(into / f.name)[0]).update(read_cache(f)[0])
+            meta = f.with_suffix(".json")
+            if meta.exists() and not (into / meta.name).exists():
+                storage.write_json(into / meta.name, json.loads(meta.read_text()))
+    for name, records in merged.items():
+        _compact_cache(into / name, records)
+    return {name: len(r) for name, r in merged.items()}
+
+
+def generate_synopses_ray(items, model, *, cache_dir, shard_size: int = 256, address: str | None = None,
+                          resources: dict | None = None, progress: bool = True, out=sys.stdout, **kwargs):
+    """:func:`kgcl_lib.text.generate.generate_synopses` over Ray: the items are cut into shards of
+    ``shard_size``, each shard is one task (retried once) that generates into its own cache
+    folder ``<cache_dir>/shard-<k>/``; the shard caches are then merged into ``cache_dir`` and
+    the result is assembled from it here — all cache hits, so no model is loaded on the driver.
+    A rerun finds every prompt cached and makes no LLM calls. ``cache_dir`` must be on storage
+    every node sees (checked). Returns the ``GeneratedSynopses`` with ``provenance["shards"]``
+    (``new`` / ``cache_hits`` per shard)."""
+    from tqdm.auto import tqdm
+
+    from .text.generate import generate_synopses
+
+    ray = _import_ray()
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    url = init_ray(address)
+    if url:
+        print(f"[kgcl] Ray dashboard: {url}", file=out, flush=True)
+    cache_dir = Path(cache_dir).resolve()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    check_shared_storage(cache_dir)
+    task = ray.remote(_generate_shard).options(max_retries=1, retry_exceptions=True,
+                                               **{"num_cpus": 1, **(resources or {})})
+    shards = [items.iloc[i:i + shard_size] for i in range(0, len(items), shard_size)]
+    dirs = [cache_dir / f"shard-{k:04d}" for k in range(len(shards))]
+    pending = {task.remote(s, model, str(d), kwargs): k for k, (s, d) in enumerate(zip(shards, dirs))}
+    done, failures = {}, {}
+    bar = tqdm(total=len(shards), desc="LLM shards (ray)", disable=not progress)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+            for ref in ready:
+                k = pending.pop(ref)
+                try:
+                    done[k] = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    failures[f"shard-{k:04d}"] = str(exc)
+                bar.update(1)
+                bar.set_postfix(failed=len(failures))
+    except KeyboardInterrupt:  # generated records are already in the shard caches: a rerun resumes
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        bar.close()
+    if failures:
+        raise GridRunError(failures)
+    merge_llm_caches(dirs, cache_dir)
+    res = generate_synopses(items, model, cache=cache_dir, progress=False, **kwargs)
+    res.provenance["shards"] = [done[k] for k in sorted(done)]
+    return res

@@ -826,8 +826,13 @@ def with_substitute_text(ds):
 
 
 def ensure_llm_synopses(results_dir, ds, model: str | None = "auto", *, max_items: int | None = None,
-                        force: bool = False) -> dict:
+                        force: bool = False, executor: str = "local", ray_address: str | None = None,
+                        resources_per_run: dict | None = None, shard_size: int = 256) -> dict:
     """Generate (or reuse) LLM synopses for ``ds`` into :func:`llm_synopses_path`.
+
+    With ``executor="ray"`` the items are generated in shards of ``shard_size`` as Ray tasks
+    (:func:`kgcl_lib.executors.generate_synopses_ray`; ``resources_per_run`` per shard), their
+    JSONL caches under ``<results_dir>/text/llm-cache/<dataset>/`` merged.
 
     Returns ``{"ok": bool, "model": str, "n_synopses": int, "message": str}``; ``ok`` is False
     — with the reason — when no LLM is available or the items have no titles, so notebook 10
@@ -850,7 +855,14 @@ def ensure_llm_synopses(results_dir, ds, model: str | None = "auto", *, max_item
         from .text.generate import generate_synopses
 
         items = ds.items if max_items is None else ds.items.iloc[: int(max_items)]
-        gen = generate_synopses(items, model, domain=_domain(ds.name), progress=True)
+        if executor == "ray":
+            from .executors import generate_synopses_ray
+
+            gen = generate_synopses_ray(items, model, domain=_domain(ds.name), shard_size=shard_size,
+                                        cache_dir=Path(results_dir) / "text" / "llm-cache" / ds.name,
+                                        address=ray_address, resources=resources_per_run)
+        else:
+            gen = generate_synopses(items, model, domain=_domain(ds.name), progress=True)
     except (RuntimeError, ImportError, OSError, ValueError) as exc:
         return {"ok": False, "model": None, "n_synopses": 0, "message": f"no LLM synopses: {type(exc).__name__}: {exc}"}
     t = gen.table[gen.table["synopsis"].notna()]

@@ -2,6 +2,7 @@
 
     python -m kgcl_lib.runner [--profile NAME] [--only 03,04] [--force]
                               [--runs-dir DIR] [--figures-dir DIR]
+                              [--executor local|ray] [--ray-address auto|HOST:PORT]
 
 * Notebooks are discovered as ``notebooks/[0-9][0-9]_*.ipynb`` and run in name order, each with
   its working directory set to ``notebooks/`` and the ``python3`` kernel.
@@ -14,7 +15,9 @@
     2. the global keys of ``params/<profile>.yaml``;
     3. that file's ``notebooks: {<name or its 2-digit prefix>: {...}}`` section;
     4. what the runner injects: ``profile``, ``results_dir``, ``figures_dir``,
-       ``headlines_path``, ``force``.
+       ``headlines_path``, ``force``; and ``executor`` / ``ray_address`` when given on the
+       command line (``--executor ray``: notebooks 04, 09 and 10 run their grids and LLM
+       generation as Ray tasks, :mod:`kgcl_lib.executors`).
   Only keys that a notebook's ``parameters`` cell declares are passed to it; a key that no
   notebook declares is an error (a typo would otherwise be silently ignored).
 * ``--force`` deletes the executed copies and headline files of the selected notebooks and
@@ -136,13 +139,15 @@ def results_root(profile: str, runs_dir: str | os.PathLike | None = None) -> Pat
 def run(profile_name: str = "default", *, only: str | None = None, force: bool = False,
         runs_dir: str | os.PathLike | None = None, figures_dir: str | os.PathLike | None = None,
         notebooks_dir: str | os.PathLike | None = None, params_dir: str | os.PathLike | None = None,
-        cell_timeout: float | None = None, retries: int = 1, out=sys.stdout) -> int:
+        cell_timeout: float | None = None, retries: int = 1, executor: str | None = None,
+        ray_address: str | None = None, out=sys.stdout) -> int:
     """Execute the selected notebooks in order; return 0, or 1 at the first failure.
 
     ``cell_timeout`` (seconds; default ``$KGCL_CELL_TIMEOUT`` or 7200) bounds every cell, so a
     stalled kernel connection fails instead of hanging; a notebook that times out or whose
     kernel dies is re-executed up to ``retries`` times (notebooks are idempotent: finished work
-    is read back from the results folder).
+    is read back from the results folder). ``executor`` / ``ray_address`` override the
+    profile's keys of the same names.
     """
     if cell_timeout is None:
         cell_timeout = float(os.environ.get("KGCL_CELL_TIMEOUT") or 7200)
@@ -151,7 +156,7 @@ def run(profile_name: str = "default", *, only: str | None = None, force: bool =
     os.environ[HEADLESS_ENV] = "1"
     try:
         return _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params_dir,
-                    cell_timeout, retries, out)
+                    cell_timeout, retries, out, executor, ray_address)
     finally:
         if previous is None:
             os.environ.pop(HEADLESS_ENV, None)
@@ -160,7 +165,7 @@ def run(profile_name: str = "default", *, only: str | None = None, force: bool =
 
 
 def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params_dir, cell_timeout, retries,
-         out) -> int:
+         out, executor=None, ray_address=None) -> int:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -178,6 +183,12 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
     print(f"[kgcl] profile {profile_name!r} ({profile.path.name}); results -> {results}; figures -> {figures}",
           file=out, flush=True)
 
+    cli = {k: v for k, v in (("executor", executor), ("ray_address", ray_address)) if v is not None}
+    if cli.get("executor") not in (None, "local", "ray"):
+        raise ValueError(f"--executor must be 'local' or 'ray', got {executor!r}")
+    if cli:
+        print(f"[kgcl] command-line overrides: {cli}", file=out, flush=True)
+
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     for nb in nbs:
@@ -188,7 +199,7 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
             headlines.unlink(missing_ok=True)
         params = notebook_parameters(nb, profile, {
             "profile": profile_name, "results_dir": str(results), "figures_dir": str(figures),
-            "headlines_path": str(headlines), "force": bool(force)}, declared[nb])
+            "headlines_path": str(headlines), "force": bool(force), **cli}, declared[nb])
         print(f"[kgcl] {nb.name} ...", file=out, flush=True)
         t0 = time.perf_counter()
         for attempt in range(retries + 1):
@@ -230,10 +241,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds any one cell may run (default: $KGCL_CELL_TIMEOUT or 7200)")
     ap.add_argument("--retries", type=int, default=1,
                     help="re-executions of a notebook after a cell timeout or a dead kernel (default 1)")
+    ap.add_argument("--executor", choices=("local", "ray"), default=None,
+                    help="where training runs and LLM generation execute: local (this process, the default) or "
+                         "ray (one Ray task per run; needs pip install '.[ray]'); overrides the profile's 'executor'")
+    ap.add_argument("--ray-address", default=None,
+                    help="Ray cluster to join: 'auto' or HOST:PORT (default: start a local Ray instance); "
+                         "overrides the profile's 'ray_address'")
     args = ap.parse_args(argv)
+    if args.ray_address is not None and args.executor is None:
+        args.executor = "ray"
     try:
         return run(args.profile, only=args.only, force=args.force, runs_dir=args.runs_dir,
-                   figures_dir=args.figures_dir, cell_timeout=args.cell_timeout, retries=args.retries)
+                   figures_dir=args.figures_dir, cell_timeout=args.cell_timeout, retries=args.retries,
+                   executor=args.executor, ray_address=args.ray_address)
     except ValueError as exc:
         print(f"[kgcl] error: {exc}", file=sys.stderr)
         return 2

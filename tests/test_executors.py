@@ -140,13 +140,14 @@ def test_threads_and_device_are_part_of_the_run_identity():
 
 def test_run_made_at_other_thread_count_is_retrained(tmp_path, kgcl_cache):
     spec = X.RunSpec(DS, "base", "without", 0, None, tuple(OVERRIDES["*"].items()))
+    config = X.run_dir(tmp_path, spec) / "config.json"
     X.run_grid([spec], tmp_path, **RUN_KW)
-    first = json.loads((X.run_dir(tmp_path, spec) / X.COMPLETE_MARKER).read_text())
-    assert json.loads((X.run_dir(tmp_path, spec) / "config.json").read_text())["threads"] == 1
+    first = json.loads(config.read_text())
+    assert first["threads"] == 1
     X.run_grid([spec], tmp_path, **{**RUN_KW, "threads": 2})
-    again = json.loads((X.run_dir(tmp_path, spec) / X.COMPLETE_MARKER).read_text())
+    again = json.loads(config.read_text())
+    assert again["threads"] == 2, "the run made at 1 thread was taken as the 2-thread run"
     assert again["config_key"] != first["config_key"]
-    assert json.loads((X.run_dir(tmp_path, spec) / "config.json").read_text())["threads"] == 2
 
 
 # ------------------------------------------------------------------ issue 19: Ray
@@ -245,3 +246,74 @@ def test_ray_task_killed_mid_run_is_retried(ray_session, local_store, tmp_path):
     assert not list((store / "runs").glob(".*")), "partial folders left behind"
     assert all(X.is_finished(store, s) for s in specs)
     _assert_same_runs(local_store, store, specs)
+
+
+# ------------------------------------------------------------------ issue 19: LLM synopses in shards
+from test_generate import items, tiny_model_dir  # noqa: E402,F401  (fixtures: a tiny random Llama, 10 items)
+
+
+@pytest.mark.ray
+def test_llm_synopses_in_ray_shards_match_and_rerun_makes_no_calls(ray_session, items, tiny_model_dir, tmp_path):
+    import warnings
+
+    from kgcl_lib.executors import generate_synopses_ray
+    from kgcl_lib.text import generate as gen
+
+    kw = dict(max_new_tokens=10, batch_size=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gen.GeneratorWarning)
+        local = gen.generate_synopses(items, tiny_model_dir, cache=False, progress=False, **kw)
+        res = generate_synopses_ray(items, tiny_model_dir, cache_dir=tmp_path / "llm", shard_size=3, progress=False, **kw)
+    assert len(res.provenance["shards"]) == 4  # 10 items in shards of 3
+    # 8 titled items; the duplicate title (rows 0 and 7) falls in two shards, so each generates it
+    assert [s["new"] for s in res.provenance["shards"]] == [3, 2, 2, 1]
+    assert res.provenance["new"] == 0, "the driver generated instead of reading the merged shard caches"
+    assert res.table["raw"].fillna("<NA>").tolist() == local.table["raw"].fillna("<NA>").tolist()
+    assert res.table["status"].tolist() == local.table["status"].tolist()
+    # the merged cache holds every shard's records
+    merged = list((tmp_path / "llm").glob("synopses-*.jsonl"))
+    assert len(merged) == 1 and len(gen.read_cache(merged[0])[0]) == 7
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gen.GeneratorWarning)
+        again = generate_synopses_ray(items, tiny_model_dir, cache_dir=tmp_path / "llm", shard_size=3, progress=False, **kw)
+    assert [s["new"] for s in again.provenance["shards"]] == [0, 0, 0, 0], "a rerun made LLM calls"
+    assert again.table["raw"].fillna("<NA>").tolist() == res.table["raw"].fillna("<NA>").tolist()
+
+
+# ------------------------------------------------------------------ issue 19: entry points
+def test_runner_passes_executor_flags_over_the_profile(tmp_path):
+    import io
+
+    import nbformat
+
+    from kgcl_lib import runner
+
+    nbdir = tmp_path / "nb"
+    nbdir.mkdir()
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("profile = 'default'\nheadlines_path = None\nexecutor = 'local'\n"
+                                  "ray_address = None\nresources_per_run = None")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell(
+        "import json, pathlib\npathlib.Path(headlines_path).write_text(json.dumps("
+        "[executor, ray_address, resources_per_run]))")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, nbdir / "04_x.ipynb")
+    (tmp_path / "t.yaml").write_text("executor: local\nray_address: null\nresources_per_run: {num_cpus: 2, num_gpus: 0.5}\n")
+    kw = dict(runs_dir=tmp_path / "runs", figures_dir=tmp_path / "fig", notebooks_dir=nbdir, params_dir=tmp_path,
+              out=io.StringIO())
+    headlines = tmp_path / "runs" / "t" / "notebooks" / "04_x.json"
+    assert runner.run("t", **kw) == 0
+    assert json.loads(headlines.read_text()) == ["local", None, {"num_cpus": 2, "num_gpus": 0.5}]
+    assert runner.run("t", executor="ray", ray_address="10.0.0.1:6379", **kw) == 0
+    assert json.loads(headlines.read_text()) == ["ray", "10.0.0.1:6379", {"num_cpus": 2, "num_gpus": 0.5}]
+    with pytest.raises(SystemExit) as exc:
+        runner.main(["--executor", "slurm"])
+    assert exc.value.code == 2
+
+
+def test_unknown_executor_is_named():
+    from kgcl_lib.executors import get_executor
+
+    with pytest.raises(ValueError, match="'slurm'"):
+        get_executor("slurm")
