@@ -8,10 +8,20 @@ trains the runs that are not finished yet and stores, under ``<results_dir>/runs
 * ``config.json``   — the spec, the exact ``TrainConfig``, evaluation settings, encoder model,
   pairs provenance, dataset checksum/provenance and timings;
 * ``metrics.json``  — test AUC/F1, Recall/NDCG@K, Inter/Intra@20, alignment/uniformity,
-  NDCG@100 by user-activity percentile (written last: its presence marks a finished run);
+  NDCG@100 by user-activity percentile;
+* ``complete.json`` — ``{"run_id", "config_key", "finished_at"}``, written last: a run is
+  finished when it holds this marker with the config key the caller expects (:func:`is_finished`);
 * ``topk.npy``      — ``int64[n_test_users, 100]`` top-100 items per test user, best first;
 * ``test_users.npy``— ``int64[n_test_users]`` the users those rows belong to;
 * ``content_emb.npy`` — ``float32[n_items, d]`` the trained content embeddings.
+
+A run is written into a temporary sibling folder (``runs/.<run_id>.<host>-<pid>-<ns>.partial``)
+and renamed onto ``runs/<run_id>`` only when complete, so an interrupted run (Ctrl-C, SIGKILL, a
+lost Ray worker) never leaves a folder mixing two runs: the previous complete run, or none, stays
+(:func:`execute_run`). The config key covers the ``TrainConfig``, the evaluation settings, the
+effective thread count and the device type, because results at 1 and 2 threads (or CPU and GPU)
+differ at ≈1e-6 (:func:`config_key`). :func:`run_grid` runs the unfinished specs in this process
+or as Ray tasks (``executor="ray"``, :mod:`kgcl_lib.executors`).
 
 Work that notebooks hand to each other also lives under ``results_dir`` (``text/``, ``pairs/``):
 :func:`text_embeddings` and :func:`content_pairs` load a stored file when present and build and
