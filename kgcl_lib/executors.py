@@ -242,7 +242,8 @@ class RayExecutor:
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)
-            ray.wait(list(pending), num_returns=len(pending), timeout=10.0)
+            if pending:
+                ray.wait(list(pending), num_returns=len(pending), timeout=10.0)
             for spec in pending.values():  # killed workers cannot clean up after themselves
                 for partial in (Path(results_dir) / "runs").glob(f".{spec.run_id}.*{PARTIAL_SUFFIX}"):
                     shutil.rmtree(partial, ignore_errors=True)

@@ -451,8 +451,9 @@ def prepare_inputs(specs: Iterable[RunSpec], results_dir, inputs: RunInputs) -> 
 
 
 def _partial_dirs(results_dir, run_id: str) -> list[Path]:
+    """Left-overs of ``run_id``'s killed writers: ``.<run_id>.*.partial`` and ``.<run_id>.*.old``."""
     root = Path(results_dir) / "runs"
-    return sorted(root.glob(f".{run_id}.*{PARTIAL_SUFFIX}")) if root.exists() else []
+    return sorted(root.glob(f".{run_id}.*")) if root.exists() else []
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:

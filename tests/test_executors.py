@@ -248,6 +248,37 @@ def test_ray_task_killed_mid_run_is_retried(ray_session, local_store, tmp_path):
     _assert_same_runs(local_store, store, specs)
 
 
+
+@pytest.mark.ray
+def test_ray_ctrl_c_cancels_outstanding_runs_without_partial_folders(ray_session, local_store, tmp_path):
+    """A real SIGINT to this (the driver's) process while tasks run: KeyboardInterrupt propagates,
+    the outstanding tasks are cancelled, no partial folder stays, every run folder present is
+    complete, and a rerun finishes the grid with the local executor's numbers."""
+    from kgcl_lib.executors import RayExecutor
+
+    store = _fresh_store(local_store, tmp_path)
+    specs = _specs()
+    inputs = X.RunInputs(dataset_options=OPTIONS, text_model=TEXT_MODEL, pair_n=4, threads=1)
+
+    def interrupt_when_a_run_is_being_written():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if (store / "runs").exists() and list((store / "runs").glob(f".*{X.PARTIAL_SUFFIX}")):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.01)
+
+    threading.Thread(target=interrupt_when_a_run_is_being_written, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        RayExecutor().run(specs, store, inputs, progress=False)
+    time.sleep(1.0)  # cancelled workers are gone; nothing may appear afterwards
+    assert not list((store / "runs").glob(".*")), "partial folders left behind"
+    present = [d.name for d in (store / "runs").iterdir()]
+    assert len(present) < len(specs), "nothing was cancelled"
+    assert all((store / "runs" / name / X.COMPLETE_MARKER).exists() for name in present)
+    X.run_grid(specs, store, executor="ray", **RUN_KW)
+    _assert_same_runs(local_store, store, specs)
+
 # ------------------------------------------------------------------ issue 19: LLM synopses in shards
 from test_generate import items, tiny_model_dir  # noqa: E402,F401  (fixtures: a tiny random Llama, 10 items)
 
