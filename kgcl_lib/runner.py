@@ -188,6 +188,11 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
         raise ValueError(f"--executor must be 'local' or 'ray', got {executor!r}")
     if cli:
         print(f"[kgcl] command-line overrides: {cli}", file=out, flush=True)
+    if cli.get("executor", profile.globals.get("executor")) == "ray":
+        try:  # fail before the first notebook, not in the middle of notebook 04
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError("executor 'ray' needs Ray, an optional extra: pip install '.[ray]'") from None
 
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
