@@ -164,7 +164,7 @@ def test_case6_unwritable_dataset_cache_warns_and_continues(tmp_path, tiny_datas
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied", str(tmp_path / "ro"))
 
-    monkeypatch.setattr(cache_mod.tempfile, "mkdtemp", denied)
+    monkeypatch.setattr("tempfile.mkdtemp", denied)
     with pytest.warns(UserWarning, match=r"not writable.*KGCL_CACHE_DIR.*--no-cache"):
         ds = cache_mod.cached_build("tiny", [], {"p": 1}, lambda: tiny_dataset, root=tmp_path / "ro")
     assert ds.n_items == tiny_dataset.n_items

@@ -268,7 +268,8 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
         if m < 2 * n + 1:
             raise DatasetError(f"{ds.name}: only {m} of {ds.n_items} items have the metadata template {template!r} needs "
                                f"(genres{' and title' if template == 'title_genre' else ''}); at least 2n+1 = {2 * n + 1} are required. "
-                               f"Use sampler='kg' for items without text metadata.")
+                               "Use the KG-attribute sampler for items without text metadata: build_pairs(..., sampler='kg'), "
+                               "`python -m kgcl_lib.pairs --sampler kg` or `python -m kgcl_lib.train --pair-sampler kg`.")
         codes, uniques = pd.factorize(sentences.iloc[eligible], sort=False)
         uniques = np.asarray(uniques, dtype=object)
         checksum_parts += [f"{i}\t{s}" for i, s in zip(eligible.tolist(), sentences.iloc[eligible].tolist())]
