@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -220,22 +219,32 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kgcl_lib.runner", description=__doc__.split("\n\n")[0])
+    from .cli import run_main
+
+    return run_main(_main, argv, prog="python -m kgcl_lib.runner")
+
+
+def _main(argv) -> int:
+    from .cli import CliParser
+
+    ap = CliParser(prog="python -m kgcl_lib.runner", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="default", help="params/<profile>.yaml (default: default)")
-    ap.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 03,04")
-    ap.add_argument("--force", action="store_true", help="recompute the selected notebooks' cached results")
+    ap.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 03,04 (default: all notebooks)")
+    ap.add_argument("--force", action="store_true", help="recompute the selected notebooks' cached results (default: off)")
     ap.add_argument("--runs-dir", default=None, help="base folder for results (default: $KGCL_RUNS_DIR or runs/)")
     ap.add_argument("--figures-dir", default=None, help="tables/figures folder (default: figures/<profile>/)")
     ap.add_argument("--cell-timeout", type=float, default=None,
                     help="seconds any one cell may run (default: $KGCL_CELL_TIMEOUT or 7200)")
     ap.add_argument("--retries", type=int, default=1,
-                    help="re-executions of a notebook after a cell timeout or a dead kernel (default 1)")
+                    help="re-executions of a notebook after a cell timeout or a dead kernel (default: 1)")
     args = ap.parse_args(argv)
     try:
         return run(args.profile, only=args.only, force=args.force, runs_dir=args.runs_dir,
                    figures_dir=args.figures_dir, cell_timeout=args.cell_timeout, retries=args.retries)
     except ValueError as exc:
-        print(f"[kgcl] error: {exc}", file=sys.stderr)
+        if "--debug" in (argv or []):
+            raise
+        print(f"python -m kgcl_lib.runner: error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -6,6 +6,7 @@ real signal (SIGINT, SIGKILL) to a training subprocess.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -289,7 +290,7 @@ def test_issue12_every_option_has_help_with_default(module, monkeypatch):
         raise SystemExit(0)
 
     monkeypatch.setattr(cli.CliParser, "parse_args", capture)
-    mod = importlib.import_module(module + ".__main__") if module != "kgcl_lib.train" else importlib.import_module(module)
+    mod = importlib.import_module(module if module in ("kgcl_lib.train", "kgcl_lib.runner") else module + ".__main__")
     subs = {"kgcl_lib.data": [["stats"], ["synth"], ["fetch", "--dataset", "ml-100k"]]}.get(module, [[]])
     for argv in subs:
         try:
@@ -297,9 +298,13 @@ def test_issue12_every_option_has_help_with_default(module, monkeypatch):
         except SystemExit:
             pass
     assert seen, f"{module} does not build its parser with kgcl_lib.cli.CliParser"
-    for parser in seen:
+    parsers = list(seen)
+    for parser in parsers:  # grows with sub-command parsers
         for a in parser._actions:
             if a.dest in ("help",):
+                continue
+            if isinstance(a, argparse._SubParsersAction):
+                parsers.extend(a.choices.values())
                 continue
             assert a.help and a.help.strip(), f"{parser.prog} {a.option_strings}: no help"
             takes_value = a.nargs != 0

@@ -657,9 +657,9 @@ def check_atomic_header(path: Path, header: list[str], kind: str | None = None) 
     unknown = [h for h, n in zip(header, names) if n not in known]
     missing = [n for n in ATOMIC_REQUIRED[kind] if n not in names]
     if missing or (unknown and kind != "item"):
-        what = f"lacks required field(s) {missing}" if missing else "has unknown field(s)"
+        what = f"lacks column(s) {missing}" if missing else "has unknown field(s)"
         raise DatasetError(
-            f"{path}:1: header {what}; unknown: {', '.join(map(repr, unknown)) or 'none'}; "
+            f"{path}:1: header {what}; unknown field(s): {', '.join(map(repr, unknown)) or 'none'}; "
             f"a .{kind} file holds {', '.join(known)} (required: {', '.join(ATOMIC_REQUIRED[kind])})"
         )
     if unknown:
