@@ -15,6 +15,7 @@ import argparse
 import errno
 import sys
 import traceback
+import warnings
 from typing import Callable, Sequence
 
 #: Exit status of argument errors (argparse's convention) and of data/file errors.
@@ -89,6 +90,14 @@ def run_main(body: Callable[[list[str]], int | None], argv: Sequence[str] | None
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = wants_debug(argv)
+    with warnings.catch_warnings():
+        if not debug:  # warnings as one line each, without the source line that raised them
+            warnings.showwarning = lambda message, category, *a, **k: print(
+                f"{prog}: warning: {message}", file=sys.stderr)
+        return _run(body, argv, prog, debug)
+
+
+def _run(body, argv, prog, debug) -> int:
     try:
         return int(body(argv) or 0)
     except SystemExit as e:

@@ -917,6 +917,11 @@ def read_ml20m_raw(
     movie_ids = imap[0].str.strip().astype(np.int64).to_numpy()
     _check_unique(pd.Series(movie_ids), mpath, "movie id", header=False)
     _check_unique(imap[1].str.strip(), mpath, "entity id", header=False)
+    limit = max(64 * len(movie_ids), 1 << 24)  # the ratings reader allocates a table of max id + 1
+    if len(movie_ids) and movie_ids.max() >= limit:
+        r = int(np.argmax(movie_ids))
+        raise DatasetError(f"{mpath}:{r + 1}: movie id {movie_ids[r]} out of range 0..{limit - 1} "
+                           f"(MovieLens ids are below 300,000)")
     n_items = len(movie_ids)
     if n_items == 0:
         raise DatasetError(f"{mpath}: no items")
