@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -111,7 +112,8 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty hidden folder next to ``target``; on success it replaces ``target``.
 
     On any exception (including ``KeyboardInterrupt``) the temporary folder is removed and
-    ``target`` is untouched; after a ``SIGKILL`` only a hidden ``.NAME.*.tmp`` sibling remains.
+    ``target`` is untouched; after a ``SIGKILL`` only a hidden ``.NAME.HOST-PID.*.tmp`` sibling
+    remains, which the next ``atomic_dir`` of the same target on this host deletes.
     Usage::
 
         with atomic_dir(run_folder) as tmp:
@@ -120,13 +122,37 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(target.parent, f".{target.name}.")
+    owner = f"{socket.gethostname()}-"
+    _remove_orphans(target, owner)
+    tmp = make_temp_dir(target.parent, f".{target.name}.{owner}{os.getpid()}.")
     try:
         yield tmp
         replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _remove_orphans(target: Path, owner: str) -> None:
+    """Delete staging folders of ``target`` left by killed processes of this host.
+
+    Their names hold ``host-pid``; only those of this host whose process is gone are removed
+    (another host's, or a live process's, staging folder is left alone).
+    """
+    for stale in target.parent.glob(f".{glob_escape(target.name)}.{glob_escape(owner)}*.tmp"):
+        pid = stale.name[len(target.name) + len(owner) + 2 :].split(".", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def write_json(path: str | os.PathLike, obj, **kwargs) -> Path:

@@ -359,6 +359,12 @@ def test_case3_interrupted_out_dir_keeps_the_complete_run(tmp_path, sig):
             proc.wait()
     assert proc.returncode != 0
     assert _snapshot(out) == before  # old complete run intact, nothing mixed in
+    # a later complete run replaces it and removes what the killed run left behind
+    again = subprocess.run(TRAIN + ["--epochs", "1", "--seed", "2", "--out-dir", str(out)], env=env, cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "config.json").read_text())["seed"] == 2
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".run")]
 
 
 def test_case3_completed_rerun_replaces_and_says_so(tmp_path):
