@@ -481,7 +481,11 @@ def drop_duplicate_rows(ratings: np.ndarray, path: Path) -> np.ndarray:
         return ratings
     n_items = int(ratings[:, 1].max()) + 1
     pair = ratings[:, 0] * n_items + ratings[:, 1]
-    order = np.lexsort((np.arange(len(ratings)), ratings[:, 2], pair))  # by pair, label, line
+    sorted_pairs = np.sort(pair)  # fast path: most files have no repeated pair at all
+    if not (sorted_pairs[1:] == sorted_pairs[:-1]).any():
+        return ratings
+    del sorted_pairs
+    order = np.argsort(pair * 2 + ratings[:, 2], kind="stable")  # by pair, label, line (labels are 0/1)
     sp, sl = pair[order], ratings[order, 2]
     same_pair = sp[1:] == sp[:-1]
     exact = same_pair & (sl[1:] == sl[:-1])
