@@ -42,7 +42,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 ALPHA = 0.05
 POWER = 0.8
@@ -164,8 +164,8 @@ def minimum_detectable_effect(se: float, alpha: float = ALPHA, power: float = PO
     if not np.isfinite(se):
         return float("nan")
     if df is None:
-        return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * se)
-    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
+        return float((special.ndtri(1 - alpha / 2) + special.ndtri(power)) * se)
+    return float((special.stdtrit(df, 1 - alpha / 2) + special.stdtrit(df, power)) * se)
 
 
 def t_estimate(diffs: np.ndarray, alpha: float = ALPHA, method: str = "paired t over seeds") -> Estimate:
@@ -174,11 +174,11 @@ def t_estimate(diffs: np.ndarray, alpha: float = ALPHA, method: str = "paired t 
     n = len(d)
     m = float(d.mean())
     se = float(d.std(ddof=1) / math.sqrt(n))
-    q = stats.t.ppf(1 - alpha / 2, n - 1)
+    q = special.stdtrit(n - 1, 1 - alpha / 2)
     if se == 0:
         p = 0.0 if m != 0 else 1.0
     else:
-        p = float(2 * stats.t.sf(abs(m) / se, n - 1))
+        p = float(2 * special.stdtr(n - 1, -(abs(m) / se)))
     return Estimate(m, se, n - 1, m - q * se, m + q * se, p, n, method=method)
 
 
@@ -189,8 +189,8 @@ def welch_estimate(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> Estima
     se = math.sqrt(va + vb)
     m = float(a.mean() - b.mean())
     dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
-    q = stats.t.ppf(1 - alpha / 2, dof)
-    p = (0.0 if m != 0 else 1.0) if se == 0 else float(2 * stats.t.sf(abs(m) / se, dof))
+    q = special.stdtrit(dof, 1 - alpha / 2)
+    p = (0.0 if m != 0 else 1.0) if se == 0 else float(2 * special.stdtr(dof, -(abs(m) / se)))
     return Estimate(m, se, dof, m - q * se, m + q * se, p, min(len(a), len(b)), method="Welch t (unpaired seeds)")
 
 
@@ -250,7 +250,7 @@ def bootstrap_estimate(point: float, boot: np.ndarray, n_seeds: int, n_users: in
     """Percentile interval, and a two-sided p from the bootstrap standard error (normal)."""
     se = float(np.std(boot, ddof=1))
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    p = (0.0 if point != 0 else 1.0) if se == 0 else float(2 * stats.norm.sf(abs(point) / se))
+    p = (0.0 if point != 0 else 1.0) if se == 0 else float(2 * special.ndtr(-abs(point) / se))
     return Estimate(point, se, None, float(lo), float(hi), p, n_seeds, n_users, method)
 
 
@@ -565,8 +565,8 @@ def gamma_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = ALPH
         cov = (resid @ resid / dof) * np.linalg.pinv(X.T @ X)
         span = gammas[-1] - gammas[0]
         slope, se = beta[1] * span, math.sqrt(max(cov[1, 1], 0.0)) * span
-        q = stats.t.ppf(1 - alpha / 2, dof)
-        p = (0.0 if slope != 0 else 1.0) if se == 0 else float(2 * stats.t.sf(abs(slope) / se, dof))
+        q = special.stdtrit(dof, 1 - alpha / 2)
+        p = (0.0 if slope != 0 else 1.0) if se == 0 else float(2 * special.stdtr(dof, -(abs(slope) / se)))
         est = Estimate(float(slope), se, dof, slope - q * se, slope + q * se, p, int(d["seed"].nunique()),
                        method=f"OLS on γ (+ text, seed effects), {len(y)} runs")
         ours = float(d.loc[d["gamma"] == gammas[-1], metric].mean())
@@ -717,7 +717,8 @@ def _paper(r) -> str:
 def _n(r) -> str:
     if not np.isfinite(r["n_seeds"]):
         return "–"
-    s = f"{int(r['n_seeds'])} seeds"
+    k = int(r["n_seeds"])
+    s = f"{k} seed×γ units" if "units" in str(r["method"]) else f"{k} seed" + ("s" if k != 1 else "")
     if np.isfinite(r["n_users"]):
         s += f", {int(r['n_users']):,} users"
     return s

@@ -227,3 +227,12 @@ def test_rebuilds_per_user_arrays_for_old_runs(tmp_path):
     np.testing.assert_array_equal(got["activity"], user_train_counts(split.train, ds.n_users)[users])
     assert loader.rebuilt == [spec.run_id]
     assert json.loads((d / "config.json").read_text())["run_id"] == spec.run_id
+
+
+def test_paired_t_matches_scipy():
+    d = np.array([0.3, -0.1, 0.4, 0.2, 0.25])
+    est = C.t_estimate(d)
+    ref = stats.ttest_1samp(d, 0.0)
+    assert est.p == pytest.approx(ref.pvalue, rel=1e-9)
+    lo, hi = ref.confidence_interval(0.95)
+    assert (est.ci_low, est.ci_high) == pytest.approx((lo, hi), rel=1e-9)
