@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -247,9 +248,13 @@ def hierarchical_bootstrap(per_seed: Sequence[dict], statistic: Callable[[dict, 
 
 def bootstrap_estimate(point: float, boot: np.ndarray, n_seeds: int, n_users: int, alpha: float = ALPHA,
                        method: str = "") -> Estimate:
-    """Percentile interval, and a two-sided p from the bootstrap standard error (normal)."""
-    se = float(np.std(boot, ddof=1))
-    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    """Percentile interval, and a two-sided p from the bootstrap standard error (normal).
+
+    Resampling S seeds from S underestimates the seed-to-seed variance by (S − 1)/S; the
+    standard error and the interval's half-widths are widened by √(S/(S − 1)) to undo it."""
+    widen = math.sqrt(n_seeds / (n_seeds - 1)) if n_seeds > 1 else 1.0
+    se = float(np.std(boot, ddof=1)) * widen
+    lo, hi = point + widen * (np.quantile(boot, [alpha / 2, 1 - alpha / 2]) - point)
     p = (0.0 if point != 0 else 1.0) if se == 0 else float(2 * special.ndtr(-abs(point) / se))
     return Estimate(point, se, None, float(lo), float(hi), p, n_seeds, n_users, method)
 
@@ -427,9 +432,44 @@ def prepare(df: pd.DataFrame, dataset: str, units: Sequence[str] = ("seed",)) ->
     return (sub, *_unit_index(sub, units), _text_note(sub, dataset))
 
 
+PER_USER_METRIC = re.compile(r"^(recall|ndcg)@\d+$")
+
+
+def _per_user_estimate(claim: Claim, sub: pd.DataFrame, unit_list: list, index: dict, metric: str,
+                       users: UserArrays, n_boot: int, rng: np.random.Generator, alpha: float) -> Estimate | None:
+    """Per-user paired gains (mean over the claim's contrasts) of every seed, bootstrapped over
+    seeds and users within seeds; ``None`` when no seed has all the runs."""
+    run_ids = sub["run_id"].to_numpy()
+    per_seed = []
+    for u, _ in enumerate(unit_list):
+        rows = [(index[t][u], index[b][u]) for t, b in claim.contrasts]
+        if any(rt < 0 or rb < 0 for rt, rb in rows):
+            continue
+        gains = []
+        for rt, rb in rows:
+            a, b = users.get(run_ids[rt], metric), users.get(run_ids[rb], metric)
+            if not np.array_equal(a["users"], b["users"]):
+                raise ValueError(f"{run_ids[rt]} and {run_ids[rb]} have different test users")
+            gains.append(a["value"] - b["value"])
+        g = np.mean(gains, axis=0)
+        per_seed.append({"gain": g[np.isfinite(g)]})
+    if not per_seed:
+        return None
+    point, boot = hierarchical_bootstrap(per_seed, mean_gain_statistic, n_boot, rng, alpha)
+    method = "bootstrap: seeds, users within seeds" if len(per_seed) > 1 else \
+        "bootstrap over users (1 seed: no seed-to-seed variance)"
+    return bootstrap_estimate(point, boot, len(per_seed), int(sum(len(a["gain"]) for a in per_seed)), alpha, method)
+
+
 def contrast_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = ALPHA,
-                  units: Sequence[str] = ("seed",), prepared: tuple | None = None) -> list[dict]:
-    """Rows of a ``contrast`` claim on one dataset: per-unit (seed) paired differences."""
+                  units: Sequence[str] = ("seed",), prepared: tuple | None = None, users: UserArrays | None = None,
+                  n_boot: int = 2000, rng: np.random.Generator | None = None) -> list[dict]:
+    """Rows of a ``contrast`` claim on one dataset: per-unit (seed) paired differences.
+
+    With ``users``, per-user metrics (Recall@K, NDCG@K) use the per-user paired gains of every
+    seed instead (:func:`hierarchical_bootstrap`; ``n`` then counts users too), which also tests
+    a single seed; other metrics use the paired t-test over seeds.
+    """
     sub, unit_list, index, text_note = prepared or prepare(df, dataset, units)
     reason, note = text_note if any("with" in (c[0][0], c[1][0]) for c in claim.contrasts) else (None, "")
     rows = []
@@ -457,7 +497,16 @@ def contrast_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = A
         paired = paired[np.isfinite(paired).all(axis=1)]
         ours, baseline = float(np.nanmean(treat, axis=0).mean()), float(np.nanmean(base, axis=0).mean())
         t_ok, b_ok = np.isfinite(treat).all(axis=1), np.isfinite(base).all(axis=1)
-        if len(paired) >= 2:
+        est = None
+        if users is not None and tuple(units) == ("seed",) and PER_USER_METRIC.match(metric):
+            try:
+                est = _per_user_estimate(claim, sub, unit_list, index, metric, users, n_boot,
+                                         rng if rng is not None else np.random.default_rng(17), alpha)
+            except (OSError, ValueError, RuntimeError) as exc:  # fall back to the seed-level test
+                note = (note + "; " if note else "") + f"per-user arrays unavailable ({exc})"
+        if est is not None:
+            pass
+        elif len(paired) >= 2:
             est = t_estimate(paired.mean(axis=1), alpha,
                              "paired t over " + " × ".join(units) + (" units" if len(units) > 1 else "s"))
         elif min(t_ok.sum(), b_ok.sum()) >= 2:
@@ -472,6 +521,8 @@ def contrast_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = A
 
 def _estimate_row(claim, dataset, metric, est: Estimate, ours, baseline, paper, note, alpha, direction=None) -> dict:
     diff = est.diff
+    if "1 seed" in est.method and "1 seed" not in note:
+        note = (note + "; " if note else "") + "1 seed: users resampled only, no seed-to-seed variance"
     return _row(claim, dataset, metric, ours=ours, baseline=baseline, diff=diff,
                 rel=diff / abs(baseline) if baseline else np.nan, ci_low=est.ci_low, ci_high=est.ci_high, p=est.p,
                 n_seeds=est.n_seeds, n_users=est.n_users if est.n_users is not None else np.nan,
@@ -516,7 +567,7 @@ def cold_rows(claim: Claim, df: pd.DataFrame, dataset: str, users: UserArrays, *
         return [untestable(claim, dataset, m, f"per-user arrays unavailable: {exc}") for m in labels]
     n_users = int(sum(len(a["gain"]) for a in per_seed))
     gain_all = float(np.mean([a["gain"].mean() for a in per_seed]))
-    note_seed = " (1 seed: users resampled only, no seed-to-seed variance)" if len(seeds) == 1 else ""
+    note_seed = "; 1 seed: users resampled only, no seed-to-seed variance" if len(seeds) == 1 else ""
     rows = []
     for p, label in zip(percentiles, labels):
         key = f"b{p:g}"
@@ -576,9 +627,10 @@ def gamma_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = ALPH
     return rows
 
 
-def noninferior_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = ALPHA) -> list[dict]:
-    """Claim 7: LLM vs human synopses; non-inferiority margin = ½ of the human-text gain."""
-    rows = contrast_rows(claim, df, dataset, alpha)
+def noninferior_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = ALPHA, **kw) -> list[dict]:
+    """Claim 7: LLM vs human synopses; non-inferiority margin = ½ of the human-text gain.
+    ``kw`` go to :func:`contrast_rows` (``users``, ``n_boot``, ``rng``)."""
+    rows = contrast_rows(claim, df, dataset, alpha, **kw)
     sub = df[df["dataset"] == dataset]
     for row in rows:
         if row["verdict"]:
@@ -649,14 +701,15 @@ def claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str]
                 rows += [untestable(claim, ds, m, reason, direction=GAMMA_DIRECTIONS.get(m, claim.direction)
                                     if claim.kind == "gamma" else claim.direction) for m in metrics]
             elif claim.kind == "contrast":
-                rows += contrast_rows(claim, df, ds, alpha, prepared=prepared(df, claim.manifest, ds))
+                rows += contrast_rows(claim, df, ds, alpha, prepared=prepared(df, claim.manifest, ds), users=users,
+                                      n_boot=n_boot, rng=rng)
             elif claim.kind == "gamma_contrast":
                 rows += contrast_rows(claim, df, ds, alpha, units=("seed", "gamma"),
                                       prepared=prepared(df, claim.manifest, ds, ("seed", "gamma")))
             elif claim.kind == "gamma":
                 rows += gamma_rows(claim, df, ds, alpha)
             elif claim.kind == "noninferior":
-                rows += noninferior_rows(claim, df, ds, alpha)
+                rows += noninferior_rows(claim, df, ds, alpha, users=users, n_boot=n_boot, rng=rng)
             elif claim.kind == "cold":
                 if users is None:
                     rows += [untestable(claim, ds, m, "no per-user arrays loader") for m in metrics]

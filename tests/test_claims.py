@@ -236,3 +236,16 @@ def test_paired_t_matches_scipy():
     assert est.p == pytest.approx(ref.pvalue, rel=1e-9)
     lo, hi = ref.confidence_interval(0.95)
     assert (est.ci_low, est.ci_high) == pytest.approx((lo, hi), rel=1e-9)
+
+
+def test_per_user_metric_single_seed_uses_users(tmp_path):
+    """One seed: a per-user metric (NDCG@100) is still judged, by resampling users."""
+    make_store(tmp_path, cold_gain=0.05, all_gain=0.05, n_seeds=1)
+    frames, missing = C.load_frames(tmp_path)
+    claim3 = [c for c in C.CLAIMS if c.id == "3"]
+    t = C.claims_table(frames, ["synthetic-small"], users=C.UserArrays(tmp_path), claims=claim3, n_boot=300)
+    row = t.set_index("metric").loc["ndcg@100"]
+    assert row["verdict"] == "supported" and row["diff"] == pytest.approx(0.05, abs=0.01)
+    assert row["n_seeds"] == 1 and row["n_users"] == 400 and "users" in row["method"]
+    # metrics the store lacks are rows without numbers
+    assert t.set_index("metric").loc["recall@20", "verdict"].startswith(C.NOT_TESTABLE)
