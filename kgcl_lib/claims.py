@@ -374,8 +374,8 @@ def _paper_values(table: str, domain: str, metric: str) -> dict:
     return {(r.text, r.variant): float(r.value) for r in paper.itertuples()}
 
 
-def _paper_effect(claim: Claim, dataset: str, metric: str) -> tuple[float, float]:
-    """The claim's contrast on the paper's transcribed table for ``dataset``'s domain."""
+def _paper_effect(claim: Claim, dataset: str, metric: str, contrasts: tuple | None = None) -> tuple[float, float]:
+    """The claim's contrast (or ``contrasts``) on the paper's transcribed table for ``dataset``'s domain."""
     from .report import domain_of
 
     if claim.paper_table is None:
@@ -385,7 +385,7 @@ def _paper_effect(claim: Claim, dataset: str, metric: str) -> tuple[float, float
         return float("nan"), float("nan")
     rename = {"with": "human"} if claim.paper_table == "table5" else {}
     diffs, bases = [], []
-    for (tt, tv), (bt, bv) in claim.contrasts:
+    for (tt, tv), (bt, bv) in contrasts or claim.contrasts:
         t, b = val.get((rename.get(tt, tt), tv)), val.get((rename.get(bt, bt), bv))
         if t is None or b is None:
             return float("nan"), float("nan")
@@ -435,14 +435,14 @@ def prepare(df: pd.DataFrame, dataset: str, units: Sequence[str] = ("seed",)) ->
 PER_USER_METRIC = re.compile(r"^(recall|ndcg)@\d+$")
 
 
-def _per_user_estimate(claim: Claim, sub: pd.DataFrame, unit_list: list, index: dict, metric: str,
+def _per_user_estimate(contrasts: tuple, sub: pd.DataFrame, unit_list: list, index: dict, metric: str,
                        users: UserArrays, n_boot: int, rng: np.random.Generator, alpha: float) -> Estimate | None:
     """Per-user paired gains (mean over the claim's contrasts) of every seed, bootstrapped over
     seeds and users within seeds; ``None`` when no seed has all the runs."""
     run_ids = sub["run_id"].to_numpy()
     per_seed = []
     for u, _ in enumerate(unit_list):
-        rows = [(index[t][u], index[b][u]) for t, b in claim.contrasts]
+        rows = [(index[t][u], index[b][u]) for t, b in contrasts]
         if any(rt < 0 or rb < 0 for rt, rb in rows):
             continue
         gains = []
@@ -471,10 +471,20 @@ def contrast_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = A
     a single seed; other metrics use the paired t-test over seeds.
     """
     sub, unit_list, index, text_note = prepared or prepare(df, dataset, units)
-    reason, note = text_note if any("with" in (c[0][0], c[1][0]) for c in claim.contrasts) else (None, "")
+    contrasts = claim.contrasts
+    uses_text = any("with" in (c[0][0], c[1][0]) for c in contrasts)
+    reason, base_note = text_note if uses_text else (None, "")
+    if reason and not all("with" in (c[0][0], c[1][0]) for c in contrasts):
+        # No text source: the contrasts between models without text still test the claim.
+        contrasts = tuple(c for c in contrasts if "with" not in (c[0][0], c[1][0]))
+        reason, base_note = None, f"{text_note[0]}: only the contrasts without text"
+    if any(c[0][1] != "base" for c in contrasts) and "pairs" in sub.columns \
+            and sub["pairs"].fillna("").str.contains("KG-attribute").any():
+        base_note = (base_note + "; " if base_note else "") + "CL pairs from KG attributes (no text metadata)"
     rows = []
     for metric in claim.metrics:
-        pdiff, prel = _paper_effect(claim, dataset, metric)
+        note = base_note
+        pdiff, prel = _paper_effect(claim, dataset, metric, contrasts)
         paper = {"paper_diff": pdiff, "paper_rel": prel}
         if reason:
             rows.append(untestable(claim, dataset, metric, reason, **paper))
@@ -485,14 +495,14 @@ def contrast_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = A
         values = sub[metric].to_numpy(dtype=float)
         groups = {k: _by_unit(values, r) for k, r in index.items()}
         groups = {k: g for k, g in groups.items() if np.isfinite(g).any()}
-        need = {k for c in claim.contrasts for k in c}
+        need = {k for c in contrasts for k in c}
         missing = sorted(need - set(groups))
         if missing:
             rows.append(untestable(claim, dataset, metric, "no runs of " + ", ".join(f"{t}/{v}" for t, v in missing),
                                    **paper))
             continue
-        treat = np.column_stack([groups[t] for t, _ in claim.contrasts])  # [n_units, n_contrasts]
-        base = np.column_stack([groups[b] for _, b in claim.contrasts])
+        treat = np.column_stack([groups[t] for t, _ in contrasts])  # [n_units, n_contrasts]
+        base = np.column_stack([groups[b] for _, b in contrasts])
         paired = treat - base
         paired = paired[np.isfinite(paired).all(axis=1)]
         ours, baseline = float(np.nanmean(treat, axis=0).mean()), float(np.nanmean(base, axis=0).mean())
@@ -500,7 +510,7 @@ def contrast_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = A
         est = None
         if users is not None and tuple(units) == ("seed",) and PER_USER_METRIC.match(metric):
             try:
-                est = _per_user_estimate(claim, sub, unit_list, index, metric, users, n_boot,
+                est = _per_user_estimate(contrasts, sub, unit_list, index, metric, users, n_boot,
                                          rng if rng is not None else np.random.default_rng(17), alpha)
             except (OSError, ValueError, RuntimeError) as exc:  # fall back to the seed-level test
                 note = (note + "; " if note else "") + f"per-user arrays unavailable ({exc})"
@@ -652,20 +662,25 @@ def noninferior_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float 
 def judge(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     """Holm-correct the p-values across the table and set the verdicts (returns a copy)."""
     t = table.copy()
-    testable = t["verdict"].fillna("").eq("")
-    t["p_holm"] = np.nan
-    t.loc[testable, "p_holm"] = holm(t.loc[testable, "p"].to_numpy(float))
-    sign = np.sign(t["diff"].to_numpy(float)) * t["direction"].to_numpy(float)
-    sig = t["p_holm"].to_numpy(float) < alpha
-    verdict = np.where(sig & (sign > 0), "supported", np.where(sig & (sign < 0), "contradicted", "inconclusive"))
+    verdict = t["verdict"].fillna("").to_numpy(dtype=object)
+    testable = verdict == ""
+    p = t["p"].to_numpy(dtype=float)
+    p_holm = np.full(len(t), np.nan)
+    p_holm[testable] = holm(p[testable])
+    diff, direction = t["diff"].to_numpy(dtype=float), t["direction"].to_numpy(dtype=float)
+    sign = np.sign(diff) * direction
+    sig = p_holm < alpha
+    new = np.where(sig & (sign > 0), "supported", np.where(sig & (sign < 0), "contradicted", "inconclusive"))
     if "margin" in t.columns:  # non-inferiority rows (claim 7)
-        ni = testable & t["margin"].notna()
-        # contradicted: significantly below the margin; supported: CI lower bound above it.
-        below = (t["ci_high"] < t["margin"]) & ni
-        above = (t["ci_low"] > t["margin"]) & ni
-        verdict = np.where(ni, np.where(above, "supported", np.where(below, "contradicted", "inconclusive")), verdict)
-    t.loc[testable, "verdict"] = verdict[testable.to_numpy()]
-    t.loc[testable & (t["verdict"] != "inconclusive"), "mde"] = np.nan
+        margin = t["margin"].to_numpy(dtype=float)
+        ni = testable & np.isfinite(margin)
+        # supported: CI lower bound above the margin; contradicted: CI upper bound below it.
+        above, below = t["ci_low"].to_numpy(float) > margin, t["ci_high"].to_numpy(float) < margin
+        new = np.where(ni, np.where(above, "supported", np.where(below, "contradicted", "inconclusive")), new)
+    verdict[testable] = new[testable]
+    mde = t["mde"].to_numpy(dtype=float).copy()
+    mde[testable & (verdict != "inconclusive")] = np.nan
+    t["p_holm"], t["verdict"], t["mde"] = p_holm, verdict.astype(str), mde
     return t
 
 
@@ -686,6 +701,7 @@ def claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str]
     rng = np.random.default_rng(seed)
     rows = []
     cache: dict = {}
+    present = {name: set() if df is None or df.empty else set(df["dataset"].unique()) for name, df in frames.items()}
 
     def prepared(df, name, ds, units=("seed",)):
         if (name, ds, units) not in cache:
@@ -696,7 +712,7 @@ def claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str]
         df = frames.get(claim.manifest)
         for ds in datasets:
             metrics = claim.metrics if claim.kind != "cold" else ["ndcg@100 gain (cold start)"]
-            if df is None or df.empty or not (df["dataset"] == ds).any():
+            if ds not in present.get(claim.manifest, ()):
                 reason = missing.get(claim.manifest) or (f"no '{claim.manifest}' runs for this dataset")
                 rows += [untestable(claim, ds, m, reason, direction=GAMMA_DIRECTIONS.get(m, claim.direction)
                                     if claim.kind == "gamma" else claim.direction) for m in metrics]
@@ -718,10 +734,8 @@ def claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str]
                                       alpha=alpha)
             else:
                 raise ValueError(f"claim {claim.id}: unknown kind {claim.kind!r}")
-    table = pd.DataFrame(rows)
-    for c in COLUMNS:
-        if c not in table.columns:
-            table[c] = np.nan
+    extra = sorted({k for r in rows for k in r} - set(COLUMNS))
+    table = pd.DataFrame.from_records(rows, columns=COLUMNS + extra)
     return judge(table, alpha)
 
 

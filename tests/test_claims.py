@@ -249,3 +249,19 @@ def test_per_user_metric_single_seed_uses_users(tmp_path):
     assert row["n_seeds"] == 1 and row["n_users"] == 400 and "users" in row["method"]
     # metrics the store lacks are rows without numbers
     assert t.set_index("metric").loc["recall@20", "verdict"].startswith(C.NOT_TESTABLE)
+
+
+def test_dataset_without_text_source():
+    rng = np.random.default_rng(7)
+    frame = grid_frame(rng, dataset="book-crossing")
+    frame["synopses"] = np.where(frame["text"] == "with", "no human synopses or titles available for book-crossing: "
+                                 "no text", None)
+    frame["pairs"] = np.where(frame["variant"] == "base", None, "book-crossing: KG-attribute pairs (Jaccard)")
+    t = C.claims_table({"grid": frame}, ["book-crossing"], claims=GRID_CLAIMS).set_index(["claim", "metric"])
+    assert t.loc[("1", "test_auc"), "verdict"] == "not testable here (no text source on this dataset)"
+    assert np.isnan(t.loc[("1", "test_auc"), "diff"])
+    row = t.loc[("2", "test_auc")]  # CL over L_base: the contrasts without text remain
+    assert row["verdict"] == "inconclusive" and "only the contrasts without text" in row["note"]
+    assert "KG attributes" in row["note"]
+    # the paper's effect is of the same two contrasts (Table 2, book, without text)
+    assert row["paper_diff"] == pytest.approx(((0.6911 - 0.6923) + (0.6946 - 0.6923)) / 2)
