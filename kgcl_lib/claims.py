@@ -816,14 +816,26 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Unicode in cells and quotes -> LaTeX that pdflatex reads without extra packages.
+_TEX_SYMBOLS = {"Δ": r"$\Delta$", "γ": r"$\gamma$", "α": r"$\alpha$", "→": r"$\to$", "−": "-", "×": r"$\times$",
+                "§": r"\S{}", "–": "--", "ℓ": r"$\ell$", "≥": r"$\geq$", "≤": r"$\leq$", "½": "1/2", "√": r"$\surd$"}
+
+
+def _tex(text: str) -> str:
+    from .report import _latex_escape
+
+    out = _latex_escape(str(text))
+    for sym, rep in _TEX_SYMBOLS.items():
+        out = out.replace(sym, rep)
+    return out
+
+
 def render(table: pd.DataFrame, caption: str = "", label: str = "tab:claims") -> tuple[str, str]:
     """Markdown and LaTeX of the claims table, then the claims quoted with where they are.
 
     Same conventions as :func:`kgcl_lib.report.format_table`: a caption in italics, a repeated
     claim id blanked, LaTeX ``table*`` with booktabs rules.
     """
-    from .report import _latex_escape
-
     disp = display_frame(table)
     notes = table["note"].fillna("").to_numpy()
     md = [f"*{caption}*\n"] if caption else []
@@ -847,16 +859,16 @@ def render(table: pd.DataFrame, caption: str = "", label: str = "tab:claims") ->
 
     tex = [r"\begin{table*}[t]", r"\centering", r"\scriptsize"]
     if caption:
-        tex.append(rf"\caption{{{_latex_escape(caption)}}}")
+        tex.append(rf"\caption{{{_tex(caption)}}}")
     if label:
         tex.append(rf"\label{{{label}}}")
     tex.append(r"\begin{tabular}{lll" + "r" * 7 + "l}")
     tex.append(r"\toprule")
-    tex.append(" & ".join(_latex_escape(h) for h in disp.columns) + r" \\")
+    tex.append(" & ".join(_tex(h) for h in disp.columns) + r" \\")
     tex.append(r"\midrule")
     prev = None
     for r in disp.itertuples(index=False):
-        cells = [_latex_escape(str(c)) for c in r]
+        cells = [_tex(str(c)) for c in r]
         if r[0] == prev:
             cells[0] = ""
         elif prev is not None:
@@ -865,8 +877,8 @@ def render(table: pd.DataFrame, caption: str = "", label: str = "tab:claims") ->
         tex.append(" & ".join(cells) + r" \\")
     tex += [r"\bottomrule", r"\end{tabular}"]
     tex.append(r"\par\smallskip\raggedright " + " ".join(
-        rf"\textbf{{{cid}}} ({_latex_escape(quotes[cid].where if cid in quotes else '')}): "
-        rf"{_latex_escape(table[table['claim'] == cid].iloc[0]['statement'])}." for cid in seen))
+        rf"\textbf{{{cid}}} ({_tex(quotes[cid].where if cid in quotes else '')}): "
+        rf"{_tex(table[table['claim'] == cid].iloc[0]['statement'])}." for cid in seen))
     tex.append(r"\end{table*}")
     return markdown, "\n".join(tex) + "\n"
 
