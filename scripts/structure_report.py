@@ -5,8 +5,8 @@ module-level names that more than one module defines.
 
 Used for the before/after table of issue 13 (run it on two checkouts and compare).  Counts:
 ``lines`` = physical lines of the file; ``longest`` = the function or method (nested ones
-included) with the most lines, from its ``def`` line to its last line (``end_lineno - lineno + 1``)
-; ``names defined more than once`` = top-level ``def`` / ``class`` / assigned names that two
+included) with the most lines, from its ``def`` line to its last line;
+``names defined more than once`` = top-level ``def`` / ``class`` / assigned names that two
 or more modules bind (private ``_names``, ``__all__`` and imports excluded).
 """
 
