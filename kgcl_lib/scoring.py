@@ -24,6 +24,7 @@ from torch import Tensor
 if TYPE_CHECKING:  # annotations only: scoring sits below the model in the import flow
     from .model import KGCN
 
+
 @torch.no_grad()
 def _field_sets(model: KGCN) -> list[Tensor]:
     """``need[i]``: sorted global ids of entities whose representation after ``i`` iterations is
