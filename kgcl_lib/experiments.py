@@ -304,7 +304,7 @@ def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = 
 
     from . import metrics as M
     from .data import user_train_counts
-    from .model import topk
+    from .scoring import topk
 
     out: dict[str, Any] = {}
 

@@ -251,12 +251,6 @@ class Manifest:
             }
             storage.write_json(self.path, data)
 
-    def forget(self, key: str) -> None:
-        with self._lock:
-            data = self._read()
-            if data.pop(key, None) is not None:
-                storage.write_json(self.path, data)
-
 
 def _digests(path: Path) -> tuple[str, str]:
     """``(sha256, md5)`` hex digests of a file, one read."""
