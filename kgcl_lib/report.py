@@ -370,45 +370,68 @@ def plot_cold_start(df: pd.DataFrame, *, title: str = "", kind: str = "lines", m
             sns.lineplot(data=d, x="position", y="value", hue="model", style="model", markers=True,
                          errorbar="sd", ax=ax)
             ax.set_xticks(range(len(ticks)))
-            ax.set_xticklabels([f"{t:g}%" for t in ticks], fontsize=6)
+            ax.set_xticklabels([f"{t:g}%" for t in ticks], fontsize=6, rotation=45, ha="right",
+                               rotation_mode="anchor")  # 12 buckets in one column: upright labels collide
             ax.set_xlabel("test users by activity (bottom p%)")
             if mark_percentile is not None and float(mark_percentile) in ticks:
                 at = ticks.index(float(mark_percentile))
                 ax.axvspan(at - 0.3, at + 0.3, color="0.85", zorder=0, label=f"chosen: bottom {mark_percentile:g}%")
         ax.set_ylabel("NDCG@100")
         ax.set_title(ds)
-        ax.legend(fontsize=6, title=None)
+    # Legends go below the panels (inside, they hide bars and lines): one for the figure when every
+    # panel shows the same models, else one under each panel (e.g. a different best model per dataset).
+    legends = [ax.get_legend_handles_labels() for ax in axes[0]]
+    for ax in axes[0]:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
+    if all(labels == legends[0][1] for _, labels in legends):
+        fig.legend(*legends[0], loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=6, frameon=False)
+    else:
+        for ax, (handles, labels) in zip(axes[0], legends):
+            ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.45 if kind == "lines" else -0.15),
+                      fontsize=6, frameon=False)
     return fig
 
 
 def place_labels(ax, points: Sequence[tuple[float, float]], labels: Sequence[str], *, fontsize: float = 5,
-                 offset_pt: tuple[float, float] = (4, 3)) -> list:
+                 offset_pt: tuple[float, float] = (6, 3), marker_pt: float = 3.0) -> list:
     """Annotate ``points`` (data coordinates) with ``labels`` so that no two labels overlap.
 
-    Labels are placed greedily in the given order at ``offset_pt`` from their point; a label
-    whose box would overlap one already placed moves down one line at a time (a thin leader
-    line then joins it to its point). Returns the matplotlib ``Annotation`` objects.
+    Labels are placed greedily in the given order at ``offset_pt`` from their point (mirrored to
+    the left of the point when the label would leave the axes on the right); a label whose box
+    would overlap one already placed moves up one line at a time (a thin leader line then
+    joins it to its point). Labels also keep clear of every point's marker (a square of
+    ± ``marker_pt`` points). Returns the matplotlib ``Annotation`` objects.
     """
+    from matplotlib.transforms import Bbox
+
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    placed, out = [], []
+    right_edge = ax.get_window_extent(renderer).x1
+    r = marker_pt * fig.dpi / 72
+    placed = [Bbox.from_extents(px - r, py - r, px + r, py + r) for px, py in ax.transData.transform(list(points))]
+    out = []
     line_pt = fontsize * 1.25
     for (x, y), text in zip(points, labels):
-        dy = offset_pt[1]
+        dx, dy, ha = offset_pt[0], offset_pt[1], "left"
         while True:
-            ann = ax.annotate(text, (x, y), xytext=(offset_pt[0], dy), textcoords="offset points", fontsize=fontsize,
-                              va="bottom")
+            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                              va="bottom", ha=ha)
             box = ann.get_window_extent(renderer)
+            if ha == "left" and box.x1 > right_edge:
+                ann.remove()
+                dx, ha = -offset_pt[0], "right"
+                continue
             if not any(box.overlaps(b) for b in placed):
                 break
             ann.remove()
-            dy -= line_pt
+            dy += line_pt  # upwards: below the point the marker itself would hide the label
         if dy != offset_pt[1]:
-            ax.annotate("", (x, y), xytext=(offset_pt[0], dy), textcoords="offset points",
+            ax.annotate("", (x, y), xytext=(dx, dy), textcoords="offset points",
                         arrowprops={"arrowstyle": "-", "lw": 0.3, "color": "0.5"})
         placed.append(box)
         out.append(ann)
@@ -421,8 +444,8 @@ def plot_align_uniform(df: pd.DataFrame, *, title: str = ""):
     Args:
         df: long frame ``dataset, text ("with"/"without"), gamma, alignment, uniformity,
             ndcg@20`` — means over seeds. Stars: with semantic text; circles: without. Points of
-            one text are joined in γ order; every point is labelled with its γ, labels never
-            overlap (:func:`place_labels`). One colour scale (viridis, shared by all panels).
+            one text are joined in γ order; every point is labelled with its γ and its marker,
+            labels never overlap (:func:`place_labels`). One colour scale (viridis, shared by all panels).
     Returns: the matplotlib Figure.
     """
     plt, _ = _plt()
@@ -430,12 +453,13 @@ def plot_align_uniform(df: pd.DataFrame, *, title: str = ""):
 
     datasets = list(dict.fromkeys(df["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(min(PAGE_WIDTH_IN, COLUMN_WIDTH_IN * len(datasets)), 2.8),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     vmin, vmax = float(df["ndcg@20"].min()), float(df["ndcg@20"].max())
     if vmin == vmax:
         vmin, vmax = vmin - 1e-6, vmax + 1e-6
     sc = None
     styles = (("without", "o", 35, "0.55"), ("with", "*", 90, "0.15"))
+    to_label = []
     for ax, ds in zip(axes[0], datasets):
         d = df[df["dataset"] == ds]
         points, labels = [], []
@@ -447,9 +471,9 @@ def plot_align_uniform(df: pd.DataFrame, *, title: str = ""):
             sc = ax.scatter(t["alignment"], t["uniformity"], c=t["ndcg@20"], cmap="viridis", vmin=vmin, vmax=vmax,
                             marker=marker, s=size, edgecolors="k", linewidths=0.3, zorder=2)
             points += list(zip(t["alignment"], t["uniformity"]))
-            labels += [f"γ={g:g}" + ("" if text == "with" else " (no text)") for g in t["gamma"]]
+            labels += [f"γ={g:g} {'★' if text == 'with' else '●'}" for g in t["gamma"]]
         ax.margins(0.15)
-        place_labels(ax, points, labels)
+        to_label.append((ax, points, labels))
         ax.set_xlabel(r"$\ell_{align}$ (lower is better)")
         ax.set_ylabel(r"$\ell_{uniform}$ (lower is better)")
         ax.set_title(ds)
@@ -460,6 +484,8 @@ def plot_align_uniform(df: pd.DataFrame, *, title: str = ""):
         fig.colorbar(sc, ax=axes[0].tolist(), label="NDCG@20 (point colour)", shrink=0.9)
     if title:
         fig.suptitle(title, fontsize=8)
+    for ax, points, labels in to_label:  # last: the colour bar and title change the axes' size
+        place_labels(ax, points, labels)
     return fig
 
 
