@@ -137,7 +137,9 @@ def comparison(cmp: pd.DataFrame, metrics: Sequence[str] | None = None) -> list[
                 continue
             base = m[(m["text"] == BASELINE[0]) & (m["variant"] == BASELINE[1])]["ours"]
             line = f"{name}, {_metric(metric)}: best is {model_name(best['text'], best['variant'])} ({best['ours']:.4f}"
-            if len(base) and (best["text"], best["variant"]) != BASELINE:
+            if (best["text"], best["variant"]) == BASELINE:
+                line += ", the baseline itself"
+            elif len(base):
                 line += f", {best['ours'] - base.iloc[0]:+.4f} over the baseline's {base.iloc[0]:.4f}"
             line += ")"
             pbest = _best(m, "paper", metric)

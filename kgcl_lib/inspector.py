@@ -282,7 +282,7 @@ def _panels(store: InspectorStore, dataset: str, model: tuple[str, str], seed: i
                   f"{int(users.set_index('user').loc[user, 'n_test_positives'])} test positives; hits in the top-{k}: "
                   + ", ".join(f"{html.escape(lab)}: {n}" for lab, n in n_hits.items())
                   + "<div style='display:flex;gap:2em'><div><i>training history</i>"
-                  + hist.to_html(index=False, border=0) + "</div><div><i>top-" + str(k) + " lists (✔ = test positive)</i>"
+                  + (hist.to_html(index=False, border=0) if len(hist) else "<p>(no training interactions)</p>") + "</div><div><i>top-" + str(k) + " lists (✔ = test positive)</i>"
                   + lists.to_html(border=0) + "</div></div>")
     return {"view": view, "table": bucket_table_html(view, percentile), "curve": _figure_png(fig),
             "users": users, "user": user, "lists": lists_html}
@@ -313,6 +313,9 @@ def inspector(results_dir, manifest: str = "grid", *, data_dir=None, dataset_opt
         display(HTML(first["table"]), Image(first["curve"]), HTML(first["lists"]))
         return None
 
+    def percentile_options(ds_name):
+        return [(f"{p:g}%", p) for p in store.percentiles(ds_name)]
+
     def model_options(ds_name):
         return [(model_label(m), m) for m in store.models(ds_name) if m != BASELINE]
 
@@ -320,7 +323,7 @@ def inspector(results_dir, manifest: str = "grid", *, data_dir=None, dataset_opt
     dd_model = widgets.Dropdown(options=model_options(dataset), value=store.best_model(dataset),
                                 description="vs baseline", layout=widgets.Layout(width="28em"))
     dd_seed = widgets.Dropdown(options=store.seeds(dataset), description="seed")
-    sl_pct = widgets.SelectionSlider(options=store.percentiles(dataset), description="bottom %",
+    sl_pct = widgets.SelectionSlider(options=percentile_options(dataset), description="bottom %",
                                      continuous_update=False, layout=widgets.Layout(width="30em"))
     dd_user = widgets.Dropdown(description="user")
     table = widgets.HTML(first["table"])
@@ -352,7 +355,7 @@ def inspector(results_dir, manifest: str = "grid", *, data_dir=None, dataset_opt
             dd_model.options = model_options(name)
             dd_model.value = store.best_model(name)
             dd_seed.options = store.seeds(name)
-            sl_pct.options = store.percentiles(name)
+            sl_pct.options = percentile_options(name)
         finally:
             busy["on"] = False
         refresh()
