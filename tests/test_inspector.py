@@ -95,3 +95,39 @@ def test_top_lists_mark_hits_and_history():
 def test_model_label():
     assert inspector.model_label(("with", "cl_genre")) == "+CL genre, with semantic text"
     assert inspector.model_label(inspector.BASELINE) == "L_base, without semantic text"
+
+
+def test_store_reads_the_disk_once_per_run(monkeypatch):
+    """Moving a widget re-asks the store for the same runs: each is read from disk only once."""
+    from collections import Counter
+
+    from kgcl_lib import experiments
+
+    calls = Counter()
+    frame = pd.DataFrame({"run_id": ["a", "b"], "dataset": "d", "text": "without", "variant": "base", "seed": [0, 1],
+                          "ndcg@100": [0.1, 0.2], "cold_ndcg@100_p50": [0.3, 0.4], "cold_ndcg@100_p100": [0.1, 0.2]})
+    users = np.array([0, 1, 2, 3])
+    truth = sp.csr_matrix((np.ones(4), (np.arange(4), [0, 1, 2, 250])), shape=(4, N_ITEMS))
+
+    def count(name, value):
+        def fake(*args, **kwargs):
+            calls[name] += 1
+            return value
+        return fake
+
+    monkeypatch.setattr(experiments, "load_manifest", count("manifest", (frame, {})))
+    monkeypatch.setattr(experiments, "load_run", count("load_run", {
+        "topk": np.tile(np.arange(100), (4, 1)), "test_users": users, "config": {"eval": {"ndcg": "jurity"}}}))
+    monkeypatch.setattr(experiments, "open_dataset", count("open_dataset", SimpleNamespace(n_users=4, n_items=N_ITEMS)))
+    monkeypatch.setattr(experiments, "make_split", count("make_split", SimpleNamespace(
+        train=np.array([[0, 5, 1], [1, 5, 1], [1, 6, 1], [2, 7, 1], [2, 8, 1], [2, 9, 1], [3, 5, 0]]))))
+    monkeypatch.setattr(experiments, "test_users_and_truth", count("truth", (users, truth, None)))
+
+    store = inspector.InspectorStore("unused")
+    assert store.percentiles("d") == [50.0, 100.0] and store.seeds("d") == [0, 1]
+    for percentile in (50, 100, 50):  # three widget moves
+        view = inspector.bucket_view({"base": store.runs("d", ("without", "base"))}, percentile)
+    assert calls == Counter({"manifest": 1, "load_run": 2, "open_dataset": 1, "make_split": 2, "truth": 2})
+    assert store.run("d", ("without", "base"), 0) is store.run("d", ("without", "base"), 0)
+    # activity from the split's training positives: users 0..3 have 1, 2, 3, 0 -> bottom 50 % = users 3, 0
+    assert view.loc["base", "n_users"] == 2 and view.loc["base", "ndcg@10"] == pytest.approx(0.5)
