@@ -34,6 +34,8 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+#: The notebook in the visible tab (notebooks opened earlier stay in the page, hidden).
+ACTIVE_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 #: The models of the small grid: enough for a baseline and two models to switch between.
 VARIANTS, TEXTS = ["base", "cl_genre"], ["without", "with"]
 
@@ -153,13 +155,14 @@ def _open_and_run_all(page, lab, name: str) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page.goto(f"{lab['url']}/lab/tree/{name}.ipynb?token={lab['token']}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(f"{ACTIVE_PANEL} .jp-Cell", timeout=60_000)
     page.wait_for_selector(r"text=/Python 3 \(ipykernel\) \| Idle/", timeout=90_000)
     for _ in range(2):
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-        try:  # a code cell with a prompt "[n]:" or "[*]:" has started
-            page.wait_for_selector(r".jp-InputPrompt:text-matches('\[(\d+|\*)\]')", timeout=20_000)
+        try:  # a code cell of the shown notebook (not one in a hidden tab) has a prompt "[n]:" or "[*]:"
+            page.wait_for_selector(f"{ACTIVE_PANEL} .jp-InputPrompt:text-matches('\\[(\\d+|\\*)\\]')",
+                                   timeout=20_000)
             return
         except PlaywrightTimeout:
             continue
@@ -250,6 +253,6 @@ def test_table2_notebook_in_jupyterlab(store, lab, page, tmp_path):
     _open_and_run_all(page, lab, "05_table2")
     # The closing cell renders generated sentences; its first bullet names the dataset.
     dataset = store["profile"]["datasets"][0]
-    page.wait_for_selector(f".jp-RenderedMarkdown li:has-text('{dataset}, AUC')", timeout=120_000)
-    page.locator(".jp-RenderedMarkdown table").first.scroll_into_view_if_needed()
+    page.wait_for_selector(f"{ACTIVE_PANEL} .jp-RenderedMarkdown li:has-text('{dataset}, AUC')", timeout=120_000)
+    page.locator(f"{ACTIVE_PANEL} .jp-RenderedMarkdown table").first.scroll_into_view_if_needed()
     assert _screenshot(page, tmp_path, "05_table2.png").stat().st_size > 10_000
