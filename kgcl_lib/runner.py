@@ -189,17 +189,20 @@ def run(profile_name: str = "default", *, only: str | None = None, force: bool =
     """
     if cell_timeout is None:
         cell_timeout = float(os.environ.get("KGCL_CELL_TIMEOUT") or 7200)
-    # Kernels inherit the environment: the cold-start inspector then renders statically.
-    previous = os.environ.get(HEADLESS_ENV)
+    # Kernels inherit the environment: the cold-start inspector then renders statically, and the
+    # notebooks import the kgcl_lib of this checkout (not another one an editable install points at).
+    previous = {key: os.environ.get(key) for key in (HEADLESS_ENV, "PYTHONPATH")}
     os.environ[HEADLESS_ENV] = "1"
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), previous["PYTHONPATH"]) if p)
     try:
         return _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params_dir,
                     cell_timeout, retries, out)
     finally:
-        if previous is None:
-            os.environ.pop(HEADLESS_ENV, None)
-        else:
-            os.environ[HEADLESS_ENV] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params_dir, cell_timeout, retries,

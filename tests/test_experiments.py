@@ -231,8 +231,11 @@ def test_run_times_out_a_stalled_cell_then_retries(tmp_path):
             "first = not m.exists()\n"
             "m.write_text('seen')\n"
             "if first:\n    time.sleep(30)\n"
-            "assert os.environ.get('KGCL_HEADLESS') == '1'")
+            "assert os.environ.get('KGCL_HEADLESS') == '1'\n"
+            # the kernel imports the kgcl_lib of the runner's checkout first
+            f"assert os.environ['PYTHONPATH'].split(os.pathsep)[0] == {str(runner.REPO_ROOT)!r}")
     _notebook(nbdir / "01_stall.ipynb", params, body)
+    pythonpath = os.environ.get("PYTHONPATH")
     (tmp_path / "t.yaml").write_text(f"marker: {tmp_path / 'marker'}\n")
     out = io.StringIO()
     rc = runner.run("t", runs_dir=tmp_path / "runs", figures_dir=tmp_path / "fig", notebooks_dir=nbdir,
@@ -241,6 +244,7 @@ def test_run_times_out_a_stalled_cell_then_retries(tmp_path):
     assert rc == 0, log
     assert "re-executing (attempt 2 of 2)" in log and re.search(r"^\[kgcl\] 01_stall\s+\d+\.\d s$", log, re.M), log
     assert "KGCL_HEADLESS" not in os.environ or os.environ["KGCL_HEADLESS"] != "1"
+    assert os.environ.get("PYTHONPATH") == pythonpath  # restored
     (tmp_path / "marker").unlink()
     out = io.StringIO()
     rc = runner.run("t", runs_dir=tmp_path / "runs", figures_dir=tmp_path / "fig", notebooks_dir=nbdir,
