@@ -13,7 +13,10 @@ trains the runs that are not finished yet and stores, under ``<results_dir>/runs
   finished when it holds this marker with the config key the caller expects (:func:`is_finished`);
 * ``topk.npy``      — ``int64[n_test_users, 100]`` top-100 items per test user, best first;
 * ``test_users.npy``— ``int64[n_test_users]`` the users those rows belong to;
-* ``content_emb.npy`` — ``float32[n_items, d]`` the trained content embeddings.
+* ``content_emb.npy`` — ``float32[n_items, d]`` the trained content embeddings;
+* ``user_ndcg.npy`` / ``user_recall.npy`` — ``float64[n_test_users, len(user_metric_ks)]``
+  per-user NDCG@K / Recall@K, ``user_metric_ks.npy`` their K, ``user_activity.npy`` each test
+  user's training positives (runs stored before these existed: :mod:`kgcl_lib.claims` rebuilds them).
 
 A run is written into a temporary sibling folder (``runs/.<run_id>.<host>-<pid>-<ns>.partial``)
 and renamed onto ``runs/<run_id>`` only when complete, so an interrupted run (Ctrl-C, SIGKILL, a
@@ -36,7 +39,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .storage import atomic_path, write_json
+from .storage import atomic_dir, atomic_path, write_json
 
 VARIANTS = ("base", "cl_genre", "cl_title_genre")
 #: Content-pair template of each contrastive variant (``base`` trains without pairs).
@@ -303,14 +305,15 @@ def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = 
 
     Test AUC/F1 come from the trainer (:class:`kgcl_lib.train.TrainResult`); this adds the
     top-K, diversity, embedding-quality and cold-start metrics. ``arrays`` holds ``topk``,
-    ``test_users`` and ``content_emb`` for the store. ``align_pairs`` (``int64[p, 2]`` positive
+    ``test_users``, ``content_emb`` and the per-user ``user_ndcg`` / ``user_recall``
+    (``[n_test_users, len(user_metric_ks)]``) and ``user_activity`` for the store. ``align_pairs`` (``int64[p, 2]`` positive
     content pairs) are the pairs ℓ_align is measured on.
     """
     import torch
 
     from . import metrics as M
     from .data import user_train_counts
-    from .model import topk
+    from .scoring import topk
 
     out: dict[str, Any] = {}
 
@@ -333,7 +336,14 @@ def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = 
     for p, v in zip(cold["percentile"], cold[f"ndcg@{ev.cold_k}"]):
         out[f"cold_ndcg@{ev.cold_k}_p{p:g}"] = float(v)
     out["ndcg_convention"] = ev.ndcg
-    return out, {"topk": top, "test_users": users.astype(np.int64), "content_emb": emb}
+    # Per-user numbers for kgcl_lib.claims (bootstrap over users within seeds): columns follow
+    # user_metric_ks; activity = training positives of each test user (the cold-start axis).
+    ks_user = np.array(sorted({*ev.ks, ev.cold_k}), dtype=np.int64)
+    per = M.ranking_per_user(top, truth, ks=ks_user.tolist(), ndcg=ev.ndcg)
+    return out, {"topk": top, "test_users": users.astype(np.int64), "content_emb": emb,
+                 "user_metric_ks": ks_user, "user_activity": activity.astype(np.int64),
+                 "user_ndcg": np.stack([per[f"ndcg@{k}"] for k in ks_user], axis=1),
+                 "user_recall": np.stack([per[f"recall@{k}"] for k in ks_user], axis=1)}
 
 
 def run_dir(results_dir, spec: RunSpec) -> Path:
@@ -343,8 +353,9 @@ def run_dir(results_dir, spec: RunSpec) -> Path:
 #: Written last into a run folder: ``{"run_id", "config_key", "finished_at"}``. Only a folder
 #: holding it (with the expected key) counts as a finished run.
 COMPLETE_MARKER = "complete.json"
-#: Suffix of the temporary sibling folder a run is written into (``runs/.<run_id>.<tag>.partial``).
-PARTIAL_SUFFIX = ".partial"
+#: Suffix of the hidden staging folder a run is written into
+#: (``runs/.<run_id>.<host>-<pid>.<random>.tmp``, :func:`kgcl_lib.storage.atomic_dir`).
+PARTIAL_SUFFIX = ".tmp"
 
 
 def resolve_device_type(device: str) -> str:
@@ -450,50 +461,18 @@ def prepare_inputs(specs: Iterable[RunSpec], results_dir, inputs: RunInputs) -> 
             text_for(s.text)
 
 
-def _partial_dirs(results_dir, run_id: str) -> list[Path]:
-    """Left-overs of ``run_id``'s killed writers: ``.<run_id>.*.partial`` and ``.<run_id>.*.old``."""
-    root = Path(results_dir) / "runs"
-    return sorted(root.glob(f".{run_id}.*")) if root.exists() else []
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Move the complete folder ``tmp`` onto ``final``. An existing ``final`` is first renamed
-    aside (``.<name>.<tag>.old``) and deleted after the swap: a reader sees the old complete run,
-    then nothing, then the new complete run — never a mixture of the two."""
-    if final.exists():
-        old = final.parent / f".{final.name}.{os.getpid()}-{time.monotonic_ns()}.old"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
                 device_type: str | None = None) -> dict:
     """Train and evaluate one run and write its folder atomically; return a small summary.
 
     Self-contained (the executors call it in this process or in a Ray worker): the dataset is
     opened by name and the text embeddings / content pairs come from the stored caches under
-    ``results_dir`` (built on first use). Files are written into the temporary sibling folder
-    ``runs/.<run_id>.<tag>.partial``, :data:`COMPLETE_MARKER` (with the config key) last, and the
-    folder is then renamed onto ``runs/<run_id>`` (:func:`_replace_dir`). An interrupted run
-    (Ctrl-C, SIGKILL, a lost worker) therefore leaves the previous complete run — or none —
-    in place; its partial folder is removed here on exception, or by the next attempt at the
-    same run (one writer per run at a time).
+    ``results_dir`` (built on first use). Files are written into a hidden sibling folder
+    (:func:`kgcl_lib.storage.atomic_dir`), :data:`COMPLETE_MARKER` (with the config key) last, and
+    the folder is then renamed onto ``runs/<run_id>``, replacing a previous complete run as a
+    whole. An interrupted run (Ctrl-C, SIGKILL, a lost worker) therefore leaves the previous
+    complete run — or none — in place; its staging folder is removed on exception, or, after a
+    SIGKILL, by the next attempt at the same run on that host.
 
     Returns ``{"run_id", "config_key", "test_auc", "train_seconds", "eval_seconds", "threads",
     "device", "pid", "host"}``.
@@ -507,13 +486,9 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
     ds, text_for, pairs_for = _opened_inputs(results_dir, spec.dataset, inputs)
     cfg = train_config(spec, ds.name, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads)
     key = config_key(cfg, inputs.ev, device_type)
-    final = run_dir(results_dir, spec)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in _partial_dirs(results_dir, spec.run_id):  # left by a killed earlier attempt
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = final.parent / f".{spec.run_id}.{socket.gethostname()}-{os.getpid()}-{time.monotonic_ns()}{PARTIAL_SUFFIX}"
-    tmp.mkdir()
-    try:
+    # atomic_dir: written into a hidden sibling, renamed onto runs/<run_id> when the block ends;
+    # removed on exception; a SIGKILLed writer's staging folder is deleted by the next attempt.
+    with atomic_dir(run_dir(results_dir, spec)) as tmp:
         split = make_split(ds, spec.seed)
         pairs, text = pairs_for(VARIANT_TEMPLATE[spec.variant]), text_for(spec.text)
         t0 = time.perf_counter()
@@ -525,8 +500,7 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
         metrics, arrays = evaluate(ds, split, result.model, inputs.ev, align)
         metrics = {"test_auc": float(result.test_auc), "test_f1": float(result.test_f1),
                    "valid_auc": float(result.valid_auc), "best_epoch": int(result.best_epoch), **metrics}
-        device = str(result.info.get("device", resolve_device_type(cfg.device))) if hasattr(result, "info") \
-            else resolve_device_type(cfg.device)
+        device = str(result.info.get("device", resolve_device_type(cfg.device)))
         config = {
             "run_id": spec.run_id, "config_key": key, "spec": spec.key(),
             "train_config": _jsonable(dataclasses.asdict(cfg)),
@@ -546,12 +520,6 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
         write_json(tmp / "metrics.json", metrics)
         write_json(tmp / COMPLETE_MARKER, {"run_id": spec.run_id, "config_key": key,
                                            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        _fsync_dir(tmp)
-        _replace_dir(tmp, final)
-        _fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"run_id": spec.run_id, "config_key": key, "test_auc": metrics["test_auc"],
             "train_seconds": config["train_seconds"], "eval_seconds": config["eval_seconds"],
             "threads": config["threads"], "device": device, "pid": os.getpid(), "host": socket.gethostname()}

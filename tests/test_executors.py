@@ -107,20 +107,6 @@ def test_is_finished_needs_the_completion_marker(tmp_path):
     assert X.is_finished(tmp_path, s) and X.is_finished(tmp_path, s, "abc") and not X.is_finished(tmp_path, s, "xyz")
 
 
-def test_replace_dir_swaps_whole_folders(tmp_path):
-    """An existing complete folder is replaced by the new one as a whole; no file of the old
-    one survives next to the new ones, and nothing is left aside."""
-    final, new = tmp_path / "run", tmp_path / ".run.x.partial"
-    final.mkdir()
-    (final / "old_only.json").write_text("1")
-    (final / "metrics.json").write_text("old")
-    new.mkdir()
-    (new / "metrics.json").write_text("new")
-    X._replace_dir(new, final)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
-    assert sorted(p.name for p in final.iterdir()) == ["metrics.json"] and (final / "metrics.json").read_text() == "new"
-
-
 # ------------------------------------------------------------------ issue 15, case 9
 def test_threads_and_device_are_part_of_the_run_identity():
     """Results at 1 and 2 threads (or CPU and GPU) differ in the last digits, so a run made under
@@ -230,9 +216,9 @@ def test_ray_task_killed_mid_run_is_retried(ray_session, local_store, tmp_path):
     deadline = time.monotonic() + 120
     while killed is None and t.is_alive() and time.monotonic() < deadline:
         for partial in (store / "runs").glob(f".*{X.PARTIAL_SUFFIX}") if (store / "runs").exists() else []:
-            # .<run_id>.<host>-<pid>-<ns>.partial (run ids have no dots; host names may)
+            # .<run_id>.<host>-<pid>.<random>.tmp (run ids have no dots; host names may)
             run_id, tag = partial.name[1:-len(X.PARTIAL_SUFFIX)].split(".", 1)
-            pid = int(tag.rsplit("-", 2)[1])
+            pid = int(tag.rsplit(".", 1)[0].rsplit("-", 1)[1])
             os.kill(pid, signal.SIGKILL)
             killed = (run_id, pid)
             break
@@ -338,9 +324,11 @@ def test_runner_passes_executor_flags_over_the_profile(tmp_path):
     assert json.loads(headlines.read_text()) == ["local", None, {"num_cpus": 2, "num_gpus": 0.5}]
     assert runner.run("t", executor="ray", ray_address="10.0.0.1:6379", **kw) == 0
     assert json.loads(headlines.read_text()) == ["ray", "10.0.0.1:6379", {"num_cpus": 2, "num_gpus": 0.5}]
-    with pytest.raises(SystemExit) as exc:
-        runner.main(["--executor", "slurm"])
-    assert exc.value.code == 2
+    try:  # the CLI's one error style: one line, exit status 2
+        rc = runner.main(["--executor", "slurm"])
+    except SystemExit as exc:
+        rc = exc.code
+    assert rc == 2
 
 
 def test_unknown_executor_is_named():
