@@ -107,6 +107,13 @@ def grid_specs(datasets: Sequence[str], variants: Sequence[str] = VARIANTS, text
     return out
 
 
+#: Top-K ranking masks of :class:`EvalConfig` and how captions name them.
+EVAL_MASKS = {
+    "train_records": "top-K ranking excludes each user's training rows (positives and sampled negatives), as KGCN's code",
+    "train_valid_positives": "top-K ranking excludes each user's train and valid positives",
+}
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """How every run is evaluated (saved in ``config.json``).
@@ -119,6 +126,11 @@ class EvalConfig:
         ndcg: ``"jurity"`` (the paper's library) or ``"standard"``.
         percentiles: cumulative activity buckets of the cold-start analysis.
         cold_k: cut-off of the cold-start NDCG (Figures 1/5 use NDCG@100).
+        mask: which items are removed from a user's top-K ranking (:data:`EVAL_MASKS`):
+            ``"train_records"`` (default; KGCN's reference code, ``topk_eval``: every item of the
+            user's *training* rows, positives and sampled negatives) or ``"train_valid_positives"``
+            (the user's train and valid positives; this project's earlier choice).  Valid rows
+            are not masked by default because KGCN does not mask them.
     """
 
     ks: tuple = KS
@@ -128,6 +140,11 @@ class EvalConfig:
     ndcg: str = "jurity"
     percentiles: tuple = PERCENTILES
     cold_k: int = 100
+    mask: str = "train_records"
+
+    def __post_init__(self):
+        if self.mask not in EVAL_MASKS:
+            raise ValueError(f"EvalConfig.mask={self.mask!r}: expected one of {sorted(EVAL_MASKS)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,12 +286,17 @@ def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, 
     return TrainConfig(**kw)
 
 
-def test_users_and_truth(split, n_users: int, n_items: int):
+def test_users_and_truth(split, n_users: int, n_items: int, mask: str = "train_records"):
     """Test users (≥ 1 positive test row), their ground truth and the items to exclude.
 
     Returns ``(users int64[n], truth csr[n, n_items] (row i = users[i]'s test positives),
-    exclude csr[n_users, n_items] (train + valid positives, masked before ranking))``.
+    exclude csr[n_users, n_items] (masked before ranking))``.  ``mask`` (see
+    :class:`EvalConfig`): ``"train_records"`` excludes every item of the user's training rows,
+    labels 0 and 1 (KGCN's ``topk_eval``); ``"train_valid_positives"`` the train and valid
+    positives.
     """
+    if mask not in EVAL_MASKS:
+        raise ValueError(f"mask={mask!r}: expected one of {sorted(EVAL_MASKS)}")
     import scipy.sparse as sp
 
     from .metrics import truth_matrix
@@ -282,8 +304,11 @@ def test_users_and_truth(split, n_users: int, n_items: int):
     pos = split.test[split.test[:, 2] == 1, :2]
     users = np.unique(pos[:, 0])
     truth = truth_matrix(np.searchsorted(users, pos[:, 0]), pos[:, 1], len(users), n_items)
-    seen = np.concatenate([split.train, split.valid])
-    seen = seen[seen[:, 2] == 1]
+    if mask == "train_records":
+        seen = np.asarray(split.train)
+    else:
+        seen = np.concatenate([split.train, split.valid])
+        seen = seen[seen[:, 2] == 1]
     exclude = sp.csr_matrix((np.ones(len(seen)), (seen[:, 0], seen[:, 1])), shape=(n_users, n_items))
     return users, truth, exclude
 
@@ -304,7 +329,8 @@ def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = 
 
     out: dict[str, Any] = {}
 
-    users, truth, exclude = test_users_and_truth(split, ds.n_users, ds.n_items)
+    users, truth, exclude = test_users_and_truth(split, ds.n_users, ds.n_items, ev.mask)
+    out["eval_mask"] = ev.mask
     model.eval()
     top = topk(model.cpu(), users, ev.topk, exclude, mode=ev.scoring).numpy().astype(np.int64)
     rk = M.ranking_metrics(top, truth, ks=ev.ks, ndcg=ev.ndcg)
@@ -744,6 +770,9 @@ def caption_info(df: pd.DataFrame, info: dict, extra: str = "") -> dict:
     models = sorted({m for m in df.get("text_model", pd.Series(dtype=object)).dropna()}) if len(df) else []
     syn = sorted({s for s in df.get("synopses", pd.Series(dtype=object)).dropna()}) if len(df) else []
     pairs = sorted({s for s in df.get("pairs", pd.Series(dtype=object)).dropna()}) if len(df) else []
+    masks = sorted({s for s in df.get("eval_mask", pd.Series(dtype=object)).dropna()}) if len(df) else []
+    mask_text = "; ".join(EVAL_MASKS.get(m, m) for m in masks)
+    extra = ". ".join(x for x in (mask_text, extra) if x)
     return {"datasets": sorted(df["dataset"].unique()) if len(df) else [],
             "seeds": info.get("seeds", sorted(df["seed"].unique()) if len(df) else []),
             "scoring": info.get("scoring", "kgcn"),

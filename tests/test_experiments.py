@@ -223,3 +223,23 @@ def test_run_times_out_a_stalled_cell_then_retries(tmp_path):
     rc = runner.run("t", runs_dir=tmp_path / "runs", figures_dir=tmp_path / "fig", notebooks_dir=nbdir,
                     params_dir=tmp_path, out=out, cell_timeout=5, retries=0)
     assert rc == 1 and "FAILED 01_stall.ipynb" in out.getvalue()
+
+
+def test_eval_mask_train_records_is_kgcns():
+    """KGCN's top-K mask removes every item of the user's training rows (labels 0 and 1), not
+    valid rows; the earlier mask removes train + valid positives only."""
+    from kgcl_lib.data import Split
+    from kgcl_lib.experiments import EvalConfig, test_users_and_truth
+
+    train = np.array([[0, 1, 1], [0, 2, 0], [1, 0, 1]])
+    valid = np.array([[0, 3, 1], [0, 5, 0]])
+    test = np.array([[0, 4, 1], [1, 2, 1]])
+    split = Split(train, valid, test)
+    assert EvalConfig().mask == "train_records"
+    users, truth, ex = test_users_and_truth(split, 2, 6)
+    assert users.tolist() == [0, 1]
+    assert sorted(ex[0].indices.tolist()) == [1, 2] and ex[1].indices.tolist() == [0]
+    _, _, ex_old = test_users_and_truth(split, 2, 6, mask="train_valid_positives")
+    assert sorted(ex_old[0].indices.tolist()) == [1, 3]
+    with pytest.raises(ValueError, match="mask"):
+        EvalConfig(mask="everything")

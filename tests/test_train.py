@@ -334,21 +334,24 @@ def test_ml100k_smoke_real_data():
 
 
 def test_table_l2_scope(ds, split):
-    """KGCN's whole-table L2 (dense Adam) shrinks rows no batch ever touches; batch L2 does not."""
-    with pytest.raises(ValueError, match="dense_adam"):
-        small_cfg(l2_scope="table")
+    """KGCN's whole-table L2 (the default; lazy or dense Adam) shrinks rows no batch ever touches,
+    and the lazy default equals dense Adam there; batch-row L2 leaves them alone."""
+    assert TrainConfig().l2_scope == "table" and TrainConfig().optimizer == "adam"
+    with pytest.raises(ValueError, match="lazy"):
+        small_cfg(l2_scope="table", optimizer="lazy_adam")
     # user 0's rows are removed from the training data, so only the L2 term can move them
     keep = split.train[:, 0] != 0
     sp0 = type(split)(split.train[keep], split.valid, split.test)
     res = {}
-    for scope, opt in (("batch", "adam"), ("table", "dense_adam")):
+    for scope, opt in (("batch", "adam"), ("table", "dense_adam"), ("table", "adam")):
         r = train(ds, sp0, small_cfg(l2_scope=scope, optimizer=opt, l2=0.5, epochs=2), progress=False)
-        res[scope] = r.model.user_emb.detach()[0].clone()
+        res[scope, opt] = r.model.user_emb.detach()[0].clone()
     from kgcl_lib.train import build_model
 
     init = build_model(ds, small_cfg()).user_emb.detach()[0]
-    assert torch.equal(res["batch"], init)
-    assert res["table"].norm() < 0.9 * init.norm()
+    assert torch.equal(res["batch", "adam"], init)
+    assert res["table", "dense_adam"].norm() < 0.9 * init.norm()
+    assert torch.allclose(res["table", "adam"], res["table", "dense_adam"], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (run on a GPU machine)")
@@ -361,7 +364,7 @@ def test_train_on_cuda_matches_cpu(ds, split):
     assert abs(res["cpu"].test_auc - res["cuda"].test_auc) < 1e-2
 
 
-@pytest.mark.parametrize("optimizer, scope", [("adam", "batch"), ("dense_adam", "table")])
+@pytest.mark.parametrize("optimizer, scope", [("adam", "batch"), ("dense_adam", "table"), ("adam", "table")])
 def test_l2_shrinks_weights_and_rows(ds, split, optimizer, scope):
     """λ reaches both the dense weights (through autograd) and the table rows (inside TableAdam):
     with a large λ every part ends up much smaller than with λ = 0."""
