@@ -37,9 +37,11 @@ import pandas as pd
 
 from .storage import atomic_path, write_json
 
-VARIANTS = ("base", "cl_genre", "cl_title_genre")
-#: Content-pair template of each contrastive variant (``base`` trains without pairs).
-VARIANT_TEMPLATE = {"base": None, "cl_genre": "genre", "cl_title_genre": "title_genre"}
+VARIANTS = ("base", "cl_genre", "cl_title_genre", "kgcn_original")
+#: Content-pair template of each contrastive variant (``base`` / ``kgcn_original`` train without pairs).
+VARIANT_TEMPLATE = {"base": None, "cl_genre": "genre", "cl_title_genre": "title_genre", "kgcn_original": None}
+#: Variants that only exist without text (``kgcn_original``: KGCN itself, no text, no CL).
+NO_TEXT_VARIANTS = ("kgcn_original",)
 TEXTS = ("without", "with", "llm")
 KS = (5, 10, 20, 50, 100)
 #: Cumulative user-activity buckets of Figures 1/5: "p" = the p % least active test users.
@@ -55,7 +57,9 @@ class RunSpec:
 
     Attributes:
         dataset: name understood by :func:`open_dataset` (``"ml-100k"``, ``"synthetic-tiny"`` …).
-        variant: ``"base"`` (L_base only), ``"cl_genre"`` or ``"cl_title_genre"``.
+        variant: ``"base"`` (L_base only, the paper's Table 1 settings), ``"cl_genre"``,
+            ``"cl_title_genre"`` or ``"kgcn_original"`` (L_base with KGCN's own published settings,
+            :func:`kgcl_lib.train.kgcn_settings`; text ``"without"`` only).
         text: ``"without"`` (free item embeddings), ``"with"`` (human synopses) or ``"llm"``.
         seed: split, neighbour sampling and initialisation seed.
         gamma: weight of L_base against the contrastive loss (default: ``None`` = the
@@ -75,6 +79,8 @@ class RunSpec:
             raise ValueError(f"RunSpec.variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.text not in TEXTS:
             raise ValueError(f"RunSpec.text must be one of {TEXTS}, got {self.text!r}")
+        if self.variant in NO_TEXT_VARIANTS and self.text != "without":
+            raise ValueError(f"RunSpec.variant {self.variant!r} has no text; got text={self.text!r}")
         object.__setattr__(self, "overrides", tuple(sorted((str(k), v) for k, v in dict(self.overrides).items())))
 
     def key(self) -> dict:
@@ -101,6 +107,8 @@ def grid_specs(datasets: Sequence[str], variants: Sequence[str] = VARIANTS, text
         ov = {**overrides.get("*", {}), **overrides.get(ds, {})}
         for text in texts:
             for variant in variants:
+                if variant in NO_TEXT_VARIANTS and text != "without":
+                    continue
                 for gamma in gammas:
                     for seed in seeds:
                         out.append(RunSpec(ds, variant, text, int(seed), gamma, tuple(ov.items())))
@@ -266,13 +274,15 @@ def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, 
     """The exact ``TrainConfig`` of ``spec``: the paper's settings for the dataset
     (:func:`kgcl_lib.train.paper_settings`; the trainer's defaults for synthetic data), then the
     spec's variant/text/seed/γ, then its overrides."""
-    from .train import TrainConfig, paper_settings
+    from .train import TrainConfig, kgcn_settings, paper_settings
 
+    settings = kgcn_settings if spec.variant == "kgcn_original" else paper_settings
     try:
-        kw = dict(paper_settings(ds_name))
+        kw = dict(settings(ds_name))
     except ValueError:  # synthetic / unknown datasets: the TrainConfig defaults
-        kw = {}
-    kw.update(dataset=ds_name, variant=spec.variant, text="none" if spec.text == "without" else "synopsis",
+        kw = {"aggregator": "sum"} if spec.variant == "kgcn_original" else {}
+    variant = "base" if spec.variant == "kgcn_original" else spec.variant
+    kw.update(dataset=ds_name, variant=variant, text="none" if spec.text == "without" else "synopsis",
               seed=int(spec.seed), text_model=text_model, n_pairs=int(pair_n))
     if threads is not None:
         kw["threads"] = int(threads)

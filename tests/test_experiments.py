@@ -35,7 +35,7 @@ def test_run_id_stable_and_sensitive():
 
 def test_grid_specs_product_and_overrides():
     specs = X.grid_specs(["a", "b"], seeds=[0, 1], overrides={"*": {"epochs": 2}, "b": {"lr": 0.1}})
-    assert len(specs) == 2 * 2 * 3 * 2
+    assert len(specs) == 2 * (2 * 3 + 1) * 2  # datasets x (texts x CL variants + kgcn_original without text) x seeds
     assert dict(specs[0].overrides) == {"epochs": 2}
     assert dict(specs[-1].overrides) == {"epochs": 2, "lr": 0.1}
     assert len(X.grid_specs(["a"], ["base"], ["with"], [0], gammas=[0.2, 0.4])) == 2
@@ -55,7 +55,7 @@ def test_train_config_layers():
 
 # ---------------------------------------------------------------------------------- store
 def _fake_store(root, n_seeds=3):
-    specs = X.grid_specs(["d"], seeds=range(n_seeds))
+    specs = X.grid_specs(["d"], ["base", "cl_genre", "cl_title_genre"], seeds=range(n_seeds))
     rng = np.random.default_rng(0)
     for s in specs:
         d = root / "runs" / s.run_id
@@ -243,3 +243,21 @@ def test_eval_mask_train_records_is_kgcns():
     assert sorted(ex_old[0].indices.tolist()) == [1, 3]
     with pytest.raises(ValueError, match="mask"):
         EvalConfig(mask="everything")
+
+
+def test_kgcn_original_variant_uses_kgcns_settings_without_text():
+    """The "KGCN (original settings)" row: KGCN's published settings (books: sum, K = 8, d = 64,
+    L = 1, η = 2e-4, λ = 2e-5, batch 256; movies: sum, K = 4, d = 32, L = 2, η = 2e-2,
+    λ = 1e-7), L_base only, and only without text."""
+    specs = X.grid_specs(["book-crossing"], ["base", "kgcn_original"], ["without", "with"], seeds=[0])
+    assert sorted((s.variant, s.text) for s in specs) == [("base", "with"), ("base", "without"), ("kgcn_original", "without")]
+    ko = next(s for s in specs if s.variant == "kgcn_original")
+    cfg = X.train_config(ko, "book-crossing")
+    assert (cfg.variant, cfg.text, cfg.aggregator, cfg.n_neighbors, cfg.dim, cfg.n_iter, cfg.lr, cfg.l2, cfg.batch_size) == (
+        "base", "none", "sum", 8, 64, 1, 2e-4, 2e-5, 256)
+    base = X.train_config(next(s for s in specs if s.variant == "base" and s.text == "without"), "book-crossing")
+    assert (base.aggregator, base.n_neighbors) == ("concat", 4)
+    mv = X.train_config(X.RunSpec("ml-20m", "kgcn_original"), "ml-20m")
+    assert (mv.aggregator, mv.n_neighbors, mv.dim, mv.n_iter, mv.lr, mv.l2) == ("sum", 4, 32, 2, 2e-2, 1e-7)
+    with pytest.raises(ValueError, match="no text"):
+        X.RunSpec("ml-100k", "kgcn_original", text="with")
