@@ -373,3 +373,35 @@ def test_l2_shrinks_weights_and_rows(ds, split, optimizer, scope):
     for name in ("agg_weights.0", "relation_emb", "entity_emb", "user_emb"):
         big, none = (dict(runs[lam].named_parameters())[name].detach().norm() for lam in (1.0, 0.0))
         assert big < 0.5 * none, (name, float(big), float(none))
+
+
+@pytest.mark.parametrize("argv, want", [
+    ([], "paper"), (["--paper"], "paper"), (["--settings", "generic"], "generic"), (["--lr", "0.5"], "paper+lr")])
+def test_cli_paper_settings_are_the_default(monkeypatch, ds, argv, want):
+    """``python -m kgcl_lib.train --dataset book-crossing`` trains with Table 1's settings;
+    ``--paper`` is a no-op alias, ``--settings generic`` gives TrainConfig's defaults, flags win."""
+    import kgcl_lib.data as data_mod
+    import kgcl_lib.train as train_mod
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(ds_, split_, cfg, **kw):
+        seen["cfg"] = cfg
+        raise Stop
+
+    monkeypatch.setattr(data_mod, "load_dataset", lambda name, **kw: ds)
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    with pytest.raises(Stop):
+        main(["--dataset", "book-crossing", "--no-progress", *argv])
+    cfg = seen["cfg"]
+    paper = TrainConfig(dataset="book-crossing", **paper_settings("book-crossing"))
+    if want == "generic":
+        assert cfg == TrainConfig(dataset="book-crossing")
+    elif want == "paper":
+        assert cfg == paper
+    else:
+        assert cfg == TrainConfig(**{**paper.to_dict(), "lr": 0.5})
+    assert cfg.l2_scope == "table" and cfg.optimizer == "adam"  # KGCN's optimiser either way
