@@ -237,14 +237,8 @@ def format_table(
         md.append(f"*{caption}*\n")
     md.append("| " + " | ".join(head + col_names) + " |")
     md.append("|" + "---|" * len(head) + "---:|" * len(col_names))
-    prev = [None] * len(index)
-    for rk in row_keys:
-        # Blank a level that repeats the row above (as the paper's merged cells do).
-        shown = []
-        for i, v in enumerate(rk):
-            same_prefix = all(rk[j] == prev[j] for j in range(i + 1))
-            shown.append("" if same_prefix and i < len(index) - 1 else _label(index[i], v))
-        prev = list(rk)
+    row_labels = _row_labels(row_keys, index)
+    for rk, shown in zip(row_keys, row_labels):
         md.append("| " + " | ".join(shown + [md_cell(cells.get((rk, ck), ("", ""))) for ck in col_keys]) + " |")
     markdown = "\n".join(md) + "\n"
 
@@ -268,18 +262,24 @@ def format_table(
             i = j + 1
         tex.append(" & ".join(row) + r" \\")
     tex.append(r"\midrule")
-    prev = [None] * len(index)
-    for rk in row_keys:
-        shown = []
-        for i, v in enumerate(rk):
-            same_prefix = all(rk[j] == prev[j] for j in range(i + 1))
-            shown.append("" if same_prefix and i < len(index) - 1 else _latex_escape(_label(index[i], v)))
-        if prev[0] is not None and rk[0] != prev[0]:
+    for n, (rk, shown) in enumerate(zip(row_keys, row_labels)):
+        if n and rk[0] != row_keys[n - 1][0]:
             tex.append(r"\midrule")
-        prev = list(rk)
-        tex.append(" & ".join(shown + [tex_cell(cells.get((rk, ck), ("", ""))) for ck in col_keys]) + r" \\")
+        tex.append(" & ".join([_latex_escape(t) for t in shown] + [tex_cell(cells.get((rk, ck), ("", ""))) for ck in col_keys])
+                   + r" \\")
     tex += [r"\bottomrule", r"\end{tabular}", r"\end{table*}"]
     return markdown, "\n".join(tex) + "\n"
+
+
+def _row_labels(row_keys: list[tuple], index: Sequence[str]) -> list[list[str]]:
+    """Each row's index labels, blanking a level that repeats the row above together with every
+    level before it (the paper's merged cells); the last level is always shown."""
+    out, prev = [], (None,) * len(index)
+    for rk in row_keys:
+        out.append(["" if i < len(index) - 1 and all(rk[j] == prev[j] for j in range(i + 1)) else _label(index[i], v)
+                    for i, v in enumerate(rk)])
+        prev = rk
+    return out
 
 
 def save_table(markdown: str, latex: str, out_dir: str | Path, name: str) -> dict[str, Path]:
@@ -340,7 +340,7 @@ def save_figure(fig, out_dir: str | Path, name: str) -> dict[str, Path]:
     return paths
 
 
-def plot_cold_start(df: pd.DataFrame, *, title: str = "", kind: str = "lines"):
+def plot_cold_start(df: pd.DataFrame, *, title: str = "", kind: str = "lines", mark_percentile: float | None = None):
     """Figure 1 / Figure 5: NDCG@100 by user-activity percentile, one panel per dataset.
 
     Args:
@@ -349,12 +349,14 @@ def plot_cold_start(df: pd.DataFrame, *, title: str = "", kind: str = "lines"):
             interactions"; ``value`` NDCG@100 of that bucket). seaborn draws mean ± sd.
         kind: ``"lines"`` (Figure 5: every percentile) or ``"bars"`` (Figure 1: all users vs
             the bottom bucket).
-    Returns: the matplotlib Figure.
+        mark_percentile: with ``kind="lines"``, shade that bucket (the inspector's choice).
+    Returns: the matplotlib Figure. Panels share the y axis (same metric, compared across
+    datasets); error bars/bands are ± one standard deviation over seeds.
     """
     plt, sns = _plt()
     datasets = list(dict.fromkeys(df["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(min(PAGE_WIDTH_IN, COLUMN_WIDTH_IN * len(datasets)), 2.4),
-                             squeeze=False)
+                             squeeze=False, sharey=True)
     for ax, ds in zip(axes[0], datasets):
         d = df[df["dataset"] == ds]
         if kind == "bars":
@@ -371,15 +373,72 @@ def plot_cold_start(df: pd.DataFrame, *, title: str = "", kind: str = "lines"):
             sns.lineplot(data=d, x="position", y="value", hue="model", style="model", markers=True,
                          errorbar="sd", ax=ax)
             ax.set_xticks(range(len(ticks)))
-            ax.set_xticklabels([f"{t:g}%" for t in ticks], fontsize=6)
+            ax.set_xticklabels([f"{t:g}%" for t in ticks], fontsize=6, rotation=45, ha="right",
+                               rotation_mode="anchor")  # 12 buckets in one column: upright labels collide
             ax.set_xlabel("test users by activity (bottom p%)")
+            if mark_percentile is not None and float(mark_percentile) in ticks:
+                at = ticks.index(float(mark_percentile))
+                ax.axvspan(at - 0.3, at + 0.3, color="0.85", zorder=0, label=f"chosen: bottom {mark_percentile:g}%")
         ax.set_ylabel("NDCG@100")
         ax.set_title(ds)
-        ax.legend(fontsize=6, title=None)
+    # Legends go below the panels (inside, they hide bars and lines): one for the figure when every
+    # panel shows the same models, else one under each panel (e.g. a different best model per dataset).
+    legends = [ax.get_legend_handles_labels() for ax in axes[0]]
+    for ax in axes[0]:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
+    if all(labels == legends[0][1] for _, labels in legends):
+        fig.legend(*legends[0], loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=6, frameon=False)
+    else:
+        for ax, (handles, labels) in zip(axes[0], legends):
+            ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.45 if kind == "lines" else -0.15),
+                      fontsize=6, frameon=False)
     return fig
+
+
+def place_labels(ax, points: Sequence[tuple[float, float]], labels: Sequence[str], *, fontsize: float = 5,
+                 offset_pt: tuple[float, float] = (6, 3), marker_pt: float = 3.0) -> list:
+    """Annotate ``points`` (data coordinates) with ``labels`` so that no two labels overlap.
+
+    Labels are placed greedily in the given order at ``offset_pt`` from their point (mirrored to
+    the left of the point when the label would leave the axes on the right); a label whose box
+    would overlap one already placed moves up one line at a time (a thin leader line then
+    joins it to its point). Labels also keep clear of every point's marker (a square of
+    ± ``marker_pt`` points). Returns the matplotlib ``Annotation`` objects.
+    """
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    right_edge = ax.get_window_extent(renderer).x1
+    r = marker_pt * fig.dpi / 72
+    placed = [Bbox.from_extents(px - r, py - r, px + r, py + r) for px, py in ax.transData.transform(list(points))]
+    out = []
+    line_pt = fontsize * 1.25
+    for (x, y), text in zip(points, labels):
+        dx, dy, ha = offset_pt[0], offset_pt[1], "left"
+        while True:
+            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                              va="bottom", ha=ha)
+            box = ann.get_window_extent(renderer)
+            if ha == "left" and box.x1 > right_edge:
+                ann.remove()
+                dx, ha = -offset_pt[0], "right"
+                continue
+            if not any(box.overlaps(b) for b in placed):
+                break
+            ann.remove()
+            dy += line_pt  # upwards: below the point the marker itself would hide the label
+        if dy != offset_pt[1]:
+            ax.annotate("", (x, y), xytext=(dx, dy), textcoords="offset points",
+                        arrowprops={"arrowstyle": "-", "lw": 0.3, "color": "0.5"})
+        placed.append(box)
+        out.append(ann)
+    return out
 
 
 def plot_align_uniform(df: pd.DataFrame, *, title: str = ""):
@@ -387,37 +446,49 @@ def plot_align_uniform(df: pd.DataFrame, *, title: str = ""):
 
     Args:
         df: long frame ``dataset, text ("with"/"without"), gamma, alignment, uniformity,
-            ndcg@20`` — means over seeds. Stars: with semantic text; circles: without.
+            ndcg@20`` — means over seeds. Stars: with semantic text; circles: without. Points of
+            one text are joined in γ order; every point is labelled with its γ and its marker,
+            labels never overlap (:func:`place_labels`). One colour scale (viridis, shared by all panels).
     Returns: the matplotlib Figure.
     """
     plt, _ = _plt()
+    from matplotlib.lines import Line2D
+
     datasets = list(dict.fromkeys(df["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(min(PAGE_WIDTH_IN, COLUMN_WIDTH_IN * len(datasets)), 2.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(min(PAGE_WIDTH_IN, COLUMN_WIDTH_IN * len(datasets)), 2.8),
+                             squeeze=False, layout="constrained")
     vmin, vmax = float(df["ndcg@20"].min()), float(df["ndcg@20"].max())
     if vmin == vmax:
         vmin, vmax = vmin - 1e-6, vmax + 1e-6
     sc = None
+    styles = (("without", "o", 35, "0.55"), ("with", "*", 90, "0.15"))
+    to_label = []
     for ax, ds in zip(axes[0], datasets):
         d = df[df["dataset"] == ds]
-        for text, marker in (("without", "o"), ("with", "*")):
-            t = d[d["text"] == text]
+        points, labels = [], []
+        for text, marker, size, line in styles:
+            t = d[d["text"] == text].sort_values("gamma")
             if t.empty:
                 continue
+            ax.plot(t["alignment"], t["uniformity"], color=line, lw=0.5, ls=":", zorder=1)
             sc = ax.scatter(t["alignment"], t["uniformity"], c=t["ndcg@20"], cmap="viridis", vmin=vmin, vmax=vmax,
-                            marker=marker, s=70 if marker == "*" else 35, edgecolors="k", linewidths=0.3,
-                            label=f"{text} text")
-            for _, r in t.iterrows():
-                ax.annotate(f"γ={r['gamma']:g}", (r["alignment"], r["uniformity"]), fontsize=5,
-                            xytext=(3, 3), textcoords="offset points")
+                            marker=marker, s=size, edgecolors="k", linewidths=0.3, zorder=2)
+            points += list(zip(t["alignment"], t["uniformity"]))
+            labels += [f"γ={g:g} {'★' if text == 'with' else '●'}" for g in t["gamma"]]
+        ax.margins(0.15)
+        to_label.append((ax, points, labels))
         ax.set_xlabel(r"$\ell_{align}$ (lower is better)")
         ax.set_ylabel(r"$\ell_{uniform}$ (lower is better)")
         ax.set_title(ds)
-        ax.legend(fontsize=6)
+        ax.legend(handles=[Line2D([], [], marker=m, ls=":", lw=0.5, color=c, markerfacecolor="w", markeredgecolor="k",
+                                  markersize=7 if m == "*" else 5, label=f"{t} semantic text")
+                           for t, m, _, c in styles], fontsize=6, loc="best")
     if sc is not None:
-        fig.colorbar(sc, ax=axes[0].tolist(), label="NDCG@20", shrink=0.9)
+        fig.colorbar(sc, ax=axes[0].tolist(), label="NDCG@20 (point colour)", shrink=0.9)
     if title:
         fig.suptitle(title, fontsize=8)
+    for ax, points, labels in to_label:  # last: the colour bar and title change the axes' size
+        place_labels(ax, points, labels)
     return fig
 
 
@@ -479,6 +550,33 @@ def table1_long(stats: dict[str, dict]) -> pd.DataFrame:
     paper["value"] = float("nan")
     paper["text"] = paper["variant"] = ""
     return combine_with_paper(ours, paper)
+
+
+def table1_comparison(stats: dict[str, dict]) -> pd.DataFrame:
+    """Our numeric Table 1 quantities beside the paper's for the same domain.
+
+    Args:
+        stats: ``{dataset: {quantity: number}}`` with the paper's quantity names (``users``,
+            ``contents``, ``uc_rows``, ``entities``, ``relations``, ``kg_triples``,
+            ``cc_genre``, ``cc_title_genre``, …); other quantities are ignored.
+    Returns:
+        DataFrame ``dataset, paper dataset, quantity, ours, paper, difference (ours − paper),
+        ratio (ours / paper)``; ``paper`` is NaN where the paper has no such number.
+    """
+    paper = paper_table("table1")
+    rows = []
+    for ds, st in stats.items():
+        p = paper[paper["domain"] == domain_of(ds)]
+        name = PAPER_DATASET_LABELS.get(p["dataset"].iloc[0]) if len(p) else None
+        numbers = pd.to_numeric(p.set_index("quantity")["value"], errors="coerce")
+        for q, v in st.items():
+            if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+                rows.append({"dataset": ds, "paper dataset": name, "quantity": q, "ours": v,
+                             "paper": float(numbers.get(q, np.nan))})
+    out = pd.DataFrame(rows, columns=["dataset", "paper dataset", "quantity", "ours", "paper"])
+    out["difference"] = out["ours"] - out["paper"]
+    out["ratio"] = out["ours"] / out["paper"]
+    return out
 
 
 def table1(stats: dict[str, dict], caption_text: str = "") -> tuple[str, str]:
@@ -556,6 +654,36 @@ def table5(df: pd.DataFrame, caption_text: str = ""):
                            compare_within=("domain", "metric", "source"), caption=caption_text,
                            label="tab:table5", row_order={"metric": metrics})
     return md, tex, ours
+
+
+def paper_comparison(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Our number beside the paper's for every (dataset, text, variant, metric) we have.
+
+    Args:
+        ours: long frame ``dataset, text, variant, metric, value`` (+ ``std``), e.g. the third
+            return value of :func:`table2` … :func:`table5` (rows whose ``value`` is NaN, such as
+            p-value rows, are dropped).
+        paper: the paper's rows (:func:`paper_table`), matched on ``domain`` (MovieLens ↔
+            ML-20M, Book-Crossing ↔ Book-Crossing), ``text``, ``variant`` and ``metric``.
+    Returns:
+        DataFrame ``dataset, paper dataset, text, variant, metric, ours, ours sd, paper,
+        difference``
+        with ``difference = ours − paper``; ``paper`` (and ``difference``) are NaN where the
+        paper has no number (e.g. synthetic data, which belongs to no paper domain).
+    """
+    o = ours[ours["value"].notna()].copy()
+    if "domain" not in o.columns:
+        o["domain"] = o["dataset"].map(domain_of)
+    if "std" not in o.columns:
+        o["std"] = float("nan")
+    p = paper[["domain", "dataset", "text", "variant", "metric", "value"]].rename(
+        columns={"dataset": "paper dataset", "value": "paper"})
+    m = o.merge(p, on=["domain", "text", "variant", "metric"], how="left")
+    m["paper dataset"] = m["paper dataset"].map(lambda d: PAPER_DATASET_LABELS.get(d, d), na_action="ignore")
+    out = m[["dataset", "paper dataset", "text", "variant", "metric", "value", "std", "paper"]].rename(
+        columns={"value": "ours", "std": "ours sd"})
+    out["difference"] = out["ours"] - out["paper"]
+    return out.reset_index(drop=True)
 
 
 def save_caption(out_dir: str | Path, name: str, text: str) -> Path:

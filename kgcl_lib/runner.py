@@ -25,8 +25,8 @@
 
 from __future__ import annotations
 
-import argparse
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -127,6 +127,49 @@ def check_profile_keys(profile: Profile, notebooks: list[Path], declared: dict[P
         raise ValueError(f"{profile.path}: parameters declared by no notebook: {unknown}")
 
 
+#: Kernels talk to the runner over IPC sockets: the default TCP transport makes every kernel print an
+#: "running over TCP without encryption" warning, and local runs need no network transport.
+try:
+    from traitlets.config import Config as _Config
+
+    KERNEL_CONFIG = _Config({"KernelManager": {"transport": "ipc"}})
+except ImportError:  # traitlets comes with jupyter; without it papermill cannot run anyway
+    KERNEL_CONFIG = None
+
+_WARNING_MARK = re.compile(r"warning|fallback|skipped|not available|unavailable", re.IGNORECASE)
+_WARNING_PREFIX = re.compile(r"^\S*\.py:\d+: ")  # "path/file.py:123: " of warnings.warn
+
+
+def new_warnings(executed: Path, seen: set[str], limit: int = 240) -> list[str]:
+    """Warning lines in ``executed``'s stderr outputs that ``seen`` does not hold yet (added to it).
+
+    Notebooks run in fresh kernels, so a library warning (an offline model fallback, a skipped
+    cross-encoder) appears in every notebook that touches the model; the runner says each once.
+    Lines are stripped of the ``file.py:N:`` prefix and cut to ``limit`` characters.
+    """
+    import json
+
+    try:
+        nb = json.loads(Path(executed).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    found = []
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "stream" or output.get("name") != "stderr":
+                continue
+            text = output.get("text", "")
+            for line in (text if isinstance(text, str) else "".join(text)).splitlines():
+                line = _WARNING_PREFIX.sub("", line.strip())
+                if not line or not _WARNING_MARK.search(line) or "\r" in line or line.startswith(("warnings.warn", "  ")):
+                    continue
+                line = line if len(line) <= limit else line[: limit - 1] + "…"
+                if line not in seen:
+                    seen.add(line)
+                    found.append(line)
+    return found
+
+
 def results_root(profile: str, runs_dir: str | os.PathLike | None = None) -> Path:
     """``<runs>/<profile>``: ``runs_dir``, else ``$KGCL_RUNS_DIR``, else ``runs/`` in the checkout."""
     base = Path(runs_dir or os.environ.get(ENV_RUNS_DIR) or REPO_ROOT / "runs")
@@ -146,17 +189,20 @@ def run(profile_name: str = "default", *, only: str | None = None, force: bool =
     """
     if cell_timeout is None:
         cell_timeout = float(os.environ.get("KGCL_CELL_TIMEOUT") or 7200)
-    # Kernels inherit the environment: the cold-start inspector then renders statically.
-    previous = os.environ.get(HEADLESS_ENV)
+    # Kernels inherit the environment: the cold-start inspector then renders statically, and the
+    # notebooks import the kgcl_lib of this checkout (not another one an editable install points at).
+    previous = {key: os.environ.get(key) for key in (HEADLESS_ENV, "PYTHONPATH")}
     os.environ[HEADLESS_ENV] = "1"
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), previous["PYTHONPATH"]) if p)
     try:
         return _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params_dir,
                     cell_timeout, retries, out)
     finally:
-        if previous is None:
-            os.environ.pop(HEADLESS_ENV, None)
-        else:
-            os.environ[HEADLESS_ENV] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params_dir, cell_timeout, retries,
@@ -179,6 +225,8 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
           file=out, flush=True)
 
     timings: dict[str, float] = {}
+    seen_warnings: set[str] = set()
+    width = max((len(nb.stem) for nb in nbs), default=0)
     t_all = time.perf_counter()
     for nb in nbs:
         target = executed / nb.name
@@ -189,16 +237,18 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
         params = notebook_parameters(nb, profile, {
             "profile": profile_name, "results_dir": str(results), "figures_dir": str(figures),
             "headlines_path": str(headlines), "force": bool(force)}, declared[nb])
-        print(f"[kgcl] {nb.name} ...", file=out, flush=True)
+        # one line per notebook: the name now, its time when it is done
+        print(f"[kgcl] {nb.stem:<{width}} ", end="", file=out, flush=True)
         t0 = time.perf_counter()
         for attempt in range(retries + 1):
             try:
                 papermill.execute_notebook(str(nb), str(target), parameters=params, kernel_name="python3",
                                            cwd=str(nb.parent), progress_bar=False, log_output=False,
-                                           execution_timeout=cell_timeout)
+                                           execution_timeout=cell_timeout, config=KERNEL_CONFIG)
                 break
             except PapermillExecutionError as exc:
                 dt = time.perf_counter() - t0
+                print(f"FAILED after {dt:.1f} s", file=out, flush=True)
                 print(f"[kgcl] FAILED {nb.name} after {dt:.1f} s at cell {exc.cell_index} of the executed copy "
                       f"(In [{exc.exec_count}]): {exc.ename}: {exc.evalue}\n"
                       f"[kgcl] executed copy with the traceback: {target}", file=out, flush=True)
@@ -206,13 +256,16 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
             except Exception as exc:  # cell timeout, kernel died, bad notebook JSON, ...
                 transient = isinstance(exc, TimeoutError) or type(exc).__name__ in ("CellTimeoutError", "DeadKernelError")
                 if transient and attempt < retries:
-                    print(f"[kgcl] {nb.name}: {type(exc).__name__}: {exc}; re-executing "
+                    print(f"\n[kgcl] {nb.name}: {type(exc).__name__}: {exc}; re-executing "
                           f"(attempt {attempt + 2} of {retries + 1})", file=out, flush=True)
+                    print(f"[kgcl] {nb.stem:<{width}} ", end="", file=out, flush=True)
                     continue
-                print(f"[kgcl] FAILED {nb.name}: {type(exc).__name__}: {exc}", file=out, flush=True)
+                print(f"FAILED\n[kgcl] FAILED {nb.name}: {type(exc).__name__}: {exc}", file=out, flush=True)
                 return 1
         timings[nb.stem] = round(time.perf_counter() - t0, 2)
-        print(f"[kgcl] {nb.name} done in {timings[nb.stem]:.1f} s", file=out, flush=True)
+        print(f"{timings[nb.stem]:7.1f} s", file=out, flush=True)
+        for text in new_warnings(target, seen_warnings):  # e.g. offline fallbacks: once per run, not per notebook
+            print(f"[kgcl]   warning (first in {nb.stem}): {text}", file=out, flush=True)
     total = round(time.perf_counter() - t_all, 2)
     write_json(results / "timings.json", {"profile": profile_name, "notebooks": timings, "total_s": total})
     print(f"[kgcl] all {len(nbs)} notebook(s) done in {total:.1f} s ({total / 60:.1f} min)", file=out, flush=True)
@@ -220,22 +273,32 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kgcl_lib.runner", description=__doc__.split("\n\n")[0])
+    from .cli import run_main
+
+    return run_main(_main, argv, prog="python -m kgcl_lib.runner")
+
+
+def _main(argv) -> int:
+    from .cli import CliParser
+
+    ap = CliParser(prog="python -m kgcl_lib.runner", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="default", help="params/<profile>.yaml (default: default)")
-    ap.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 03,04")
-    ap.add_argument("--force", action="store_true", help="recompute the selected notebooks' cached results")
+    ap.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 03,04 (default: all notebooks)")
+    ap.add_argument("--force", action="store_true", help="recompute the selected notebooks' cached results (default: off)")
     ap.add_argument("--runs-dir", default=None, help="base folder for results (default: $KGCL_RUNS_DIR or runs/)")
     ap.add_argument("--figures-dir", default=None, help="tables/figures folder (default: figures/<profile>/)")
     ap.add_argument("--cell-timeout", type=float, default=None,
                     help="seconds any one cell may run (default: $KGCL_CELL_TIMEOUT or 7200)")
     ap.add_argument("--retries", type=int, default=1,
-                    help="re-executions of a notebook after a cell timeout or a dead kernel (default 1)")
+                    help="re-executions of a notebook after a cell timeout or a dead kernel (default: 1)")
     args = ap.parse_args(argv)
     try:
         return run(args.profile, only=args.only, force=args.force, runs_dir=args.runs_dir,
                    figures_dir=args.figures_dir, cell_timeout=args.cell_timeout, retries=args.retries)
     except ValueError as exc:
-        print(f"[kgcl] error: {exc}", file=sys.stderr)
+        if "--debug" in (argv or []):
+            raise
+        print(f"python -m kgcl_lib.runner: error: {exc}", file=sys.stderr)
         return 2
 
 

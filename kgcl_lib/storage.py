@@ -10,6 +10,8 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -62,13 +64,95 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if tmp.exists():
             # mkstemp creates 0600 files; give the result the usual umask-based mode instead.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+            os.chmod(tmp, umask_mode(0o666))
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def umask_mode(mode: int = 0o777) -> int:
+    """``mode`` with the process umask applied (what ``open``/``mkdir`` would give)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def make_temp_dir(parent: str | os.PathLike, prefix: str, suffix: str = ".tmp") -> Path:
+    """``tempfile.mkdtemp`` in ``parent``, but with the umask's permissions instead of 0700.
+
+    Cache entries and runs are renamed from such folders into place; with 0700 a cache built by
+    one user would be unreadable by the others sharing it.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    os.chmod(path, umask_mode(0o777))
+    return path
+
+
+def replace_dir(src: Path, target: Path) -> None:
+    """Rename folder ``src`` onto ``target``, replacing an existing ``target``.
+
+    The old ``target`` is first renamed aside, then ``src`` renamed into place, then the old
+    one deleted: a reader sees the old complete folder or the new complete one, never a mix.
+    (A crash between the two renames -- microseconds -- leaves the old folder in a hidden
+    ``.NAME.*.old`` sibling and no ``target``.)
+    """
+    src, target = Path(src), Path(target)
+    if not target.exists():
+        os.replace(src, target)
+        return
+    trash = make_temp_dir(target.parent, f".{target.name}.", ".old")
+    os.replace(target, trash / "old")
+    os.replace(src, target)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty hidden folder next to ``target``; on success it replaces ``target``.
+
+    On any exception (including ``KeyboardInterrupt``) the temporary folder is removed and
+    ``target`` is untouched; after a ``SIGKILL`` only a hidden ``.NAME.HOST-PID.*.tmp`` sibling
+    remains, which the next ``atomic_dir`` of the same target on this host deletes.
+    Usage::
+
+        with atomic_dir(run_folder) as tmp:
+            write_json(tmp / "config.json", cfg)
+            ...
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    owner = f"{socket.gethostname()}-"
+    _remove_orphans(target, owner)
+    tmp = make_temp_dir(target.parent, f".{target.name}.{owner}{os.getpid()}.")
+    try:
+        yield tmp
+        replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _remove_orphans(target: Path, owner: str) -> None:
+    """Delete staging folders of ``target`` left by killed processes of this host.
+
+    Their names hold ``host-pid``; only those of this host whose process is gone are removed
+    (another host's, or a live process's, staging folder is left alone).
+    """
+    for stale in target.parent.glob(f".{glob_escape(target.name)}.{glob_escape(owner)}*.tmp"):
+        pid = stale.name[len(target.name) + len(owner) + 2 :].split(".", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def write_json(path: str | os.PathLike, obj, **kwargs) -> Path:

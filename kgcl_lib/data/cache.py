@@ -14,10 +14,9 @@ only when complete, so an interrupted or failed build leaves no partial cache en
 
 from __future__ import annotations
 
+import errno
 import json
-import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable
@@ -53,7 +52,7 @@ def save_dataset(ds: KGDataset, folder: Path, meta: dict | None = None) -> Path:
     """Write ``ds`` to ``folder`` atomically (temp folder + rename); replaces an existing one."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    tmp = storage.make_temp_dir(folder.parent, f".{folder.name}.")
     try:
         arrays = {
             "ratings": ds.ratings.astype(np.int64),
@@ -81,13 +80,7 @@ def save_dataset(ds: KGDataset, folder: Path, meta: dict | None = None) -> Path:
             **(meta or {}),
         }
         storage.write_json(tmp / "meta.json", info)  # written last: marks the entry complete
-        if folder.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
-            os.replace(folder, trash / "old")
-            os.replace(tmp, folder)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
+        storage.replace_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -148,17 +141,48 @@ def cached_build(
         build: zero-argument function producing the dataset on a miss.
         force: rebuild and replace the entry even if it exists.
         root: cache root (default ``storage.cache_dir("datasets")``).
+
+    A cache location that cannot be written (read-only, another user's, full disk) does not
+    stop the build: the dataset is returned uncached with a one-line warning naming the path
+    and what to do.
     """
     sums = checksums(sources)
     key = cache_key(sums, params)
-    folder = entry_dir(name, key, root)
-    if not force and (folder / "meta.json").is_file():
+    try:
+        folder = entry_dir(name, key, root)
+    except OSError as e:  # the cache root itself cannot be created
+        if e.errno not in _UNWRITABLE:
+            raise
+        folder = None
+        _warn_unwritable(e)
+    if folder is not None and not force and (folder / "meta.json").is_file():
         try:
             return load_saved(folder)
         except Exception as e:  # a damaged entry is rebuilt rather than trusted
             warnings.warn(f"ignoring unreadable dataset cache {folder}: {e}")
     ds = build()
+    if folder is None:
+        return ds
     ds.provenance["cache_key"] = key
-    save_dataset(ds, folder, meta={"key": key, "sources": sums, "params": params})
+    try:
+        save_dataset(ds, folder, meta={"key": key, "sources": sums, "params": params})
+    except OSError as e:
+        if e.errno not in _UNWRITABLE:
+            raise
+        _warn_unwritable(e, folder)
+        return ds
     ds.provenance["cache"] = str(folder)
     return ds
+
+
+#: errno values meaning "this location cannot be written".
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC)
+
+
+def _warn_unwritable(e: OSError, folder: Path | None = None) -> None:
+    where = e.filename or folder
+    warnings.warn(
+        f"dataset cache {where} is not writable ({e.strerror}); continuing without caching. "
+        "Set KGCL_CACHE_DIR to a writable folder, or pass --no-cache to skip the cache.",
+        stacklevel=3,
+    )

@@ -77,6 +77,13 @@ class KGDataset:
             "kg_triples": int(len(self.kg)),
         }
 
+    def users_without_positive(self) -> int:
+        """How many users have no label-1 row (they cannot be scored by AUC on their own rows
+        and count as zero in top-K recall); KGCN's own conversion never produces them."""
+        has_pos = np.zeros(self.n_users, dtype=bool)
+        has_pos[self.ratings[self.ratings[:, 2] == 1, 0]] = True
+        return int(self.n_users - np.count_nonzero(has_pos))
+
     def metadata_coverage(self) -> dict:
         """How many items have each metadata field (missing values are allowed and counted)."""
         it = self.items

@@ -443,6 +443,77 @@ def _check_unique(values: pd.Series, path: Path, what: str, header: bool):
 
 
 # ---------------------------------------------------------------------------------------
+# Validation of integer-indexed files (KGCN format)
+# ---------------------------------------------------------------------------------------
+def check_dense_ids(table: np.ndarray, path: Path, cols: Sequence[tuple[int, str]], floor: int = 0,
+                    also: np.ndarray | None = None) -> int:
+    """Check that the ids in ``table[:, cols]`` lie in ``0..n-1``; return ``n``.
+
+    KGCN's preprocessing numbers users, entities and relations densely, so ``n`` is the number
+    of distinct ids, plus ids ``0..floor-1`` that exist without appearing (items without
+    ratings or triples): ``n = floor + #distinct ids >= floor`` (``also``: more ids of the same
+    space, e.g. rated items).  A larger id is a corrupt or foreign file; it is reported as
+    ``file:line`` with the limit.  Costs a sort of the ids; nothing is sized by their values.
+    """
+    values = table[:, [c for c, _ in cols]]
+    pool = values.ravel() if also is None else np.concatenate([values.ravel(), np.asarray(also).ravel()])
+    distinct = sorted_unique(pool)
+    n = int(floor + np.count_nonzero(distinct >= floor))
+    bad = values >= n
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        col, what = cols[int(c)]
+        raise DatasetError(
+            f"{path}:{r + 1}: {what} id {table[r, col]} out of range 0..{n - 1} (ids are numbered densely: "
+            f"{n} distinct {what if len(cols) == 1 else 'entity'} ids{f' incl. {floor} items' if floor else ''})"
+        )
+    return n
+
+
+def drop_duplicate_rows(ratings: np.ndarray, path: Path) -> np.ndarray:
+    """``ratings`` (``user, item, label``) without exact duplicate rows (first kept, order kept).
+
+    A duplicated row would be counted twice in training and could land in train *and* test.
+    The number dropped is given in a warning.  One ``(user, item)`` pair with both labels is
+    a contradiction and raises :class:`DatasetError` naming both lines.
+    """
+    if len(ratings) < 2:
+        return ratings
+    n_items = int(ratings[:, 1].max()) + 1
+    pair = ratings[:, 0] * n_items + ratings[:, 1]
+    sorted_pairs = np.sort(pair)  # fast path: most files have no repeated pair at all
+    if not (sorted_pairs[1:] == sorted_pairs[:-1]).any():
+        return ratings
+    del sorted_pairs
+    order = np.argsort(pair * 2 + ratings[:, 2], kind="stable")  # by pair, label, line (labels are 0/1)
+    sp, sl = pair[order], ratings[order, 2]
+    same_pair = sp[1:] == sp[:-1]
+    exact = same_pair & (sl[1:] == sl[:-1])
+    conflict = same_pair & ~exact
+    if conflict.any():
+        k = int(np.flatnonzero(conflict)[0])
+        block = np.flatnonzero(sp == sp[k])  # the pair's rows, by label then line
+        # first line with each label: rows k and k + 1 start the two label runs of the block
+        first_of = lambda label: int(order[block[sl[block] == label][0]]) + 1  # noqa: E731
+        lines = sorted((first_of(sl[k]), first_of(sl[k + 1])))
+        u, i = ratings[lines[0] - 1, 0], ratings[lines[0] - 1, 1]
+        raise DatasetError(
+            f"{path}:{lines[0]} and {path}:{lines[1]}: user {u} item {i} labelled both "
+            f"{ratings[lines[0] - 1, 2]} and {ratings[lines[1] - 1, 2]}; keep one of the two lines"
+        )
+    if not exact.any():
+        return ratings
+    drop = np.zeros(len(ratings), dtype=bool)
+    drop[order[1:][exact]] = True
+    warnings.warn(
+        f"{path}: {int(drop.sum())} duplicate rows dropped (exact copies of an earlier line, e.g. line "
+        f"{int(np.flatnonzero(drop)[0]) + 1}); the split uses each (user, item) pair once",
+        stacklevel=3,
+    )
+    return ratings[~drop]
+
+
+# ---------------------------------------------------------------------------------------
 # 1. KGCN / RippleNet processed files
 # ---------------------------------------------------------------------------------------
 def read_kgcn(folder: Path, name: str | None = None, how: str = "") -> KGDataset:
@@ -483,12 +554,25 @@ def read_kgcn(folder: Path, name: str | None = None, how: str = "") -> KGDataset
     if len(ratings) == 0:
         raise DatasetError(f"{rpath}: no labelled rows")
     max_item = int(ratings[:, 1].max())
-    n_items = len(raw_ids) if raw_ids is not None else max_item + 1
-    if max_item >= n_items:
+    if raw_ids is not None and max_item >= len(raw_ids):
+        n_items = len(raw_ids)
         r = int(np.flatnonzero(ratings[:, 1] >= n_items)[0])
         raise DatasetError(
             f"{rpath}:{r + 1}: item id {ratings[r, 1]} out of range 0..{n_items - 1} ({maps[0].name} has {n_items} items)"
         )
+    # Ids must lie in the index space their distinct values span, checked *before* anything is
+    # sized by them (an id of 10^9 would otherwise allocate gigabytes, see check_dense_ids).
+    check_dense_ids(ratings, rpath, [(0, "user")])
+    item_floor = len(raw_ids) if raw_ids is not None else 0
+    ent_cols = [(0, "head"), (2, "tail")]
+    if raw_ids is None:  # items are entities 0..n_items-1: rated items count as entities
+        check_dense_ids(kg, kpath, ent_cols, floor=item_floor, also=ratings[:, 1])
+        check_dense_ids(ratings, rpath, [(1, "item")], floor=item_floor, also=kg[:, [0, 2]].ravel())
+    else:
+        check_dense_ids(kg, kpath, ent_cols, floor=item_floor)
+    check_dense_ids(kg, kpath, [(1, "relation")])
+    ratings = drop_duplicate_rows(ratings, rpath)
+    n_items = len(raw_ids) if raw_ids is not None else max_item + 1
     n_ent = int(max(n_items, kg[:, [0, 2]].max() + 1 if len(kg) else 0))
     n_rel = int(kg[:, 1].max() + 1) if len(kg) else 0
     raw = raw_ids if raw_ids is not None else np.arange(n_items).astype(str).astype(object)
@@ -520,10 +604,81 @@ def read_kgcn(folder: Path, name: str | None = None, how: str = "") -> KGDataset
 # ---------------------------------------------------------------------------------------
 # 2. RecBole atomic files
 # ---------------------------------------------------------------------------------------
-def _read_atomic(path: Path) -> pd.DataFrame:
-    """A RecBole atomic file: tab-separated, header ``name:type``; columns renamed to ``name``."""
+#: RecBole field types (``name:type`` in an atomic file's header).
+RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
+#: Header fields each atomic file may hold, by extension; ``None`` = any (unknown ones are
+#: named in a warning).  A field outside the list of a file the conversion depends on is an
+#: error: a misspelt ``rating`` would otherwise silently turn every interaction positive.
+ATOMIC_FIELDS = {
+    "inter": ("user_id", "item_id", "rating", "timestamp"),
+    "kg": ("head_id", "relation_id", "tail_id"),
+    "link": ("item_id", "entity_id"),
+    "item": ("item_id", "movie_title", "title", "book_title", "release_year", "year", "class", "genre", "genres"),
+}
+#: Fields an atomic file must hold (``.inter`` is explicit feedback: ratings are required).
+ATOMIC_REQUIRED = {
+    "inter": ("user_id", "item_id", "rating"),
+    "kg": ("head_id", "relation_id", "tail_id"),
+    "link": ("item_id", "entity_id"),
+    "item": ("item_id",),
+}
+
+
+def _first_data_line(path: Path) -> tuple[int, str] | None:
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        f.readline()
+        for no, line in enumerate(f, start=2):
+            text = line.rstrip("\r\n")
+            if text.strip():
+                return no, text
+    return None
+
+
+def check_atomic_header(path: Path, header: list[str], kind: str | None = None) -> None:
+    """Validate a RecBole header (line 1); every problem is reported as ``file:1``.
+
+    Checks: tab separation (a header with spaces instead of tabs), one ``name:type`` per
+    field with a RecBole type, as many fields as the first data line, no unknown fields
+    (error for ``.inter/.kg/.link``, warning for ``.item``) and the required fields of ``kind``.
+    """
+    shown = "\t".join(header)
+    if len(header) == 1 and len(header[0].split()) > 1:
+        raise DatasetError(f"{path}:1: header {shown!r} is separated by spaces; RecBole atomic files are tab-separated")
+    bad = [h for h in header if h.count(":") != 1 or h.split(":", 1)[1].strip() not in RECBOLE_TYPES]
+    if bad:
+        raise DatasetError(f"{path}:1: header field(s) {bad} are not name:type with a type in {RECBOLE_TYPES}")
+    first = _first_data_line(path)
+    if first is not None and len(first[1].split("\t")) != len(header):
+        no, text = first
+        raise DatasetError(
+            f"{path}:1: header has {len(header)} fields {header} but data line {no} has "
+            f"{len(text.split(chr(9)))} tab-separated fields ({text[:80]!r}); fix the header"
+        )
+    if kind is None:
+        return
+    names = [h.split(":", 1)[0].strip() for h in header]
+    known = ATOMIC_FIELDS[kind]
+    unknown = [h for h, n in zip(header, names) if n not in known]
+    missing = [n for n in ATOMIC_REQUIRED[kind] if n not in names]
+    if missing or (unknown and kind != "item"):
+        what = f"lacks column(s) {missing}" if missing else "has unknown field(s)"
+        raise DatasetError(
+            f"{path}:1: header {what}; unknown field(s): {', '.join(map(repr, unknown)) or 'none'}; "
+            f"a .{kind} file holds {', '.join(known)} (required: {', '.join(ATOMIC_REQUIRED[kind])})"
+        )
+    if unknown:
+        warnings.warn(f"{path}:1: ignoring unknown field(s) {', '.join(map(repr, unknown))}", stacklevel=3)
+
+
+def _read_atomic(path: Path, kind: str | None = None) -> pd.DataFrame:
+    """A RecBole atomic file: tab-separated, header ``name:type``; columns renamed to ``name``.
+
+    ``kind`` (``"inter"``, ``"kg"``, ``"link"``, ``"item"``) selects the field check of
+    :func:`check_atomic_header`.
+    """
     with open(path, encoding="utf-8", newline="") as f:
         header = f.readline().rstrip("\r\n").split("\t")
+    check_atomic_header(path, header, kind)
     names = [h.split(":", 1)[0] for h in header]
     df = read_tsv_strings(path, len(names), header=True)
     df.columns = names
@@ -578,8 +733,8 @@ def read_recbole(
 
     Args:
         folder: holds the atomic files; ``NAME`` defaults to the stem of the single ``*.inter``.
-        threshold: ``rating >= threshold`` is a positive.  Without a ``rating`` column every
-            interaction is a positive.
+        threshold: ``rating >= threshold`` is a positive.  The ``.inter`` file must have a
+            ``rating`` field (explicit feedback); see :func:`check_atomic_header`.
         seed: int or generator for the negative sampling.
         synopses: ``synopses.tsv``; default ``folder/synopses.tsv`` when it exists.
 
@@ -599,7 +754,7 @@ def read_recbole(
         require_file(paths[ext], how)
     rng = np.random.default_rng(seed)
 
-    link = _read_atomic(paths["link"])
+    link = _read_atomic(paths["link"], "link")
     _require_cols(link, paths["link"], "item_id", "entity_id")
     link_item, link_ent = link["item_id"].str.strip(), link["entity_id"].str.strip()
     _check_unique(link_item, paths["link"], "item id", header=True)
@@ -611,21 +766,18 @@ def read_recbole(
     if n_items == 0:
         raise DatasetError(f"{paths['link']}: no linked items")
 
-    inter = _read_atomic(paths["inter"])
+    inter = _read_atomic(paths["inter"], "inter")
     _require_cols(inter, paths["inter"], "user_id", "item_id")
-    if "rating" in inter.columns:
-        rating = pd.to_numeric(inter["rating"], errors="coerce").to_numpy(dtype=np.float64)
-        if np.isnan(rating).any():
-            r = int(np.flatnonzero(np.isnan(rating))[0])
-            raise DatasetError(f"{paths['inter']}:{r + 2}: rating {inter['rating'].iloc[r]!r} is not a number")
-    else:
-        rating = np.full(len(inter), np.inf)
+    rating = pd.to_numeric(inter["rating"], errors="coerce").to_numpy(dtype=np.float64)
+    if np.isnan(rating).any():
+        r = int(np.flatnonzero(np.isnan(rating))[0])
+        raise DatasetError(f"{paths['inter']}:{r + 2}: rating {inter['rating'].iloc[r]!r} is not a number")
     item_idx = pd.Index(item_raw.astype(str)).get_indexer(inter["item_id"].str.strip())
     ratings, user_raw_ids, info = kgcn_convert(
         inter["user_id"].str.strip().to_numpy(dtype=object), item_idx, rating, n_items, threshold, rng, str(paths["inter"])
     )
 
-    kgdf = _read_atomic(paths["kg"])
+    kgdf = _read_atomic(paths["kg"], "kg")
     _require_cols(kgdf, paths["kg"], "head_id", "relation_id", "tail_id")
     kg, entity_raw_ids, relation_names = index_kg(
         kgdf["head_id"].str.strip().to_numpy(), kgdf["relation_id"].str.strip().to_numpy(),
@@ -634,7 +786,7 @@ def read_recbole(
 
     title = year = genres = None
     if paths["item"].is_file():
-        meta = _read_atomic(paths["item"])
+        meta = _read_atomic(paths["item"], "item")
         _require_cols(meta, paths["item"], "item_id")
         meta.index = meta["item_id"].str.strip().to_numpy(dtype=object)
         _check_unique(meta["item_id"].str.strip(), paths["item"], "item id", header=True)
@@ -769,6 +921,11 @@ def read_ml20m_raw(
     movie_ids = imap[0].str.strip().astype(np.int64).to_numpy()
     _check_unique(pd.Series(movie_ids), mpath, "movie id", header=False)
     _check_unique(imap[1].str.strip(), mpath, "entity id", header=False)
+    limit = max(64 * len(movie_ids), 1 << 24)  # the ratings reader allocates a table of max id + 1
+    if len(movie_ids) and movie_ids.max() >= limit:
+        r = int(np.argmax(movie_ids))
+        raise DatasetError(f"{mpath}:{r + 1}: movie id {movie_ids[r]} out of range 0..{limit - 1} "
+                           f"(MovieLens ids are below 300,000)")
     n_items = len(movie_ids)
     if n_items == 0:
         raise DatasetError(f"{mpath}: no items")

@@ -15,7 +15,9 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m kgcl_lib.text", description=__doc__.split("\n\n")[0])
+    from ..cli import CliParser
+
+    p = CliParser(prog="python -m kgcl_lib.text", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="LLM synopses from the paper's prompt (Section 4.4)")
     g.add_argument("--dataset", required=True, help="dataset name for kgcl_lib.data.load_dataset (e.g. ml-100k)")
@@ -26,23 +28,23 @@ def _parser() -> argparse.ArgumentParser:
         help="'auto' (Llama-3.2-1B-Instruct with hub access, else SmolLM2 offline), 'smollm2', "
         "a hub id, a local folder or a .gguf file (default: auto)",
     )
-    g.add_argument("--gguf-file", default=None, help="GGUF file name inside --model")
+    g.add_argument("--gguf-file", default=None, help="GGUF file name inside --model (default: none)")
     g.add_argument("--domain", choices=["movie", "book"], default=None, help="prompt wording (default: from the dataset name)")
-    g.add_argument("--limit", type=int, default=None, help="only the first N items (by item index)")
-    g.add_argument("--batch-size", type=int, default=16)
-    g.add_argument("--max-new-tokens", type=int, default=64)
-    g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--top-p", type=float, default=1.0)
-    g.add_argument("--repetition-penalty", type=float, default=1.2)
-    g.add_argument("--no-repeat-ngram-size", type=int, default=3)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--trailing-space", action="store_true", help="keep the paper's trailing prompt space")
-    g.add_argument("--device", default=None)
+    g.add_argument("--limit", type=int, default=None, help="only the first N items by item index (default: all)")
+    g.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch (default: 16)")
+    g.add_argument("--max-new-tokens", type=int, default=64, help="maximum generated tokens per synopsis (default: 64)")
+    g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding (default: off, greedy)")
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, with --sample (default: 1.0)")
+    g.add_argument("--top-p", type=float, default=1.0, help="nucleus-sampling probability mass in (0, 1], with --sample (default: 1.0)")
+    g.add_argument("--repetition-penalty", type=float, default=1.2, help="logit divisor for already generated tokens; 1 = off (default: 1.2)")
+    g.add_argument("--no-repeat-ngram-size", type=int, default=3, help="never repeat an n-gram of this many tokens; 0 = off (default: 3)")
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    g.add_argument("--trailing-space", action="store_true", help="keep the paper's trailing prompt space (default: off)")
+    g.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:N (default: cuda when available, else cpu)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    g.add_argument("--no-cache", action="store_true", help="do not read or write the generation cache")
+    g.add_argument("--no-cache", action="store_true", help="do not read or write the generation cache (default: off)")
     g.add_argument("--out", default=None, help="output folder (default: <cache>/llm/<dataset>)")
-    g.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    g.add_argument("--json", action="store_true", help="print a JSON summary on stdout (default: one line)")
     return p
 
 
@@ -101,6 +103,12 @@ def _generate(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..cli import run_main
+
+    return run_main(_main, argv, prog="python -m kgcl_lib.text")
+
+
+def _main(argv) -> int:
     args = _parser().parse_args(argv)
     if args.command == "generate":
         summary = _generate(args)
