@@ -608,10 +608,10 @@ _FIELD_HELP = {
     "temperature": "InfoNCE temperature t (> 0)",
     "patience": "early stopping after this many epochs without a better valid AUC; 0 = off",
     "restore_best": "test the epoch with the best valid AUC (true/false)",
-    "optimizer": "adam = dense-Adam semantics, row-sparse; lazy_adam = SparseAdam semantics; dense_adam = "
-                 "reference, slow",
-    "l2_scope": "batch = L2 on the rows a batch uses; table = on the whole tables every step (needs "
-                "--optimizer dense_adam)",
+    "optimizer": "adam = dense-Adam semantics, row-sparse, idle rows' steps applied exactly when next used; "
+                 "lazy_adam = SparseAdam semantics (only with --l2-scope batch); dense_adam = reference, slow",
+    "l2_scope": "table = KGCN's L2 on the whole tables every step; batch = L2 only on the rows a batch uses "
+                "(not KGCN's)",
     "device": "torch device: auto (cuda when available), cpu, cuda, cuda:N",
     "threads": "torch intra-op CPU threads; 0 = torch's default",
     "eval_batch_size": "rows per forward pass during evaluation",
