@@ -43,8 +43,9 @@ CLI::
     python -m kgcl_lib.train --dataset book-crossing --seed 0 --json
 
 For the paper's datasets (``book-crossing``, ``ml-*``) the run starts from Table 1's settings
-(:func:`paper_settings`; ``--paper`` is a no-op alias kept for old scripts); ``--settings
-generic`` starts from :class:`TrainConfig`'s defaults instead.  Any flag overrides either.
+(:func:`paper_settings`; ``--paper`` is a no-op alias kept for old scripts); ``--settings kgcn``
+starts from KGCN's own published settings (:func:`kgcn_settings`), ``--settings generic`` from
+:class:`TrainConfig`'s defaults.  Any flag overrides them.
 """
 
 from __future__ import annotations
@@ -639,10 +640,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True,
                    help="ml-100k, book-crossing, ml-20m, synthetic:<shape>, or a folder name under --data-dir")
     p.add_argument("--data-dir", default=None, help="folder holding DATASET/ (default: $KGCL_DATA_DIR, then the cache)")
-    p.add_argument("--settings", choices=("paper", "generic"), default="paper",
+    p.add_argument("--settings", choices=("paper", "kgcn", "generic"), default="paper",
                    help="paper (default): start from the paper's Table 1 settings for the paper's datasets "
                         "(book-crossing, ml-100k, ml-20m; other datasets start from TrainConfig's defaults); "
-                        "generic: TrainConfig's defaults for every dataset")
+                        "kgcn: KGCN's own published settings (sum aggregator; books K = 8), the 'KGCN (original "
+                        "settings)' row; generic: TrainConfig's defaults for every dataset")
     p.add_argument("--paper", action="store_true", help="no-op alias of --settings paper (the default), kept for old "
                    "scripts; an error for a dataset without paper settings")
     defaults = {f.name: f.default for f in fields(TrainConfig)}
@@ -683,8 +685,9 @@ def _config_from_args(args) -> TrainConfig:
 
     if args.paper and not _has_paper_settings(args.dataset):
         raise arg_error("--paper", "", f"no paper settings for dataset {args.dataset!r} (allowed with: book-crossing, ml-100k, ml-20m)")
-    use_paper = args.paper or (args.settings == "paper" and _has_paper_settings(args.dataset))
-    kwargs = paper_settings(args.dataset) if use_paper else {}
+    use_paper = args.paper or (args.settings in ("paper", "kgcn") and _has_paper_settings(args.dataset))
+    settings = kgcn_settings if args.settings == "kgcn" else paper_settings
+    kwargs = settings(args.dataset) if use_paper else {}
     for f in fields(TrainConfig):
         v = getattr(args, f.name, None)
         if v is not None and f.name != "dataset":

@@ -367,7 +367,8 @@ def test_l2_shrinks_weights_and_rows(ds, split, optimizer, scope):
 
 
 @pytest.mark.parametrize("argv, want", [
-    ([], "paper"), (["--paper"], "paper"), (["--settings", "generic"], "generic"), (["--lr", "0.5"], "paper+lr")])
+    ([], "paper"), (["--paper"], "paper"), (["--settings", "generic"], "generic"), (["--lr", "0.5"], "paper+lr"),
+    (["--settings", "kgcn"], "kgcn")])
 def test_cli_paper_settings_are_the_default(monkeypatch, ds, argv, want):
     """``python -m kgcl_lib.train --dataset book-crossing`` trains with Table 1's settings;
     ``--paper`` is a no-op alias, ``--settings generic`` gives TrainConfig's defaults, flags win."""
@@ -391,6 +392,9 @@ def test_cli_paper_settings_are_the_default(monkeypatch, ds, argv, want):
     paper = TrainConfig(dataset="book-crossing", **paper_settings("book-crossing"))
     if want == "generic":
         assert cfg == TrainConfig(dataset="book-crossing")
+    elif want == "kgcn":  # KGCN's Book-Crossing settings, typed out from its paper
+        assert (cfg.aggregator, cfg.n_neighbors, cfg.dim, cfg.n_iter, cfg.lr, cfg.l2, cfg.batch_size) == (
+            "sum", 8, 64, 1, 2e-4, 2e-5, 256)
     elif want == "paper":
         assert cfg == paper
     else:
