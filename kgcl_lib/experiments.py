@@ -49,9 +49,11 @@ import pandas as pd
 
 from .storage import atomic_dir, atomic_path, write_json
 
-VARIANTS = ("base", "cl_genre", "cl_title_genre")
-#: Content-pair template of each contrastive variant (``base`` trains without pairs).
-VARIANT_TEMPLATE = {"base": None, "cl_genre": "genre", "cl_title_genre": "title_genre"}
+VARIANTS = ("base", "cl_genre", "cl_title_genre", "kgcn_original")
+#: Content-pair template of each contrastive variant (``base`` / ``kgcn_original`` train without pairs).
+VARIANT_TEMPLATE = {"base": None, "cl_genre": "genre", "cl_title_genre": "title_genre", "kgcn_original": None}
+#: Variants that only exist without text (``kgcn_original``: KGCN itself, no text, no CL).
+NO_TEXT_VARIANTS = ("kgcn_original",)
 TEXTS = ("without", "with", "llm")
 KS = (5, 10, 20, 50, 100)
 #: Cumulative user-activity buckets of Figures 1/5: "p" = the p % least active test users.
@@ -67,7 +69,9 @@ class RunSpec:
 
     Attributes:
         dataset: name understood by :func:`open_dataset` (``"ml-100k"``, ``"synthetic-tiny"`` …).
-        variant: ``"base"`` (L_base only), ``"cl_genre"`` or ``"cl_title_genre"``.
+        variant: ``"base"`` (L_base only, the paper's Table 1 settings), ``"cl_genre"``,
+            ``"cl_title_genre"`` or ``"kgcn_original"`` (L_base with KGCN's own published settings,
+            :func:`kgcl_lib.train.kgcn_settings`; text ``"without"`` only).
         text: ``"without"`` (free item embeddings), ``"with"`` (human synopses) or ``"llm"``.
         seed: split, neighbour sampling and initialisation seed.
         gamma: weight of L_base against the contrastive loss (default: ``None`` = the
@@ -87,6 +91,8 @@ class RunSpec:
             raise ValueError(f"RunSpec.variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.text not in TEXTS:
             raise ValueError(f"RunSpec.text must be one of {TEXTS}, got {self.text!r}")
+        if self.variant in NO_TEXT_VARIANTS and self.text != "without":
+            raise ValueError(f"RunSpec.variant {self.variant!r} has no text; got text={self.text!r}")
         object.__setattr__(self, "overrides", tuple(sorted((str(k), v) for k, v in dict(self.overrides).items())))
 
     def key(self) -> dict:
@@ -113,10 +119,19 @@ def grid_specs(datasets: Sequence[str], variants: Sequence[str] = VARIANTS, text
         ov = {**overrides.get("*", {}), **overrides.get(ds, {})}
         for text in texts:
             for variant in variants:
+                if variant in NO_TEXT_VARIANTS and text != "without":
+                    continue
                 for gamma in gammas:
                     for seed in seeds:
                         out.append(RunSpec(ds, variant, text, int(seed), gamma, tuple(ov.items())))
     return out
+
+
+#: Top-K ranking masks of :class:`EvalConfig` and how captions name them.
+EVAL_MASKS = {
+    "train_records": "top-K ranking excludes each user's training rows (positives and sampled negatives), as KGCN's code",
+    "train_valid_positives": "top-K ranking excludes each user's train and valid positives",
+}
 
 
 @dataclass(frozen=True)
@@ -131,6 +146,11 @@ class EvalConfig:
         ndcg: ``"jurity"`` (the paper's library) or ``"standard"``.
         percentiles: cumulative activity buckets of the cold-start analysis.
         cold_k: cut-off of the cold-start NDCG (Figures 1/5 use NDCG@100).
+        mask: which items are removed from a user's top-K ranking (:data:`EVAL_MASKS`):
+            ``"train_records"`` (default; KGCN's reference code, ``topk_eval``: every item of the
+            user's *training* rows, positives and sampled negatives) or ``"train_valid_positives"``
+            (the user's train and valid positives; this project's earlier choice).  Valid rows
+            are not masked by default because KGCN does not mask them.
     """
 
     ks: tuple = KS
@@ -140,6 +160,11 @@ class EvalConfig:
     ndcg: str = "jurity"
     percentiles: tuple = PERCENTILES
     cold_k: int = 100
+    mask: str = "train_records"
+
+    def __post_init__(self):
+        if self.mask not in EVAL_MASKS:
+            raise ValueError(f"EvalConfig.mask={self.mask!r}: expected one of {sorted(EVAL_MASKS)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,13 +286,15 @@ def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, 
     """The exact ``TrainConfig`` of ``spec``: the paper's settings for the dataset
     (:func:`kgcl_lib.train.paper_settings`; the trainer's defaults for synthetic data), then the
     spec's variant/text/seed/γ, then its overrides."""
-    from .train import TrainConfig, paper_settings
+    from .train import TrainConfig, kgcn_settings, paper_settings
 
+    settings = kgcn_settings if spec.variant == "kgcn_original" else paper_settings
     try:
-        kw = dict(paper_settings(ds_name))
+        kw = dict(settings(ds_name))
     except ValueError:  # synthetic / unknown datasets: the TrainConfig defaults
-        kw = {}
-    kw.update(dataset=ds_name, variant=spec.variant, text="none" if spec.text == "without" else "synopsis",
+        kw = {"aggregator": "sum"} if spec.variant == "kgcn_original" else {}
+    variant = "base" if spec.variant == "kgcn_original" else spec.variant
+    kw.update(dataset=ds_name, variant=variant, text="none" if spec.text == "without" else "synopsis",
               seed=int(spec.seed), text_model=text_model, n_pairs=int(pair_n))
     if threads is not None:
         kw["threads"] = int(threads)
@@ -281,12 +308,17 @@ def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, 
     return TrainConfig(**kw)
 
 
-def test_users_and_truth(split, n_users: int, n_items: int):
+def test_users_and_truth(split, n_users: int, n_items: int, mask: str = "train_records"):
     """Test users (≥ 1 positive test row), their ground truth and the items to exclude.
 
     Returns ``(users int64[n], truth csr[n, n_items] (row i = users[i]'s test positives),
-    exclude csr[n_users, n_items] (train + valid positives, masked before ranking))``.
+    exclude csr[n_users, n_items] (masked before ranking))``.  ``mask`` (see
+    :class:`EvalConfig`): ``"train_records"`` excludes every item of the user's training rows,
+    labels 0 and 1 (KGCN's ``topk_eval``); ``"train_valid_positives"`` the train and valid
+    positives.
     """
+    if mask not in EVAL_MASKS:
+        raise ValueError(f"mask={mask!r}: expected one of {sorted(EVAL_MASKS)}")
     import scipy.sparse as sp
 
     from .metrics import truth_matrix
@@ -294,8 +326,11 @@ def test_users_and_truth(split, n_users: int, n_items: int):
     pos = split.test[split.test[:, 2] == 1, :2]
     users = np.unique(pos[:, 0])
     truth = truth_matrix(np.searchsorted(users, pos[:, 0]), pos[:, 1], len(users), n_items)
-    seen = np.concatenate([split.train, split.valid])
-    seen = seen[seen[:, 2] == 1]
+    if mask == "train_records":
+        seen = np.asarray(split.train)
+    else:
+        seen = np.concatenate([split.train, split.valid])
+        seen = seen[seen[:, 2] == 1]
     exclude = sp.csr_matrix((np.ones(len(seen)), (seen[:, 0], seen[:, 1])), shape=(n_users, n_items))
     return users, truth, exclude
 
@@ -317,7 +352,8 @@ def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = 
 
     out: dict[str, Any] = {}
 
-    users, truth, exclude = test_users_and_truth(split, ds.n_users, ds.n_items)
+    users, truth, exclude = test_users_and_truth(split, ds.n_users, ds.n_items, ev.mask)
+    out["eval_mask"] = ev.mask
     model.eval()
     top = topk(model.cpu(), users, ev.topk, exclude, mode=ev.scoring).numpy().astype(np.int64)
     rk = M.ranking_metrics(top, truth, ks=ev.ks, ndcg=ev.ndcg)
@@ -883,6 +919,9 @@ def caption_info(df: pd.DataFrame, info: dict, extra: str = "") -> dict:
     models = sorted({m for m in df.get("text_model", pd.Series(dtype=object)).dropna()}) if len(df) else []
     syn = sorted({s for s in df.get("synopses", pd.Series(dtype=object)).dropna()}) if len(df) else []
     pairs = sorted({s for s in df.get("pairs", pd.Series(dtype=object)).dropna()}) if len(df) else []
+    masks = sorted({s for s in df.get("eval_mask", pd.Series(dtype=object)).dropna()}) if len(df) else []
+    mask_text = "; ".join(EVAL_MASKS.get(m, m) for m in masks)
+    extra = ". ".join(x for x in (mask_text, extra) if x)
     return {"datasets": sorted(df["dataset"].unique()) if len(df) else [],
             "seeds": info.get("seeds", sorted(df["seed"].unique()) if len(df) else []),
             "scoring": info.get("scoring", "kgcn"),

@@ -17,7 +17,7 @@ under ``~/.cache/torch_extensions``) with the vector instructions this
 CPU reports (``torch.backends.cpu.get_cpu_capability``).  Without a compiler, or with
 ``KGCL_NO_CPP=1``, :func:`cpp_kernels` returns ``None`` and callers use their pure-torch twins
 (same results; the tests check the two against each other).  The row-sparse Adam kernels of
-:class:`kgcl_lib.train.TableAdam` live in the same extension.
+:class:`kgcl_lib.optim.TableAdam` live in the same extension.
 """
 
 from __future__ import annotations
@@ -71,9 +71,12 @@ def cpp_kernels():
                 # one cached build per environment: torch keeps one build per extension name and
                 # rebuilds (≈ 20 s) whenever the include paths differ, i.e. on every switch
                 # between two virtual environments sharing ~/.cache/torch_extensions
+                # the source's hash too, so an edited kernel never reuses a stale build
+                src = _SRC.read_text()
                 env = hashlib.sha1(f"{sys.prefix}|{torch.__version__}".encode()).hexdigest()[:8]
+                src_hash = hashlib.sha1(src.encode()).hexdigest()[:8]
                 mod = load_inline(
-                    f"kgcl_kernels_v4_{tag}_{env}", cpp_sources=_SRC.read_text(),
+                    f"kgcl_kernels_{tag}_{env}_{src_hash}", cpp_sources=src,
                     functions=["edge_softmax_fwd", "edge_softmax_bwd", "tree_bag_fwd", "tree_bag_bwd", "node_bag_fwd",
                                "node_bag_bwd", "plan_batch", "rows_begin", "rows_finish"],
                     # -fopenmp: ATen's inline at::parallel_for is an OpenMP loop; without the flag

@@ -37,7 +37,7 @@ Batches touch only a few rows of the big tables
 :meth:`KGCN.plan` collects the unique users / entities that a batch (and its content pairs)
 touches and maps the receptive field to *local* row indices.  :meth:`KGCN.forward_plan` then
 runs on just those rows, which is what lets the trainer update only the rows a batch used
-(``kgcl_lib.train.TableAdam``) instead of densely rewriting 78k x 64 tables every step.
+(``kgcl_lib.optim.TableAdam``) instead of densely rewriting 78k x 64 tables every step.
 ``forward(users, items)`` is the ordinary, differentiable convenience path built on the same
 two calls.  Speed notes: on the CPU, :meth:`KGCN.plan` and the propagation run as compiled
 kernels fused per batch row (:mod:`kgcl_lib.kernels`; ``use_kernels = False`` or

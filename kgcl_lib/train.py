@@ -4,29 +4,31 @@ One run = one frozen :class:`TrainConfig`.  :func:`train` samples the neighbour 
 the seed, trains with joint batching of user-content rows and content-content pairs, reports
 valid AUC/F1 every epoch, optionally stops early, and returns a :class:`TrainResult`.
 
-Loss (Eq. 5): ``L = γ·L_base + (1−γ)·CL + λ·½‖Θ_batch‖²`` where ``L_base`` is the mean BCE over
+Loss (Eq. 5): ``L = γ·L_base + (1−γ)·CL + λ·½‖Θ‖²`` where ``L_base`` is the mean BCE over
 the batch's labelled rows, ``CL`` the content contrastive loss (:func:`~kgcl_lib.model.cl_bce_loss`
-or in-batch InfoNCE) over the content-pair batch, and the L2 term covers the user / entity rows
-the batch used plus the relation table and all weight matrices (KGCN's ``l2_loss``; biases
-excluded).  Without pairs (``variant="base"``) the loss is ``L_base + λ·½‖Θ_batch‖²`` (γ unused).
+or in-batch InfoNCE) over the content-pair batch, and the L2 term covers the whole user, entity
+and relation tables and all weight matrices (KGCN's ``l2_loss``; biases excluded;
+``l2_scope="batch"``: only the user / entity rows the batch used).  Without pairs
+(``variant="base"``) the loss is ``L_base + λ·½‖Θ‖²`` (γ unused).
 
 Joint batching: ``steps = ceil(n_train / batch_size)`` per epoch and the content-pair batch is
 ``ceil(n_pairs / steps)``, so both are traversed once per epoch in the same number of steps.
 
-Optimiser
----------
-Adam (``torch.optim.Adam``) for the dense weights (relations, aggregators, α) and
-:class:`TableAdam` for the user and entity tables, which only reads and writes the rows a batch
-touches.  ``optimizer="adam"`` (default) keeps KGCN's *dense* Adam semantics (idle rows keep
-coasting on their momentum; those updates are deferred and applied in closed form when the row
-is next used -- equal to dense Adam up to ε, tested); ``"lazy_adam"`` is ``torch.optim.SparseAdam``'s lazy Adam (idle rows frozen,
-moments not decayed -- under-trains at the paper's learning rates); ``"dense_adam"`` rewrites the
-whole tables every step (reference; what makes RecBole's Book-Crossing epoch slow).
+Optimiser (:mod:`kgcl_lib.optim`)
+---------------------------------
+KGCN's: Adam (``torch.optim.Adam``) for the dense weights (relations, aggregators, α) and
+:class:`~kgcl_lib.optim.TableAdam` for the user and entity tables, which only reads and writes
+the rows a batch touches.  ``optimizer="adam"`` (default) keeps *dense* Adam semantics: the steps
+an idle row misses are applied when the row is next used and at every epoch end (exact, tested
+against ``torch.optim.Adam``); ``"lazy_adam"`` is ``torch.optim.SparseAdam``'s lazy Adam (idle
+rows frozen, moments not decayed -- under-trains at the paper's learning rates); ``"dense_adam"``
+rewrites the whole tables every step (reference; what makes RecBole's Book-Crossing epoch slow).
 
-L2 scope: KGCN's reference code regularises the *whole* user/entity tables every step; the
-default here (``l2_scope="batch"``) regularises the rows a batch uses, which is what makes
-row-sparse updates possible.  ``l2_scope="table"`` (with ``optimizer="dense_adam"``) reproduces
-KGCN's choice for comparison.
+L2 scope: ``l2_scope="table"`` (default) is KGCN's reference code: λ on the *whole* user, entity
+and relation tables and the weights every step, so idle rows shrink too (their missed steps are
+iterated exactly by :class:`~kgcl_lib.optim.TableAdam`).  ``l2_scope="batch"`` (*not* KGCN's)
+regularises only the rows a batch uses; on Book-Crossing it costs ≈ 0.02 AUC (README, "L2
+scope").
 
 Determinism: the same seed and device give identical losses on CPU (all randomness comes from
 one ``torch.Generator`` and one ``numpy.random.Generator`` made from the seed; on CUDA,
@@ -38,7 +40,12 @@ the best valid AUC.
 
 CLI::
 
-    python -m kgcl_lib.train --dataset book-crossing --paper --seed 0 --json
+    python -m kgcl_lib.train --dataset book-crossing --seed 0 --json
+
+For the paper's datasets (``book-crossing``, ``ml-*``) the run starts from Table 1's settings
+(:func:`paper_settings`; ``--paper`` is a no-op alias kept for old scripts); ``--settings kgcn``
+starts from KGCN's own published settings (:func:`kgcn_settings`), ``--settings generic`` from
+:class:`TrainConfig`'s defaults.  Any flag overrides them.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from torch import Tensor
 
 from .data import sample_neighbors
 from .model import AGGREGATORS, NEIGHBOR_REDUCE, KGCN, ModelConfig, cl_bce_loss, info_nce_loss
+from .optim import Optimizer, TableAdam, make_optimizer  # noqa: F401 (public names stay importable from train)
 from .storage import atomic_dir, atomic_path, write_json
 
 VARIANTS = ("base", "cl_genre", "cl_title_genre")
@@ -90,12 +98,14 @@ class TrainConfig:
         temperature: InfoNCE temperature t (default: 0.1).
         patience: early stopping after this many epochs without a better valid AUC; 0 = off.
         restore_best: evaluate test on the epoch with the best valid AUC (default: True).
-        optimizer: ``"adam"`` (dense-Adam semantics, as KGCN, computed row-sparsely with deferred
-            idle updates; default), ``"lazy_adam"`` (SparseAdam semantics) or ``"dense_adam"``
-            (dense Adam over the whole tables every step; reference, slow).  See :class:`TableAdam`.
-        l2_scope: ``"batch"`` (default; λ on the user/entity rows the batch used, plus relations
-            and weights) or ``"table"`` (KGCN's reference code: λ on the *whole* user and entity
-            tables every step; needs ``optimizer="dense_adam"``, slow).
+        optimizer: ``"adam"`` (dense-Adam semantics, as KGCN, computed row-sparsely with the idle
+            rows' updates deferred and applied exactly when next needed; default),
+            ``"lazy_adam"`` (SparseAdam semantics; only with ``l2_scope="batch"``) or
+            ``"dense_adam"`` (dense Adam over the whole tables every step; reference, slow on
+            CPU).  See :class:`~kgcl_lib.optim.TableAdam`.
+        l2_scope: ``"table"`` (default; KGCN's reference code: λ on the *whole* user, entity and
+            relation tables and the weights every step) or ``"batch"`` (*not* KGCN's: λ on the
+            user/entity rows the batch used, plus relations and weights; idle rows feel no L2).
         device: ``"auto"`` (cuda when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         threads: torch intra-op threads; 0 = leave torch's default (default: 1; on a shared 2-core
             machine one thread is often faster).
@@ -123,7 +133,7 @@ class TrainConfig:
     patience: int = 0
     restore_best: bool = True
     optimizer: str = "adam"
-    l2_scope: str = "batch"
+    l2_scope: str = "table"
     device: str = "auto"
     threads: int = 1
     eval_batch_size: int = 65536
@@ -144,8 +154,9 @@ class TrainConfig:
             bad("optimizer", self.optimizer, f"expected one of {OPTIMIZERS}")
         if self.l2_scope not in ("batch", "table"):
             bad("l2_scope", self.l2_scope, "expected 'batch' or 'table'")
-        if self.l2_scope == "table" and self.optimizer != "dense_adam":
-            bad("l2_scope", self.l2_scope, "whole-table L2 gives every row a gradient each step; use optimizer='dense_adam'")
+        if self.l2_scope == "table" and self.optimizer == "lazy_adam":
+            bad("l2_scope", self.l2_scope, "whole-table L2 gives every row a gradient each step, lazy Adam freezes idle "
+                "rows; use optimizer='adam' (or l2_scope='batch')")
         if self.aggregator not in AGGREGATORS:
             bad("aggregator", self.aggregator, f"unknown aggregator, expected one of {AGGREGATORS}")
         if self.neighbor_reduce not in NEIGHBOR_REDUCE:
@@ -197,264 +208,21 @@ def paper_settings(dataset: str) -> dict:
     raise ValueError(f"no paper settings for dataset {dataset!r} (known: book-crossing, ml-100k, ml-20m)")
 
 
-# ---------------------------------------------------------------------------- optimiser
-class TableAdam:
-    """Adam for the big embedding tables, touching only the rows a batch uses.
+def kgcn_settings(dataset: str) -> dict:
+    """KGCN's own published settings (Wang et al. 2019, its Table 3 / reference code) as
+    :class:`TrainConfig` keyword arguments -- the "KGCN (original settings)" row of Tables 2/3.
 
-    Three semantics (``mode``):
-
-    * ``"deferred"`` (default): *dense* Adam -- the optimiser KGCN uses -- computed row-sparsely.
-      A row that gets no gradient for ``Δ`` steps keeps moving under dense Adam with its decaying
-      momentum: ``m ← β1 m``, ``v ← β2 v``, ``p ← p − η m̂_s / (√v̂_s + ε)``.  We defer those
-      ``Δ`` updates and apply them in closed form when the row is next used (and at
-      :meth:`flush`): ``p −= η (m/√v) Σ_{k=1..Δ} ρ^k c(t0+k)``, ``m ← β1^Δ m``, ``v ← β2^Δ v``
-      with ``ρ = β1/√β2`` and ``c(s) = √(1−β2^s)/(1−β1^s)`` (bias corrections).  This equals dense
-      Adam except that ``ε`` is dropped inside the idle stretch (relative effect ``ε/√v̂``) and the
-      sum is truncated after ``H = 256`` idle steps (``ρ^256 < 1e-11``).  Tested against dense Adam.
-    * ``"lazy"``: ``torch.optim.SparseAdam`` / TF ``LazyAdam`` semantics -- idle rows do not move
-      and their moments do not decay.  Rare rows therefore move ~10x less per gradient than under
-      dense Adam (a dense-Adam hit keeps pushing for ~1/(1−ρ) ≈ 10 steps), so the paper's
-      learning rates under-train (Book-Crossing at η=2e-4: valid AUC ≈ 0.51 after 2 epochs).
-    * ``"dense"``: plain dense Adam over the whole table every step (reference; slow).
-
-    Usage per step: ``tick()``; ``rows = begin(name, ids)`` (up-to-date rows, a leaf copy for the
-    forward pass); backward; ``finish(name, ids, rows.grad)``.  The bias correction uses the
-    global step, as ``torch.optim.Adam``.
+    ``book-crossing``: sum aggregator, K=8, d=64, L=1, η=2e-4, λ=2e-5, batch 256.  Movie
+    datasets: sum, K=4, d=32, L=2, η=2e-2, λ=1e-7 (batch and epochs as :func:`paper_settings`).
+    The paper's (KGCL's) baseline differs in the aggregator (concat) and, for books, K=4.
     """
-
-    H = 256
-
-    def __init__(self, params: dict[str, Tensor], lr: float, betas=(0.9, 0.999), eps=1e-8, mode: str = "deferred",
-                 table_l2: float = 0.0):
-        if mode not in ("deferred", "lazy", "dense"):
-            raise ValueError(f"unknown TableAdam mode {mode!r}")
-        self.lr, self.betas, self.eps, self.mode = lr, betas, eps, mode
-        self.table_l2 = table_l2  # dense mode only: adds λ·p (gradient of λ·½‖P‖²) to every row
-        self.params = params
-        self.state = {
-            # m and v side by side ([n, 2, d]) so one gather / scatter moves both
-            k: {"mv": torch.zeros(len(p) if mode != "dense" else 0, 2, p.shape[1], dtype=p.dtype, device=p.device),
-                "last": torch.zeros(len(p), dtype=torch.int64, device=p.device)}
-            for k, p in params.items()
-        }
-        self.t = 0
-        #: use the compiled row kernels when available (CPU float32); False forces pure torch
-        self.use_cpp = True
-        self._dense: dict[str, torch.optim.Adam] = {}
-        if mode == "dense":  # one fused (single-pass) torch Adam per table; m, v live there
-            for k, p in params.items():
-                try:
-                    self._dense[k] = torch.optim.Adam([p], lr=lr, betas=betas, eps=eps, fused=True)
-                except (RuntimeError, ValueError):  # fused kernel unavailable for this device/dtype
-                    self._dense[k] = torch.optim.Adam([p], lr=lr, betas=betas, eps=eps, foreach=True)
-        self._pending: dict[str, tuple[Tensor, Tensor]] = {}
-        dev = next(iter(params.values())).device
-        self._finf = torch.zeros(0, device=dev)  # F(t0, H) for t0 = 0, 1, ...
-        self._window: dict[int, Tensor] = {}
-        b1, b2 = betas
-        self._rho = b1 / math.sqrt(b2)
-        self._rho_pow = self._rho ** np.arange(self.H + 1, dtype=np.float64)
-        self._window64: tuple[int, np.ndarray] | None = None  # (target, float64 window) of the last step
-        # (β1^Δ, β2^Δ) for idle stretches Δ < 4H, so the row kernel needs no pow() per row
-        deltas = np.arange(4 * self.H, dtype=np.float64)
-        self._decay = torch.from_numpy(np.stack([b1**deltas, b2**deltas], 1).astype(np.float32)).contiguous()
-
-    def tick(self) -> None:
-        """Advance the global step (once per optimisation step, before :meth:`begin`)."""
-        self.t += 1
-
-    # -- closed-form idle updates ------------------------------------------------------------
-    def _c(self, s: np.ndarray) -> np.ndarray:
-        b1, b2 = self.betas
-        s = np.asarray(s, dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(s > 0, np.sqrt(1 - b2**s) / (1 - b1**s), 0.0)
-
-    def _tables(self, target: int, dev) -> tuple[Tensor, Tensor]:
-        """``(win [H+1], finf [≥ target−H+1])`` float32 idle-update factors for ``target``.
-
-        ``win[Δ] = F(target − Δ, Δ)`` for ``Δ < H``; ``finf[t0] = F(t0, H)`` (rows idle for
-        ``≥ H`` steps; the tail beyond H idle steps is below float32 resolution).
-        """
-        H = self.H
-        win = self._window.get(target)
-        if win is None:
-            rho = self._rho
-            prev = self._window64
-            if prev is not None and prev[0] == target - 1:
-                # one step on: F_t[Δ] = F_{t−1}[Δ−1] + ρ^Δ c(t)  (a shift and an add)
-                win_np = np.empty(H + 1)
-                win_np[0] = 0.0
-                win_np[1:] = prev[1][:-1] + self._rho_pow[1:] * float(self._c(target))
-            else:
-                j = np.arange(H, dtype=np.float64)
-                # Δ < H: F = ρ^Δ Σ_{j<Δ} ρ^-j c(target − j)   (depends on Δ only, given target)
-                w = rho ** (-j) * self._c(target - j)
-                win_np = np.concatenate([[0.0], np.cumsum(w)]) * self._rho_pow
-            self._window64 = (target, win_np)
-            win = torch.from_numpy(win_np.astype(np.float32)).to(dev)
-            self._window = {target: win}  # one target per step; keep only the latest
-        need = target - H + 1
-        if need > len(self._finf):
-            n_have = len(self._finf)
-            t0s = np.arange(n_have, max(need, 2 * n_have, 1024), dtype=np.float64)
-            k = np.arange(1, H + 1, dtype=np.float64)
-            extra = (self._rho ** k[None, :] * self._c(t0s[:, None] + k[None, :])).sum(1)
-            self._finf = torch.cat([self._finf, torch.from_numpy(extra.astype(np.float32)).to(dev)])
-        return win, self._finf
-
-    def _idle_factor(self, target: int, delta: Tensor, t0: Tensor) -> Tensor:
-        """``F(t0, Δ) = Σ_{k=1..Δ} ρ^k c(t0+k)`` for rows idle from ``t0`` to ``target`` (float32)."""
-        win, finf = self._tables(target, delta.device)
-        out = win[delta.clamp(max=self.H)]
-        old = delta >= self.H
-        if bool(old.any()):
-            out[old] = finf[t0[old]]
-        return out
-
-    def _kernels(self, param: Tensor):
-        """The compiled row kernels when usable for ``param`` (CPU float32, deferred/lazy)."""
-        if not self.use_cpp or self.mode == "dense" or param.device.type != "cpu" or param.dtype != torch.float32:
-            return None
-        from .kernels import cpp_kernels
-
-        return cpp_kernels()
-
-    @torch.no_grad()
-    def _catch_up(self, name: str, ids: Tensor, target: int):
-        """Rows ``ids`` brought to step ``target``: returns ``(p, m, v)`` row copies."""
-        st, param = self.state[name], self.params[name]
-        p = param.index_select(0, ids)
-        if self.mode == "dense":  # moments live in the fused torch optimiser
-            return p, None
-        mv = st["mv"].index_select(0, ids)
-        if self.mode != "deferred":
-            return p, mv
-        t0 = st["last"].index_select(0, ids)
-        delta = target - t0
-        if bool((delta > 0).any()):
-            b1, b2 = self.betas
-            F_ = self._idle_factor(target, delta, t0)
-            m, v = mv[:, 0], mv[:, 1]
-            ratio = torch.where(v > 0, m / v.sqrt(), torch.zeros_like(m))
-            p.sub_(ratio * (self.lr * F_).unsqueeze(1))
-            dd = delta.to(torch.float64)
-            decay = torch.stack([torch.pow(b1, dd), torch.pow(b2, dd)], 1).to(mv.dtype)  # [n, 2]
-            mv.mul_(decay.unsqueeze(2))
-        return p, mv
-
-    def begin(self, name: str, ids: Tensor) -> Tensor:
-        """Leaf copy ``[n, d]`` of rows ``ids`` (unique), up to date, with ``requires_grad``."""
-        param = self.params[name]
-        mod = self._kernels(param)
-        if mod is not None:  # one fused C++ pass: gather + deferred idle updates
-            st, target = self.state[name], self.t - 1
-            win, finf = self._tables(target, param.device)
-            b1, b2 = self.betas
-            p, mv = mod.rows_begin(param, st["mv"], st["last"], ids.contiguous(), target, win, finf, self._decay, self.lr,
-                                   b1, b2, self.mode == "deferred")
-            self._pending[name] = mv
-            return p.requires_grad_()
-        p, mv = self._catch_up(name, ids, self.t - 1)
-        self._pending[name] = mv
-        return p.requires_grad_()
-
-    @torch.no_grad()
-    def finish(self, name: str, ids: Tensor, rows: Tensor, grad: Tensor | None, l2: float = 0.0) -> None:
-        """Adam step ``t`` on rows ``ids`` (``rows`` = the tensor :meth:`begin` returned).
-
-        ``l2``: adds ``l2 · rows`` to the gradient -- the gradient of ``l2 · ½‖rows‖²``, KGCN's L2
-        term on the rows a batch used -- inside the update instead of through autograd.
-        """
-        b1, b2 = self.betas
-        st, param = self.state[name], self.params[name]
-        mv = self._pending.pop(name)
-        bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
-        mod = self._kernels(param)
-        if mod is not None:  # one fused C++ pass: Adam step + scatter of p, m, v (+ last)
-            g = rows.new_empty(0) if grad is None else grad.contiguous()
-            mod.rows_finish(param, st["mv"], st["last"], ids.contiguous(), rows.detach(), mv, g, float(l2), self.lr,
-                            b1, b2, self.eps, bc1, bc2, self.t, self.mode == "deferred")
-            return
-        g = torch.zeros_like(rows) if grad is None else grad
-        if l2:
-            g = g + l2 * rows.detach()
-        if self.mode == "dense":
-            full = param * self.table_l2 if self.table_l2 else torch.zeros_like(param)
-            full.index_add_(0, ids, g)
-            param.grad = full
-            self._dense[name].step()
-            param.grad = None
-            return
-        m, v = mv[:, 0], mv[:, 1]
-        m.mul_(b1).add_(g, alpha=1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        p = rows.detach()
-        p.addcdiv_(m, (v / bc2).sqrt_().add_(self.eps), value=-self.lr / bc1)
-        param.index_copy_(0, ids, p)
-        st["mv"].index_copy_(0, ids, mv)
-        if self.mode == "deferred":
-            st["last"].index_fill_(0, ids, self.t)
-
-    @torch.no_grad()
-    def flush(self) -> None:
-        """Apply every deferred idle update so the tables equal dense Adam's at step ``t``."""
-        if self.mode != "deferred":
-            return
-        for name, param in self.params.items():
-            ids = (self.state[name]["last"] < self.t).nonzero().view(-1)
-            if len(ids):
-                mod = self._kernels(param)
-                if mod is not None:  # the compiled gather + closed-form idle update
-                    st = self.state[name]
-                    win, finf = self._tables(self.t, param.device)
-                    p, mv = mod.rows_begin(param, st["mv"], st["last"], ids, self.t, win, finf, self._decay, self.lr,
-                                           *self.betas, True)
-                else:
-                    p, mv = self._catch_up(name, ids, self.t)
-                param.index_copy_(0, ids, p)
-                self.state[name]["mv"].index_copy_(0, ids, mv)
-                self.state[name]["last"].index_fill_(0, ids, self.t)
-
-    def state_dict(self) -> dict:
-        return {"t": self.t, "state": self.state, "lr": self.lr, "betas": self.betas, "eps": self.eps, "mode": self.mode,
-                "dense": {k: o.state_dict() for k, o in self._dense.items()}}
-
-    def load_state_dict(self, sd: dict) -> None:
-        if sd.get("mode", self.mode) != self.mode:
-            raise ValueError(f"checkpoint optimiser mode {sd.get('mode')!r} != {self.mode!r}")
-        self.t = int(sd["t"])
-        for k, o in self._dense.items():
-            o.load_state_dict(sd["dense"][k])
-        for k, st in sd["state"].items():
-            for key in ("mv", "last"):
-                self.state[k][key].copy_(st[key])
-
-
-@dataclass(eq=False)
-class Optimizer:
-    """The pair of optimisers one run uses: torch Adam (dense weights) + :class:`TableAdam` (tables)."""
-
-    dense: torch.optim.Adam
-    rows: TableAdam
-
-    def state_dict(self) -> dict:
-        return {"dense": self.dense.state_dict(), "rows": self.rows.state_dict()}
-
-    def load_state_dict(self, sd: dict) -> None:
-        self.dense.load_state_dict(sd["dense"])
-        self.rows.load_state_dict(sd["rows"])
-
-
-def make_optimizer(model: KGCN, cfg: TrainConfig) -> Optimizer:
-    try:  # single-kernel Adam for the small dense weights (per-step overhead matters at batch 256)
-        dense = torch.optim.Adam(model.dense_parameters(), lr=cfg.lr, fused=True)
-    except (RuntimeError, ValueError):
-        dense = torch.optim.Adam(model.dense_parameters(), lr=cfg.lr, foreach=True)
-    mode = {"adam": "deferred", "lazy_adam": "lazy", "dense_adam": "dense"}[cfg.optimizer]
-    rows = TableAdam({"user_emb": model.user_emb.data, "entity_emb": model.entity_emb.data}, lr=cfg.lr, mode=mode,
-                     table_l2=cfg.l2 if cfg.l2_scope == "table" else 0.0)
-    return Optimizer(dense, rows)
+    kw = paper_settings(dataset)
+    kw["aggregator"] = "sum"
+    if dataset.lower() in ("book-crossing", "book", "bx"):
+        kw.update(n_neighbors=8, n_iter=1, dim=64, lr=2e-4, l2=2e-5, batch_size=256)
+    else:
+        kw.update(n_neighbors=4, n_iter=2, dim=32, lr=2e-2, l2=1e-7)
+    return kw
 
 
 # ---------------------------------------------------------------------------- data plumbing
@@ -737,9 +505,9 @@ def _train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, 
             table = model.local_table(plan, e_rows)
             logits = model.forward_plan(plan, u_rows, table)
             base = F.binary_cross_entropy_with_logits(logits, labels)
-            # L2 on the weights through autograd; on the batch's table rows its gradient λ·p is
-            # added inside TableAdam.finish (one pass, no autograd nodes) and only the value is
-            # computed here, for the logged loss.  l2_scope "table": TableAdam (dense) adds λ·P.
+            # L2 on the weights through autograd; on the table rows its gradient λ·p is added
+            # inside TableAdam (one pass, no autograd nodes): on the batch rows in finish, on the
+            # idle rows when next used (l2_scope "table"); only the batch-scope value is logged.
             l2 = model.l2_penalty(u_rows[:0], e_rows[:0])
             row_l2 = lam if cfg.l2_scope == "batch" else 0.0
             if row_l2:  # the rows' value only (no graph); l2 keeps the weights' graph
@@ -841,10 +609,10 @@ _FIELD_HELP = {
     "temperature": "InfoNCE temperature t (> 0)",
     "patience": "early stopping after this many epochs without a better valid AUC; 0 = off",
     "restore_best": "test the epoch with the best valid AUC (true/false)",
-    "optimizer": "adam = dense-Adam semantics, row-sparse; lazy_adam = SparseAdam semantics; dense_adam = "
-                 "reference, slow",
-    "l2_scope": "batch = L2 on the rows a batch uses; table = on the whole tables every step (needs "
-                "--optimizer dense_adam)",
+    "optimizer": "adam = dense-Adam semantics, row-sparse, idle rows' steps applied exactly when next used; "
+                 "lazy_adam = SparseAdam semantics (only with --l2-scope batch); dense_adam = reference, slow",
+    "l2_scope": "table = KGCN's L2 on the whole tables every step; batch = L2 only on the rows a batch uses "
+                "(not KGCN's)",
     "device": "torch device: auto (cuda when available), cpu, cuda, cuda:N",
     "threads": "torch intra-op CPU threads; 0 = torch's default",
     "eval_batch_size": "rows per forward pass during evaluation",
@@ -872,7 +640,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True,
                    help="ml-100k, book-crossing, ml-20m, synthetic:<shape>, or a folder name under --data-dir")
     p.add_argument("--data-dir", default=None, help="folder holding DATASET/ (default: $KGCL_DATA_DIR, then the cache)")
-    p.add_argument("--paper", action="store_true", help="start from the paper's Table 1 settings for the dataset (default: off)")
+    p.add_argument("--settings", choices=("paper", "kgcn", "generic"), default="paper",
+                   help="paper (default): start from the paper's Table 1 settings for the paper's datasets "
+                        "(book-crossing, ml-100k, ml-20m; other datasets start from TrainConfig's defaults); "
+                        "kgcn: KGCN's own published settings (sum aggregator; books K = 8), the 'KGCN (original "
+                        "settings)' row; generic: TrainConfig's defaults for every dataset")
+    p.add_argument("--paper", action="store_true", help="no-op alias of --settings paper (the default), kept for old "
+                   "scripts; an error for a dataset without paper settings")
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     for f in fields(TrainConfig):
         if f.name == "dataset":
@@ -911,7 +685,9 @@ def _config_from_args(args) -> TrainConfig:
 
     if args.paper and not _has_paper_settings(args.dataset):
         raise arg_error("--paper", "", f"no paper settings for dataset {args.dataset!r} (allowed with: book-crossing, ml-100k, ml-20m)")
-    kwargs = paper_settings(args.dataset) if args.paper else {}
+    use_paper = args.paper or (args.settings in ("paper", "kgcn") and _has_paper_settings(args.dataset))
+    settings = kgcn_settings if args.settings == "kgcn" else paper_settings
+    kwargs = settings(args.dataset) if use_paper else {}
     for f in fields(TrainConfig):
         v = getattr(args, f.name, None)
         if v is not None and f.name != "dataset":

@@ -36,7 +36,7 @@ def test_run_id_stable_and_sensitive():
 
 def test_grid_specs_product_and_overrides():
     specs = X.grid_specs(["a", "b"], seeds=[0, 1], overrides={"*": {"epochs": 2}, "b": {"lr": 0.1}})
-    assert len(specs) == 2 * 2 * 3 * 2
+    assert len(specs) == 2 * (2 * 3 + 1) * 2  # datasets x (texts x CL variants + kgcn_original without text) x seeds
     assert dict(specs[0].overrides) == {"epochs": 2}
     assert dict(specs[-1].overrides) == {"epochs": 2, "lr": 0.1}
     assert len(X.grid_specs(["a"], ["base"], ["with"], [0], gammas=[0.2, 0.4])) == 2
@@ -56,7 +56,7 @@ def test_train_config_layers():
 
 # ---------------------------------------------------------------------------------- store
 def _fake_store(root, n_seeds=3):
-    specs = X.grid_specs(["d"], seeds=range(n_seeds))
+    specs = X.grid_specs(["d"], ["base", "cl_genre", "cl_title_genre"], seeds=range(n_seeds))
     rng = np.random.default_rng(0)
     for s in specs:
         d = root / "runs" / s.run_id
@@ -252,3 +252,41 @@ def test_run_times_out_a_stalled_cell_then_retries(tmp_path):
     rc = runner.run("t", runs_dir=tmp_path / "runs", figures_dir=tmp_path / "fig", notebooks_dir=nbdir,
                     params_dir=tmp_path, out=out, cell_timeout=5, retries=0)
     assert rc == 1 and "FAILED 01_stall.ipynb" in out.getvalue()
+
+
+def test_eval_mask_train_records_is_kgcns():
+    """KGCN's top-K mask removes every item of the user's training rows (labels 0 and 1), not
+    valid rows; the earlier mask removes train + valid positives only."""
+    from kgcl_lib.data import Split
+    from kgcl_lib.experiments import EvalConfig, test_users_and_truth
+
+    train = np.array([[0, 1, 1], [0, 2, 0], [1, 0, 1]])
+    valid = np.array([[0, 3, 1], [0, 5, 0]])
+    test = np.array([[0, 4, 1], [1, 2, 1]])
+    split = Split(train, valid, test)
+    assert EvalConfig().mask == "train_records"
+    users, truth, ex = test_users_and_truth(split, 2, 6)
+    assert users.tolist() == [0, 1]
+    assert sorted(ex[0].indices.tolist()) == [1, 2] and ex[1].indices.tolist() == [0]
+    _, _, ex_old = test_users_and_truth(split, 2, 6, mask="train_valid_positives")
+    assert sorted(ex_old[0].indices.tolist()) == [1, 3]
+    with pytest.raises(ValueError, match="mask"):
+        EvalConfig(mask="everything")
+
+
+def test_kgcn_original_variant_uses_kgcns_settings_without_text():
+    """The "KGCN (original settings)" row: KGCN's published settings (books: sum, K = 8, d = 64,
+    L = 1, η = 2e-4, λ = 2e-5, batch 256; movies: sum, K = 4, d = 32, L = 2, η = 2e-2,
+    λ = 1e-7), L_base only, and only without text."""
+    specs = X.grid_specs(["book-crossing"], ["base", "kgcn_original"], ["without", "with"], seeds=[0])
+    assert sorted((s.variant, s.text) for s in specs) == [("base", "with"), ("base", "without"), ("kgcn_original", "without")]
+    ko = next(s for s in specs if s.variant == "kgcn_original")
+    cfg = X.train_config(ko, "book-crossing")
+    assert (cfg.variant, cfg.text, cfg.aggregator, cfg.n_neighbors, cfg.dim, cfg.n_iter, cfg.lr, cfg.l2, cfg.batch_size) == (
+        "base", "none", "sum", 8, 64, 1, 2e-4, 2e-5, 256)
+    base = X.train_config(next(s for s in specs if s.variant == "base" and s.text == "without"), "book-crossing")
+    assert (base.aggregator, base.n_neighbors) == ("concat", 4)
+    mv = X.train_config(X.RunSpec("ml-20m", "kgcn_original"), "ml-20m")
+    assert (mv.aggregator, mv.n_neighbors, mv.dim, mv.n_iter, mv.lr, mv.l2) == ("sum", 4, 32, 2, 2e-2, 1e-7)
+    with pytest.raises(ValueError, match="no text"):
+        X.RunSpec("ml-100k", "kgcn_original", text="with")

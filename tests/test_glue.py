@@ -75,8 +75,12 @@ def test_test_users_and_truth_masking():
     np.testing.assert_array_equal(users, [0, 1, 2])  # u3 has only a test negative
     assert truth.shape == (3, 6) and exclude.shape == (4, 6)
     assert [sorted(truth[i].indices.tolist()) for i in range(3)] == [[3], [1, 5], [4]]
-    # train + valid positives, per user; negatives (u2's item 2) and test rows are not masked
-    assert [sorted(exclude[u].indices.tolist()) for u in range(4)] == [[0, 1], [2, 4], [1], [1]]
+    # default (KGCN's topk_eval): every item of the user's training rows, the negative u2 −2
+    # included; valid and test rows are not masked
+    assert [sorted(exclude[u].indices.tolist()) for u in range(4)] == [[0], [2, 4], [2], [1]]
+    # the earlier mask: train + valid positives; negatives (u2's item 2) and test rows are not masked
+    _, _, old = X.test_users_and_truth(hand_split(), n_users=4, n_items=6, mask="train_valid_positives")
+    assert [sorted(old[u].indices.tolist()) for u in range(4)] == [[0, 1], [2, 4], [1], [1]]
 
 
 def test_test_users_and_truth_duplicates_and_row_alignment():
@@ -99,7 +103,10 @@ def test_scored_model_scores_are_the_planted_ones():
 
 def test_evaluate_hand_computed():
     ds = SimpleNamespace(n_users=4, n_items=6)
-    ev = X.EvalConfig(ks=(1, 2), diversity_k=2, topk=3, scoring="kgcn", ndcg="jurity", percentiles=(50, 100), cold_k=3)
+    # the train+valid-positive mask (the hand computation below); it also checks that evaluate
+    # passes ev.mask on (KGCN's default mask would give other lists, see the masking test)
+    ev = X.EvalConfig(ks=(1, 2), diversity_k=2, topk=3, scoring="kgcn", ndcg="jurity", percentiles=(50, 100), cold_k=3,
+                      mask="train_valid_positives")
     model = scored_model()
     align_pairs = np.array([[0, 1], [2, 3]])
     metrics, arrays = X.evaluate(ds, hand_split(), model, ev, align_pairs)
@@ -142,7 +149,8 @@ def test_evaluate_hand_computed():
 def test_evaluate_passes_scoring_mode_and_convention():
     """``dot`` scoring ranks by u · e_i = −u · atanh(r_i) (reversed); ``standard`` NDCG@1 of u1 is 1."""
     ds = SimpleNamespace(n_users=4, n_items=6)
-    ev = X.EvalConfig(ks=(1,), diversity_k=2, topk=3, scoring="dot", ndcg="standard", percentiles=(100,), cold_k=3)
+    ev = X.EvalConfig(ks=(1,), diversity_k=2, topk=3, scoring="dot", ndcg="standard", percentiles=(100,), cold_k=3,
+                      mask="train_valid_positives")
     metrics, arrays = X.evaluate(ds, hand_split(), scored_model(), ev, None)
     # u0: 5 4 3 (2 1 0); u1: 0 (2) 5 3 1 (4); u2: 5 2 0 3 4 (1)  -- parentheses: masked
     np.testing.assert_array_equal(arrays["topk"], [[5, 4, 3], [0, 5, 3], [5, 2, 0]])

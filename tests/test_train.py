@@ -325,21 +325,24 @@ def test_ml100k_smoke_real_data():
 
 
 def test_table_l2_scope(ds, split):
-    """KGCN's whole-table L2 (dense Adam) shrinks rows no batch ever touches; batch L2 does not."""
-    with pytest.raises(ValueError, match="dense_adam"):
-        small_cfg(l2_scope="table")
+    """KGCN's whole-table L2 (the default; lazy or dense Adam) shrinks rows no batch ever touches,
+    and the lazy default equals dense Adam there; batch-row L2 leaves them alone."""
+    assert TrainConfig().l2_scope == "table" and TrainConfig().optimizer == "adam"
+    with pytest.raises(ValueError, match="lazy"):
+        small_cfg(l2_scope="table", optimizer="lazy_adam")
     # user 0's rows are removed from the training data, so only the L2 term can move them
     keep = split.train[:, 0] != 0
     sp0 = type(split)(split.train[keep], split.valid, split.test)
     res = {}
-    for scope, opt in (("batch", "adam"), ("table", "dense_adam")):
+    for scope, opt in (("batch", "adam"), ("table", "dense_adam"), ("table", "adam")):
         r = train(ds, sp0, small_cfg(l2_scope=scope, optimizer=opt, l2=0.5, epochs=2), progress=False)
-        res[scope] = r.model.user_emb.detach()[0].clone()
+        res[scope, opt] = r.model.user_emb.detach()[0].clone()
     from kgcl_lib.train import build_model
 
     init = build_model(ds, small_cfg()).user_emb.detach()[0]
-    assert torch.equal(res["batch"], init)
-    assert res["table"].norm() < 0.9 * init.norm()
+    assert torch.equal(res["batch", "adam"], init)
+    assert res["table", "dense_adam"].norm() < 0.9 * init.norm()
+    assert torch.allclose(res["table", "adam"], res["table", "dense_adam"], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (run on a GPU machine)")
@@ -352,7 +355,7 @@ def test_train_on_cuda_matches_cpu(ds, split):
     assert abs(res["cpu"].test_auc - res["cuda"].test_auc) < 1e-2
 
 
-@pytest.mark.parametrize("optimizer, scope", [("adam", "batch"), ("dense_adam", "table")])
+@pytest.mark.parametrize("optimizer, scope", [("adam", "batch"), ("dense_adam", "table"), ("adam", "table")])
 def test_l2_shrinks_weights_and_rows(ds, split, optimizer, scope):
     """λ reaches both the dense weights (through autograd) and the table rows (inside TableAdam):
     with a large λ every part ends up much smaller than with λ = 0."""
@@ -361,3 +364,39 @@ def test_l2_shrinks_weights_and_rows(ds, split, optimizer, scope):
     for name in ("agg_weights.0", "relation_emb", "entity_emb", "user_emb"):
         big, none = (dict(runs[lam].named_parameters())[name].detach().norm() for lam in (1.0, 0.0))
         assert big < 0.5 * none, (name, float(big), float(none))
+
+
+@pytest.mark.parametrize("argv, want", [
+    ([], "paper"), (["--paper"], "paper"), (["--settings", "generic"], "generic"), (["--lr", "0.5"], "paper+lr"),
+    (["--settings", "kgcn"], "kgcn")])
+def test_cli_paper_settings_are_the_default(monkeypatch, ds, argv, want):
+    """``python -m kgcl_lib.train --dataset book-crossing`` trains with Table 1's settings;
+    ``--paper`` is a no-op alias, ``--settings generic`` gives TrainConfig's defaults, flags win."""
+    import kgcl_lib.data as data_mod
+    import kgcl_lib.train as train_mod
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(ds_, split_, cfg, **kw):
+        seen["cfg"] = cfg
+        raise Stop
+
+    monkeypatch.setattr(data_mod, "load_dataset", lambda name, **kw: ds)
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    with pytest.raises(Stop):
+        main(["--dataset", "book-crossing", "--no-progress", *argv])
+    cfg = seen["cfg"]
+    paper = TrainConfig(dataset="book-crossing", **paper_settings("book-crossing"))
+    if want == "generic":
+        assert cfg == TrainConfig(dataset="book-crossing")
+    elif want == "kgcn":  # KGCN's Book-Crossing settings, typed out from its paper
+        assert (cfg.aggregator, cfg.n_neighbors, cfg.dim, cfg.n_iter, cfg.lr, cfg.l2, cfg.batch_size) == (
+            "sum", 8, 64, 1, 2e-4, 2e-5, 256)
+    elif want == "paper":
+        assert cfg == paper
+    else:
+        assert cfg == TrainConfig(**{**paper.to_dict(), "lr": 0.5})
+    assert cfg.l2_scope == "table" and cfg.optimizer == "adam"  # KGCN's optimiser either way

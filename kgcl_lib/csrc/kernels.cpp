@@ -462,7 +462,7 @@ std::vector<torch::Tensor> plan_batch(torch::Tensor adj_e, torch::Tensor adj_r, 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Row-sparse Adam for embedding tables (kgcl_lib.train.TableAdam), float32, contiguous.
+// Row-sparse Adam for embedding tables (kgcl_lib.optim.TableAdam), float32, contiguous.
 // The rows of a batch are scattered over tables much larger than the cache; asking for the
 // lines of row i + kAhead while working on row i overlaps those memory latencies.
 constexpr int64_t kAhead = 8;
@@ -474,27 +474,87 @@ inline void prefetch_row(const float* P, const float* MV, const int64_t* LAST, i
   __builtin_prefetch(LAST + id);
 }
 
-// rows_begin: copies of rows `ids` of param [n, d] and mv [n, 2, d] (m, v), with the deferred
-// idle updates up to step `target` applied when `deferred` (see TableAdam's docstring):
-//   p -= lr * F(t0, delta) * m / sqrt(v);  m *= b1^delta;  v *= b2^delta
-// where F = win[delta] for delta < H and finf[t0] otherwise; decay[delta] = (b1^delta, b2^delta)
-// for delta < decay.size(0) (std::pow beyond).
+// The Adam arithmetic below must round like torch's element-wise kernels: no fused multiply-add
+// contraction (GCC contracts a*b+c by default), only the explicit std::fma of ATen's lerp.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
+// One dense-Adam step of torch.optim.Adam's single-tensor update on element (p, m, v) with
+// gradient g, in its operation order:
+//   m.lerp_(g, 1-b1)                      (ATen's vectorised lerp: fma(w, g - m, m))
+//   v.mul_(b2).addcmul_(g, g, value=1-b2)  (ATen: fma(value * g, g, v * b2))
+//   denom = v.sqrt() / bc2_sqrt + eps;  p.addcdiv_(m, denom, value=-step_size)
+struct AdamConsts {
+  float w1, b2, omb2, eps;
+};
+inline void adam_elem(float& p, float& m, float& v, float g, float step_size, float bc2_sqrt, const AdamConsts& c) {
+  m = std::fma(c.w1, g - m, m);
+  v = std::fma(c.omb2 * g, g, v * c.b2);
+  const float denom = std::sqrt(v) / bc2_sqrt + c.eps;
+  p = p + (-step_size) * m / denom;
+}
+
+// (torch's sqrt is not always correctly rounded, std::sqrt is: results agree to ~1 ulp per step.)
+
+// Idle steps s = s0+1 .. s1 of W elements under whole-table L2 (gradient l2 * p), kept in
+// registers: W independent lanes give the sqrt/div units enough independent work.
+template <int W>
+inline void idle_block(float* __restrict p, float* __restrict m, float* __restrict v, int64_t s0, int64_t s1,
+                       const float* __restrict SCH, float l2, const AdamConsts& c) {
+  float pp[W], mm[W], vv[W];
+  for (int q = 0; q < W; ++q) { pp[q] = p[q]; mm[q] = m[q]; vv[q] = v[q]; }
+  for (int64_t s = s0 + 1; s <= s1; ++s) {
+    const float a = SCH[2 * s], bs = SCH[2 * s + 1];
+    for (int q = 0; q < W; ++q) {
+      const float g = l2 * pp[q];
+      mm[q] = std::fma(c.w1, g - mm[q], mm[q]);
+      vv[q] = std::fma(c.omb2 * g, g, vv[q] * c.b2);
+      const float denom = std::sqrt(vv[q]) / bs + c.eps;
+      pp[q] = pp[q] + (-a) * mm[q] / denom;
+    }
+  }
+  for (int q = 0; q < W; ++q) { p[q] = pp[q]; m[q] = mm[q]; v[q] = vv[q]; }
+}
+
+inline void idle_row(float* p, float* m, float* v, int64_t d, int64_t s0, int64_t s1, const float* SCH, float l2,
+                     const AdamConsts& c) {
+  int64_t j = 0;
+  for (; j + 64 <= d; j += 64) idle_block<64>(p + j, m + j, v + j, s0, s1, SCH, l2, c);
+  for (; j + 16 <= d; j += 16) idle_block<16>(p + j, m + j, v + j, s0, s1, SCH, l2, c);
+  for (; j < d; ++j) idle_block<1>(p + j, m + j, v + j, s0, s1, SCH, l2, c);
+}
+
+// rows_begin: copies of rows `ids` of param [n, d] and mv [n, 2, d] (m, v), brought from their
+// last step last[id] up to step `target` (see kgcl_lib/optim.py TableAdam):
+//   mode 0: plain copy (lazy Adam);
+//   mode 1: closed-form momentum-only idle updates (batch-scope L2):
+//     p -= lr * F(t0, delta) * m / sqrt(v);  m *= b1^delta;  v *= b2^delta
+//     where F = win[delta] for delta < H and finf[t0] otherwise; decay[delta] = (b1^delta, b2^delta)
+//     for delta < decay.size(0) (std::pow beyond);
+//   mode 2: whole-table L2 -- every idle step s = t0+1 .. target iterated exactly as dense Adam
+//     with gradient l2 * p; sched[s] = (lr / (1 - b1^s), sqrt(1 - b2^s)) as float32.
 std::vector<torch::Tensor> rows_begin(torch::Tensor param, torch::Tensor mv, torch::Tensor last, torch::Tensor ids,
                                       int64_t target, torch::Tensor win, torch::Tensor finf, torch::Tensor decay,
-                                      double lr, double b1, double b2, bool deferred) {
-  const int64_t m = ids.size(0), d = param.size(1), H = win.size(0) - 1, nf = finf.size(0), nd = decay.size(0);
+                                      torch::Tensor sched, double lr, double b1, double b2, double eps, double l2,
+                                      int64_t mode) {
+  const int64_t m = ids.size(0), d = param.size(1), nd = decay.size(0);
+  const int64_t H = mode == 1 ? win.size(0) - 1 : 0, nf = mode == 1 ? finf.size(0) : 0;
+  TORCH_CHECK(mode != 2 || sched.size(0) > target, "rows_begin: schedule shorter than target step ", target);
   auto p = torch::empty({m, d}, param.options());
   auto mvr = torch::empty({m, 2, d}, mv.options());
   const float* P = param.data_ptr<float>();
   const float* MV = mv.data_ptr<float>();
   const int64_t* LAST = last.data_ptr<int64_t>();
   const int64_t* I = ids.data_ptr<int64_t>();
-  const float* WIN = win.data_ptr<float>();
+  const float* WIN = mode == 1 ? win.data_ptr<float>() : nullptr;
   const float* FINF = nf ? finf.data_ptr<float>() : nullptr;
   const float* DEC = decay.data_ptr<float>();
+  const float* SCH = mode == 2 ? sched.data_ptr<float>() : nullptr;
   float* PO = p.data_ptr<float>();
   float* MO = mvr.data_ptr<float>();
-  at::parallel_for(0, m, 512, [&](int64_t b, int64_t e) {
+  const AdamConsts c{(float)(1.0 - b1), (float)b2, (float)(1.0 - b2), (float)eps};
+  const float fl2 = (float)l2;
+  at::parallel_for(0, m, mode == 2 ? 16 : 512, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       if (i + kAhead < e) prefetch_row(P, MV, LAST, I[i + kAhead], d);
       const int64_t id = I[i];
@@ -503,8 +563,13 @@ std::vector<torch::Tensor> rows_begin(torch::Tensor param, torch::Tensor mv, tor
       float* po = PO + i * d;
       float* mo = MO + i * 2 * d;
       const int64_t t0 = LAST[id], delta = target - t0;
-      if (!deferred || delta <= 0) {
+      if (mode == 0 || delta <= 0) {
         for (int64_t j = 0; j < d; ++j) { po[j] = ps[j]; mo[j] = ms[j]; mo[d + j] = ms[d + j]; }
+        continue;
+      }
+      if (mode == 2) {
+        for (int64_t j = 0; j < d; ++j) { po[j] = ps[j]; mo[j] = ms[j]; mo[d + j] = ms[d + j]; }
+        idle_row(po, mo, mo + d, d, t0, target, SCH, fl2, c);
         continue;
       }
       float F;
@@ -527,11 +592,12 @@ std::vector<torch::Tensor> rows_begin(torch::Tensor param, torch::Tensor mv, tor
   return {p, mvr};
 }
 
-// rows_finish: Adam step on the rows with gradient grad + l2 * p_rows (grad [m, d] or empty for
+// rows_finish: Adam step t on the rows with gradient grad + l2 * p_rows (grad [m, d] or empty for
 // zero; l2 = the gradient of (l2/2)·Σ p² over the rows) and scatter p, m, v back; last[id] = t.
+// step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t), as torch.optim.Adam computes them.
 void rows_finish(torch::Tensor param, torch::Tensor mv, torch::Tensor last, torch::Tensor ids, torch::Tensor p_rows,
-                 torch::Tensor mv_rows, torch::Tensor grad, double l2, double lr, double b1, double b2, double eps,
-                 double bc1, double bc2, int64_t t, bool set_last) {
+                 torch::Tensor mv_rows, torch::Tensor grad, double l2, double step_size, double bc2_sqrt, double b1,
+                 double b2, double eps, int64_t t, bool set_last) {
   const int64_t m = ids.size(0), d = param.size(1);
   float* P = param.data_ptr<float>();
   float* MV = mv.data_ptr<float>();
@@ -540,8 +606,8 @@ void rows_finish(torch::Tensor param, torch::Tensor mv, torch::Tensor last, torc
   const float* PR = p_rows.data_ptr<float>();
   const float* MR = mv_rows.data_ptr<float>();
   const float* G = grad.numel() ? grad.data_ptr<float>() : nullptr;
-  const float fl2 = (float)l2;
-  const float fb1 = (float)b1, fb2 = (float)b2, a = (float)(lr / bc1), rbc2 = (float)(1.0 / bc2), feps = (float)eps;
+  const float fl2 = (float)l2, fstep = (float)step_size, fbc2 = (float)bc2_sqrt;
+  const AdamConsts c{(float)(1.0 - b1), (float)b2, (float)(1.0 - b2), (float)eps};
   at::parallel_for(0, m, 512, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       if (i + kAhead < e) prefetch_row(P, MV, LAST, I[i + kAhead], d);
@@ -552,14 +618,16 @@ void rows_finish(torch::Tensor param, torch::Tensor mv, torch::Tensor last, torc
       float* po = P + id * d;
       float* mo = MV + id * 2 * d;
       for (int64_t j = 0; j < d; ++j) {
+        // the gradient of the loss plus λ·p (torch: grad of L + λ·½‖P‖², accumulated by autograd)
         const float gj = (g ? g[j] : 0.f) + fl2 * pr[j];
-        const float mj = fb1 * mr[j] + (1 - fb1) * gj;
-        const float vj = fb2 * mr[d + j] + (1 - fb2) * gj * gj;
+        float pj = pr[j], mj = mr[j], vj = mr[d + j];
+        adam_elem(pj, mj, vj, gj, fstep, fbc2, c);
+        po[j] = pj;
         mo[j] = mj;
         mo[d + j] = vj;
-        po[j] = pr[j] - a * mj / (std::sqrt(vj * rbc2) + feps);
       }
       if (set_last) LAST[id] = t;
     }
   });
 }
+#pragma GCC pop_options

@@ -1,0 +1,150 @@
+"""Whole-table L2 with lazy idle steps (kgcl_lib.optim.TableAdam) against dense torch Adam."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kgcl_lib.kernels import cpp_kernels
+from kgcl_lib.optim import TableAdam
+
+torch.set_num_threads(1)
+
+N_USERS, N_ENTITIES, N_RELATIONS, D = 50, 300, 6, 8
+STEPS = 300
+LAM = 0.05  # large enough that the idle rows' L2 steps move them visibly within the run
+
+
+def _use_cpp_params():
+    """Pure torch always; the compiled row kernels when they build here."""
+    return [False, pytest.param(True, marks=pytest.mark.skipif(cpp_kernels() is None, reason="no compiled kernels"))]
+
+
+def _batches(steps: int, seed: int = 1):
+    """Per step: unique user ids, unique entity ids (as many), relation ids, targets.
+
+    Pinned rows give every idle stretch: user 0 every step (Δ = 0), user 1 every other step
+    (Δ = 1), entity 0 at steps 1 and 280 (Δ = 278 > 256), entities ≥ 290 never (Δ = 300);
+    the rest at random (stretches of a few to a few hundred steps).
+    """
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for t in range(1, steps + 1):
+        users = torch.randperm(N_USERS - 2, generator=g)[:4] + 2
+        users = torch.cat([torch.tensor([0]), users, torch.tensor([1]) if t % 2 else torch.tensor([], dtype=torch.int64)])
+        n = len(users)
+        ents = torch.randperm(289, generator=g)[:n] + 1
+        if t in (1, 280):
+            ents[0] = 0
+        rels = torch.randint(0, N_RELATIONS, (n,), generator=g)
+        y = torch.randint(0, 2, (n,), generator=g).float()
+        out.append((users, ents, rels, y))
+    return out
+
+
+def _base_loss(u, e, r, W, y):
+    """A KGCN-like loss on gathered rows: BCE of ((u W + r) · e)."""
+    logits = ((u @ W + r) * e).sum(-1)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum")
+
+
+def _init(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, D, generator=g) * 0.5 for n in (N_USERS, N_ENTITIES, N_RELATIONS, D)]
+
+
+def _dense_reference(batches, lr):
+    """Dense ``torch.optim.Adam`` (single-tensor) on the explicit whole-table loss
+    ``L_base + λ·(½‖U‖² + ½‖E‖² + ½‖R‖² + ½‖W‖²)``."""
+    U, E, R, W = (x.clone().requires_grad_() for x in _init())
+    opt = torch.optim.Adam([U, E, R, W], lr=lr, foreach=False)
+    for users, ents, rels, y in batches:
+        opt.zero_grad()
+        loss = _base_loss(U[users], E[ents], R[rels], W, y)
+        loss = loss + LAM * 0.5 * ((U**2).sum() + (E**2).sum() + (R**2).sum() + (W**2).sum())
+        loss.backward()
+        opt.step()
+    return [x.detach() for x in (U, E, R, W)]
+
+
+def _lazy(batches, lr, use_cpp, flush_every=None):
+    """The trainer's split: TableAdam (whole-table λ, lazy idle steps) for U and E, torch Adam
+    with λ through autograd for the relation table R and the weights W."""
+    U, E, R, W = _init()
+    R, W = R.requires_grad_(), W.requires_grad_()
+    rows = TableAdam({"user_emb": U, "entity_emb": E}, lr=lr, table_l2=LAM)
+    rows.use_cpp = use_cpp
+    dense = torch.optim.Adam([R, W], lr=lr, foreach=False)
+    for t, (users, ents, rels, y) in enumerate(batches, 1):
+        rows.tick()
+        u = rows.begin("user_emb", users)
+        e = rows.begin("entity_emb", ents)
+        loss = _base_loss(u, e, R[rels], W, y) + LAM * 0.5 * ((R**2).sum() + (W**2).sum())
+        dense.zero_grad()
+        loss.backward()
+        dense.step()
+        rows.finish("user_emb", users, u, u.grad)
+        rows.finish("entity_emb", ents, e, e.grad)
+        if flush_every and t % flush_every == 0:
+            rows.flush()  # as at an epoch end: must not change the outcome
+    rows.flush()
+    return [U, E, R.detach(), W.detach()]
+
+
+def _assert_close(got, ref, name):
+    err = (got - ref).abs()
+    ok = err <= torch.maximum(1e-5 * ref.abs(), torch.full_like(ref, 1e-7))
+    assert bool(ok.all()), (name, float(err.max()), float((err / ref.abs().clamp(min=1e-30)).max()))
+
+
+@pytest.mark.parametrize("use_cpp", _use_cpp_params())
+@pytest.mark.parametrize("flush_every", [None, 45])
+def test_lazy_whole_table_l2_equals_dense_torch_adam(use_cpp, flush_every):
+    """≥ 200 steps of random sparse batches, idle stretches 1 .. > 256: every table and the
+    weights agree with dense torch Adam on the explicit whole-table loss (rel 1e-5, abs 1e-7)."""
+    batches = _batches(STEPS)
+    ref = _dense_reference(batches, lr=0.01)
+    got = _lazy(batches, lr=0.01, use_cpp=use_cpp, flush_every=flush_every)
+    init = _init()
+    for name, a, b, x0 in zip(("users", "entities", "relations", "weights"), got, ref, init):
+        _assert_close(a, b, name)
+        assert (b - x0).abs().max() > 0.1, name  # everything really moved
+    # the never-used entities moved under L2 alone (towards 0)
+    assert float(ref[1][290:].norm()) < 0.9 * float(init[1][290:].norm())
+
+
+def _recurrence_f64(p0: np.ndarray, steps: int, lam: float, lr: float, b1=0.9, b2=0.999, eps=1e-8) -> np.ndarray:
+    """Dense Adam on ``λ·½‖p‖²`` alone, element-wise in float64 (an independent implementation)."""
+    p, m, v = p0.astype(np.float64), np.zeros(p0.shape), np.zeros(p0.shape)
+    for s in range(1, steps + 1):
+        g = lam * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr / (1 - b1**s) * m / (np.sqrt(v) / np.sqrt(1 - b2**s) + eps)
+    return p
+
+
+@pytest.mark.parametrize("use_cpp", _use_cpp_params())
+def test_idle_rows_decay_under_whole_table_l2(use_cpp):
+    """Rows no batch touches follow dense Adam's L2-only recurrence (fails if the idle rows'
+    decay is skipped: those rows would keep their initial values)."""
+    p0 = torch.randn(20, 16, generator=torch.Generator().manual_seed(3))
+    P = p0.clone()
+    opt = TableAdam({"x": P}, lr=0.01, table_l2=0.1)
+    opt.use_cpp = use_cpp
+    g = torch.Generator().manual_seed(4)
+    for t in range(1, 401):
+        opt.tick()
+        ids = torch.tensor([0, 1]) if t % 3 else torch.tensor([1])  # rows 2.. stay idle throughout
+        rows = opt.begin("x", ids)
+        opt.finish("x", ids, rows, torch.randn(rows.shape, generator=g))
+    opt.flush()
+    want = _recurrence_f64(p0[2:].numpy(), 400, 0.1, 0.01)
+    assert np.abs(want - p0[2:].numpy()).max() > 1.0  # the recurrence moves them a lot in 400 steps
+    np.testing.assert_allclose(P[2:].numpy(), want, rtol=1e-4, atol=1e-6)
+
+
+def test_lazy_adam_rejects_whole_table_l2():
+    with pytest.raises(ValueError, match="lazy"):
+        TableAdam({"x": torch.zeros(3, 2)}, lr=0.1, mode="lazy", table_l2=1e-3)
