@@ -1,0 +1,181 @@
+"""Movie synopses: TMDB overviews (``TMDB_API_KEY``) and keyless Wikipedia page summaries."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from urllib.parse import quote
+
+import pandas as pd
+
+from .. import sources as srcs
+from ..download import DownloadError, HttpStatusError, JsonlCache, QuotaExceeded, cached_json
+from .common import MISSING_TMDB_KEY, MOVIE_TEXT_MODES, ApiKeyError, FieldCoverage, _clean, _Ctx, _map_items, _read_tab, _Stopper, _write_tsv
+
+log = logging.getLogger("kgcl_lib.data.acquire")
+
+_ARTICLES = ("The", "A", "An", "Les", "Le", "La", "L'", "Il", "El", "Die", "Der", "Das", "Los", "Las", "Un", "Une", "I", "Det", "Den")
+_YEAR = re.compile(r"\s*\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$")
+_TRAILING_ARTICLE = re.compile(r"^(.*), (" + "|".join(re.escape(a) for a in _ARTICLES) + r")$")
+
+
+def movielens_title(raw: str) -> tuple[str, int | None]:
+    """MovieLens ``"American President, The (1995)"`` → ``("The American President", 1995)``.
+
+    Drops the year, any trailing alternate titles in parentheses ("(Cité des enfants perdus,
+    La)", "(a.k.a. Seven)") and moves a trailing article to the front.
+    """
+    raw = (raw or "").strip()
+    m = _YEAR.search(raw)
+    year = int(m.group(1)) if m else None
+    title = raw[: m.start()] if m else raw
+    while True:
+        stripped = re.sub(r"\s*\([^()]*\)\s*$", "", title)
+        if stripped == title or not stripped.strip():
+            break
+        title = stripped
+    title = title.strip()
+    m = _TRAILING_ARTICLE.match(title)
+    if m:
+        art = m.group(2)
+        title = f"{art}{'' if art.endswith(chr(39)) else ' '}{m.group(1)}"
+    return title, year
+
+
+def wikipedia_candidates(title: str, year: int | None) -> list[tuple[str, str]]:
+    """Page titles to try, best first, each with the acceptance rule's kind."""
+    out = [(f"{title} ({year} film)", "year_film")] if year else []
+    return out + [(f"{title} (film)", "film"), (title, "bare")]
+
+
+def _wiki_accept(data, year: int | None, kind: str) -> bool:
+    """Is this page summary the film's article?  Disambiguation pages never are."""
+    if not isinstance(data, dict) or data.get("type") != "standard" or not _clean(data.get("extract")):
+        return False
+    text = f"{data.get('description') or ''} {data['extract'][:400]}".lower()
+    if kind == "year_film":
+        return True
+    has_year = year is None or str(year) in text
+    return has_year and (kind == "film" or "film" in text)
+
+
+def _tmdb_auth(key: str) -> tuple[str, dict]:
+    """(query suffix, headers) for a v3 API key or a v4 read-access token (a JWT, ``eyJ…``)."""
+    if key.startswith("eyJ") or len(key) > 64:
+        return "", {"Authorization": f"Bearer {key}"}
+    return f"&api_key={quote(key)}", {}
+
+
+def movie_synopses(ctx: _Ctx, mode: str = "auto", verbose: bool = True) -> tuple[FieldCoverage, list[tuple], list[str]]:
+    """Write ``synopses.tsv`` for the items of ``item_index2entity_id.txt`` in ``ctx.dest``.
+
+    Args:
+        mode: ``"tmdb"`` (paper; needs ``TMDB_API_KEY``), ``"wikipedia"`` (keyless),
+            ``"tmdb+wikipedia"`` (TMDB, Wikipedia for TMDB's gaps), ``"auto"`` (``"tmdb"`` with a
+            key, else a clear message and ``"wikipedia"``).
+
+    Returns: ``(coverage, missing rows, notes)``.
+
+    Raises: :class:`ApiKeyError` when TMDB is required but the key is missing or rejected.
+    """
+    if mode not in MOVIE_TEXT_MODES:
+        raise ValueError(f"movie_text must be one of {MOVIE_TEXT_MODES}, got {mode!r}")
+    notes = []
+    key = os.environ.get("TMDB_API_KEY", "").strip()
+    if mode == "auto":
+        if key:
+            mode = "tmdb"
+        else:
+            msg = MISSING_TMDB_KEY + " Falling back to Wikipedia page summaries (keyless); they differ from the paper's TMDB text."
+            log.warning("%s", msg)
+            if verbose:
+                print(msg, file=sys.stderr)
+            notes.append("TMDB_API_KEY missing: synopses from Wikipedia (keyless fallback), not the paper's TMDB overviews")
+            mode = "wikipedia"
+    use_tmdb, use_wiki = "tmdb" in mode, "wikipedia" in mode
+    if use_tmdb and not key:
+        raise ApiKeyError(MISSING_TMDB_KEY)
+
+    dest = ctx.dest
+    items = _read_tab(dest / "item_index2entity_id.txt", 2)[0].to_numpy(dtype=object)
+    movies = pd.read_csv(dest / "movies.csv", dtype={"movieId": str, "title": str}, keep_default_na=False).set_index("movieId")
+    links = pd.read_csv(dest / "links.csv", dtype={"movieId": str, "tmdbId": "Int64"}).set_index("movieId")
+    titles = movies["title"].reindex(items).fillna("").to_numpy(dtype=object)
+    tmdb_ids = links["tmdbId"].reindex(items).to_numpy(dtype=object)
+
+    tmdb = srcs.resolve("TMDB", ctx.overrides)
+    wiki = srcs.resolve("WIKIPEDIA", ctx.overrides)
+    tmdb_cache = JsonlCache(ctx.work / "tmdb.jsonl")
+    wiki_cache = JsonlCache(ctx.work / "wikipedia.jsonl")
+    suffix, tmdb_headers = _tmdb_auth(key) if key else ("", {})
+    stoppers = {"tmdb": _Stopper(), "wikipedia": _Stopper()}
+
+    def one(i: int):
+        reasons = []
+        if use_tmdb:
+            tid = tmdb_ids[i]
+            if tid is None or pd.isna(tid):
+                reasons.append("no tmdbId in links.csv")
+            elif stoppers["tmdb"].event.is_set():
+                reasons.append(f"TMDB skipped: {stoppers['tmdb'].reason}")
+            else:
+                ck = f"movie/{int(tid)}?language=en-US"
+                try:
+                    rec = cached_json(ctx.client, tmdb_cache, ck, tmdb.url(ck) + suffix, tmdb_headers, refresh_errors=ctx.refresh_errors)
+                except HttpStatusError as e:
+                    if e.status in (401, 403):
+                        raise ApiKeyError(f"TMDB rejected TMDB_API_KEY (HTTP {e.status}: {e.body[:200].decode('utf-8', 'replace')}). "
+                                          "Check the key at https://www.themoviedb.org/settings/api") from None
+                    reasons.append(f"TMDB: HTTP {e.status}")
+                except QuotaExceeded as e:
+                    stoppers["tmdb"].stop(f"TMDB: {e}")
+                    reasons.append("TMDB: quota/throttled; rerun to resume")
+                except DownloadError as e:
+                    reasons.append(f"TMDB request failed (not cached; a rerun retries): {e}")
+                else:
+                    if rec.get("error"):
+                        reasons.append(f"TMDB: {rec['error']}" + (" (not in TMDB)" if rec.get("status") == 404 else ""))
+                    else:
+                        text = _clean((rec.get("data") or {}).get("overview") if isinstance(rec.get("data"), dict) else None)
+                        if text:
+                            return text, "tmdb", None
+                        reasons.append("TMDB: empty overview")
+        if use_wiki:
+            title, year = movielens_title(titles[i])
+            if not title:
+                reasons.append("no title in movies.csv")
+            elif stoppers["wikipedia"].event.is_set():
+                reasons.append(f"Wikipedia skipped: {stoppers['wikipedia'].reason}")
+            else:
+                for cand, kind in wikipedia_candidates(title, year):
+                    page = quote(cand.replace(" ", "_"), safe="")
+                    try:
+                        rec = cached_json(ctx.client, wiki_cache, f"summary/{page}", wiki.url(page), refresh_errors=ctx.refresh_errors)
+                    except QuotaExceeded as e:
+                        stoppers["wikipedia"].stop(f"Wikipedia: {e}")
+                        reasons.append("Wikipedia: throttled; rerun to resume")
+                        break
+                    except DownloadError as e:
+                        reasons.append(f"Wikipedia request failed (not cached; a rerun retries): {e}")
+                        break
+                    if _wiki_accept(rec.get("data"), year, kind):
+                        return _clean(rec["data"]["extract"]), "wikipedia", None
+                else:
+                    reasons.append(f"Wikipedia: no film article for {title!r} ({year})")
+        return None, None, "; ".join(reasons) or "no source enabled"
+
+    results = _map_items(one, list(range(len(items))), workers=ctx.workers, desc="movie synopses", progress=ctx.progress)
+    by_source = {"tmdb": 0, "wikipedia": 0}
+    rows, missing = [], []
+    for i, (text, src, why) in enumerate(results):
+        if text:
+            rows.append((items[i], text))
+            by_source[src] += 1
+        else:
+            missing.append(("synopsis", items[i], _clean(titles[i]) or "", why))
+    rows.sort(key=lambda r: (0, int(r[0]), "") if str(r[0]).isdigit() else (1, 0, str(r[0])))  # numeric id order
+    _write_tsv(dest / "synopses.tsv", ["item_id", "synopsis"], rows)
+    notes += [s.reason for s in stoppers.values() if s.event.is_set()]
+    return FieldCoverage("synopsis", len(items), len(rows), by_source), missing, notes
