@@ -61,12 +61,10 @@ from .data import sample_neighbors
 from .model import AGGREGATORS, NEIGHBOR_REDUCE, KGCN, ModelConfig, cl_bce_loss, info_nce_loss, topk
 from .storage import atomic_path, write_json
 
-VARIANTS = ("base", "cl_genre", "cl_title_genre")
-TEXTS = ("none", "synopsis")
+from .constants import TRAIN_TEXTS, VARIANT_TEMPLATE, VARIANTS  # noqa: F401  (VARIANT_TEMPLATE: pair template per variant)
+
 CL_LOSSES = ("bce", "infonce")
 OPTIMIZERS = ("adam", "lazy_adam", "dense_adam")
-#: Which pair template each contrastive variant uses (``kgcl_lib.pairs.build_pairs``).
-VARIANT_TEMPLATE = {"cl_genre": "genre", "cl_title_genre": "title_genre"}
 
 #: Scoring mode used for the top-K tables (Sec. 3.4 / Fig. 4: user · content embedding).
 score_topk = topk
@@ -139,8 +137,8 @@ class TrainConfig:
             bad("gamma", self.gamma, "γ must lie in [0, 1]")
         if self.variant not in VARIANTS:
             bad("variant", self.variant, f"expected one of {VARIANTS}")
-        if self.text not in TEXTS:
-            bad("text", self.text, f"expected one of {TEXTS}")
+        if self.text not in TRAIN_TEXTS:
+            bad("text", self.text, f"expected one of {TRAIN_TEXTS}")
         if self.cl_loss not in CL_LOSSES:
             bad("cl_loss", self.cl_loss, f"expected one of {CL_LOSSES}")
         if self.optimizer not in OPTIMIZERS:

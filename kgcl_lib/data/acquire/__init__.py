@@ -76,4 +76,13 @@ from .common import (  # noqa: F401
     canonical_name,
 )
 from .fetch import default_dest, fetch_cli, fetch_dataset  # noqa: F401
-from .movies import _tmdb_auth, _wiki_accept, movie_synopses, movielens_title, wikipedia_candidates  # noqa: F401
+from .movies import (  # noqa: F401
+    _tmdb_auth,
+    _wiki_accept,
+    ml100k_synopses,
+    movie_synopses,
+    movielens_title,
+    read_ml100k_titles,
+    tmdb_pick,
+    wikipedia_candidates,
+)

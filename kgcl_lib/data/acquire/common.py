@@ -27,6 +27,8 @@ from ..download import DownloadError, HttpClient, Manifest
 log = logging.getLogger("kgcl_lib.data.acquire")
 
 DATASETS = {
+    "ml-100k": "ml-100k",
+    "movielens-100k": "ml-100k",
     "ml-20m": "ml-20m",
     "movielens-20m": "ml-20m",
     "movie": "ml-20m",
@@ -248,8 +250,8 @@ class FieldCoverage:
 
 def _finish(ctx: _Ctx, name: str, coverage: list[FieldCoverage], missing: list[tuple], counts: dict, notes: list[str], verbose: bool, extra: dict | None = None) -> dict:
     """Write ``coverage.json`` and ``missing.tsv``; print the summary; return the coverage dict."""
-    paper = PAPER_TABLE1[name]
-    table = {k: {"ours": counts[k], "paper": paper[k], "match": counts[k] == paper[k]} for k in counts if k in paper}
+    paper = PAPER_TABLE1.get(name, {})  # ML-100K is not in the paper: counts are reported without a comparison
+    table = {k: {"ours": counts[k], "paper": paper.get(k), "match": counts[k] == paper.get(k)} for k in counts}
     report = {
         "dataset": name,
         "fields": {c.field: {"have": c.have, "of": c.total, "missing": c.missing, "by_source": c.by_source} for c in coverage},
@@ -261,12 +263,15 @@ def _finish(ctx: _Ctx, name: str, coverage: list[FieldCoverage], missing: list[t
     }
     lines = [f"{name}: fetched into {ctx.dest}"]
     for k, v in table.items():
-        lines.append(f"  {k}: {v['ours']:,}" + ("" if v["match"] else f"  (paper Table 1: {v['paper']:,} — differs)"))
+        lines.append(f"  {k}: {v['ours']:,}" + ("" if v["match"] or v["paper"] is None else f"  (paper Table 1: {v['paper']:,} — differs)"))
     for c in coverage:
         lines.append("  " + c.line(PAPER_TEXT.get(name, {}).get(c.field)))
     if missing:
         lines.append(f"  missing items listed in {ctx.dest / 'missing.tsv'}")
     lines += [f"  note: {n}" for n in notes]
+    if (extra or {}).get("ambiguous"):
+        lines.append(f"  {len(extra['ambiguous']):,} titles matched several films; each was picked by year "
+                     f"(which one: coverage.json 'ambiguous'), e.g. {extra['ambiguous'][0]}")
     lines.append(f"  HTTP requests this run: {ctx.client.stats['requests']:,}")
     msg = "\n".join(lines)
     log.info("%s", msg)

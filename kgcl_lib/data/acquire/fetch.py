@@ -15,7 +15,7 @@ from ..download import DownloadError, HttpClient, Manifest
 from .bookcrossing import convert_bookcrossing
 from .books import book_metadata
 from .common import DATASETS, MISSING_TMDB_KEY, MOVIE_TEXT_MODES, ApiKeyError, _Ctx, _extract, _finish, _read_tab, canonical_name
-from .movies import movie_synopses
+from .movies import ml100k_synopses, movie_synopses
 
 log = logging.getLogger("kgcl_lib.data.acquire")
 
@@ -38,11 +38,14 @@ def fetch_dataset(
     verbose: bool = True,
     client: HttpClient | None = None,
     manifest: Manifest | str | os.PathLike | None = None,
+    index_url: str | None = None,
 ) -> Path:
     """Download (or reuse) everything for ``name`` into ``dest``; returns ``dest``.
 
     Args:
-        name: ``"ml-20m"`` or ``"book-crossing"`` (aliases: ``movie``, ``book``, ``bx``).
+        name: ``"ml-20m"``, ``"ml-100k"`` or ``"book-crossing"`` (aliases: ``movie``, ``book``, ``bx``).
+            ML-100K's files come from the RecBole wheel (:mod:`kgcl_lib.data.embedded`); its
+            synopses are searched on TMDB by title and year, or taken from Wikipedia.
         dest: folder for the reader-ready files (created).
         text: also fetch synopses / book metadata (default True).
         movie_text: ``"auto"`` | ``"tmdb"`` | ``"wikipedia"`` | ``"tmdb+wikipedia"`` | ``"none"``
@@ -58,6 +61,7 @@ def fetch_dataset(
         progress, verbose: progress bars; print the coverage summary to stderr.
         client: an :class:`HttpClient` (tests inject fake clocks here).
         manifest: checksum manifest or its path (default in ``$KGCL_CACHE_DIR/downloads``).
+        index_url: package index for the RecBole wheel (ML-100K only; default: pip's configuration).
 
     Raises:
         DownloadError: a required file could not be fetched or failed its checksum.
@@ -71,7 +75,7 @@ def fetch_dataset(
     unknown = sorted(set(overrides) - set(srcs.SOURCES))
     if unknown:
         raise ValueError(f"sources: unknown source(s) {unknown}; known: {sorted(srcs.SOURCES)}")
-    if name == "ml-20m" and text:  # fail before a 190 MB download, not after
+    if name in ("ml-20m", "ml-100k") and text:  # fail before a 190 MB download, not after
         if movie_text not in MOVIE_TEXT_MODES:
             raise ValueError(f"movie_text must be one of {MOVIE_TEXT_MODES}, got {movie_text!r}")
         if movie_text in ("tmdb", "tmdb+wikipedia") and not os.environ.get("TMDB_API_KEY", "").strip():
@@ -83,6 +87,8 @@ def fetch_dataset(
     ctx = _Ctx(client, overrides, manifest, retrust, progress, max(1, int(workers)), refresh_errors, dest)
     if name == "ml-20m":
         _fetch_ml20m(ctx, text=text, movie_text=movie_text, verbose=verbose)
+    elif name == "ml-100k":
+        _fetch_ml100k(ctx, text=text, movie_text=movie_text, verbose=verbose, index_url=index_url)
     else:
         _fetch_bookcrossing(ctx, text=text, goodreads=goodreads, google_books=google_books, seed=seed, threshold=threshold, verbose=verbose)
     return dest
@@ -108,6 +114,18 @@ def _fetch_ml20m(ctx: _Ctx, *, text: bool, movie_text: str, verbose: bool) -> di
         cov, missing, notes = movie_synopses(ctx, movie_text, verbose=verbose)
         coverage.append(cov)
     return _finish(ctx, "ml-20m", coverage, missing, counts, notes, verbose)
+
+
+def _fetch_ml100k(ctx: _Ctx, *, text: bool, movie_text: str, verbose: bool, index_url: str | None) -> dict:
+    from ..embedded import fetch_ml100k
+
+    fetch_ml100k(ctx.dest, index_url=index_url)
+    counts = {"contents": len(_read_tab(ctx.dest / "ml-100k.link", 2)) - 1, "kg_triples": _count_lines(ctx.dest / "ml-100k.kg") - 1}
+    coverage, missing, notes, ambiguous = [], [], [], []
+    if text and movie_text != "none":
+        cov, missing, notes, ambiguous = ml100k_synopses(ctx, movie_text, verbose=verbose)
+        coverage.append(cov)
+    return _finish(ctx, "ml-100k", coverage, missing, counts, notes, verbose, {"ambiguous": ambiguous})
 
 
 def _fetch_bookcrossing(ctx: _Ctx, *, text: bool, goodreads: bool, google_books: bool, seed: int, threshold: float, verbose: bool) -> dict:
@@ -154,6 +172,7 @@ def fetch_cli(argv: list[str] | None = None) -> int:
     p.add_argument("--source", action="append", default=[], metavar="NAME=URL", help=f"override a base URL; NAME in {sorted(srcs.SOURCES)}")
     p.add_argument("--refresh-errors", action="store_true", help="re-request API answers cached as misses")
     p.add_argument("--retrust", action="store_true", help="accept changed upstream files and re-record their sha256")
+    p.add_argument("--index-url", help="package index for the RecBole wheel (ml-100k only; default: pip's configuration)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     try:
         args = p.parse_args(argv)
@@ -181,6 +200,7 @@ def fetch_cli(argv: list[str] | None = None) -> int:
             refresh_errors=args.refresh_errors,
             retrust=args.retrust,
             progress=not args.quiet,
+            index_url=args.index_url,
         )
     except (DownloadError, DatasetError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
