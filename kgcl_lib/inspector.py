@@ -88,6 +88,7 @@ def inspector(results_dir, manifest: str = "grid", *, data_dir=None, dataset_opt
     from IPython.display import display
 
     df, _ = X.load_manifest(results_dir, manifest)
+    df = X.trained(df)  # n/a cells (copies of another configuration) have nothing to inspect
     if df.empty:
         return W.HTML("<b>No finished runs in the manifest; run notebook 04 first.</b>")
     datasets = {}
