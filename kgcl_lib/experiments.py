@@ -771,19 +771,25 @@ def open_datasets(names: Sequence[str], data_dir=None, options: dict | None = No
                   results_dir=None) -> tuple[dict, dict]:
     """Open every dataset that is available; ``({name: KGDataset}, {name: reason skipped})``.
 
+    Prints each dataset's semantic-text source (:func:`synopsis_source`) and records it in
+    ``datasets.json`` under ``text``.
+
     A dataset whose files are neither local nor downloadable is skipped with the reason (the
     default profile lists Book-Crossing "when available"). With ``results_dir`` the outcome is
     written to ``<results_dir>/datasets.json`` for later notebooks (:func:`available_datasets`).
     """
-    loaded, skipped = {}, {}
+    loaded, skipped, texts = {}, {}, {}
     for name in names:
         try:
             loaded[name] = open_dataset(name, data_dir, **(options or {}).get(name, {}))
         except (OSError, ValueError, RuntimeError) as exc:  # missing files / no network
             skipped[name] = f"{type(exc).__name__}: {exc}"
             print(f"[kgcl] skipping dataset {name!r}: {skipped[name]}")
+            continue
+        texts[name] = {"text_source": text_source(loaded[name], "with"), "text": synopsis_source(loaded[name])}
+        print(f"[kgcl] {name}: semantic text = {texts[name]['text']}")
     if results_dir is not None:
-        write_json(Path(results_dir) / "datasets.json", {"available": list(loaded), "skipped": skipped})
+        write_json(Path(results_dir) / "datasets.json", {"available": list(loaded), "skipped": skipped, "text": texts})
     return loaded, skipped
 
 

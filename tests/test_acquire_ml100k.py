@@ -223,3 +223,62 @@ def test_tmdb_pick_rules():
     assert tmdb_pick(films, "Sabrina", None)[0] is None  # two films and no year: no guess
     assert tmdb_pick(SEARCH["Toy Story"], "Toy Story", 1995) == (SEARCH["Toy Story"][0], None)  # one film of that title: no note
     assert tmdb_pick([], "Nothing", 1990) == (None, None)
+
+
+def test_offline_without_synopses_says_so_once(env, monkeypatch, capsys):
+    from kgcl_lib.data import load_dataset, registry
+
+    monkeypatch.delenv("KGCL_DATA_DIR", raising=False)
+    monkeypatch.setattr(registry, "_SAID", set())
+    write_ml100k(env / "cache" / "data" / "ml-100k")  # the embedded files, no synopses.tsv
+    with pytest.warns(UserWarning, match="no synopses found"):
+        ds = load_dataset("ml-100k")
+    assert ds.provenance["text_source"] == "none" and ds.items["synopsis"].isna().all()
+    load_dataset("ml-100k")
+    load_dataset("ml-100k", cache=False)
+    err = capsys.readouterr().err
+    assert err.count("no synopses found") == 1 and "fetch --dataset ml-100k" in err
+
+
+def test_fetch_reads_titles_from_a_read_only_data_dir(http_server, env, monkeypatch):
+    """ML-100K in $KGCL_DATA_DIR without synopses: the fetch writes them to the cache, where
+    load_dataset picks them up next to the shared files."""
+    from kgcl_lib.data import load_dataset
+
+    shared = write_ml100k(env / "shared" / "ml-100k")
+    monkeypatch.setenv("KGCL_DATA_DIR", str(shared.parent))
+    serve(http_server)
+    dest = env / "cache" / "data" / "ml-100k"
+    fetch(http_server, dest, movie_text="wikipedia", workers=1)
+    assert sorted(p.name for p in dest.iterdir() if p.is_file()) == ["coverage.json", "missing.tsv", "synopses.tsv", "synopses_source.tsv"]
+    ds = load_dataset("ml-100k", cache=False)
+    assert ds.provenance["source"] == str(shared) and ds.provenance["text_source"] == "wikipedia"
+    assert ds.items.set_index("raw_id")["synopsis"]["486"].startswith("Sabrina is a 1954")
+
+
+def test_book_metadata_feeds_the_book_templates(http_server, env):
+    """Fetched books.tsv (BX-Books + Google Books) -> titles, genres, synopses -> the paper's book
+    templates and the text embeddings' input, labelled by source."""
+    from test_acquire import fake_client, overrides, serve_books
+
+    from kgcl_lib import experiments as X
+    from kgcl_lib.data import load_dataset
+    from kgcl_lib.pairs.templates import verbalize
+
+    serve_books(http_server)
+    dest = env / "bx" / "book-crossing"
+    fetch_dataset("book-crossing", dest, sources=overrides(http_server), client=fake_client(http_server), workers=1,
+                  progress=False, verbose=False, manifest=env / "manifest.json")
+    ds = load_dataset("book-crossing", dest, cache=False)
+    items = ds.items.set_index("raw_id")
+    assert items.loc["0195153448", "title"] == "Classical Mythology" and items.loc["0195153448", "year"] == 2002
+    assert items.loc["0060973129", "genres"] == ("History",)
+    assert items.loc["0060973129", "synopsis"] == "A tale of Normandy."
+    sent = verbalize(ds, "title_genre", "book")
+    i = int(np.flatnonzero(ds.items["raw_id"] == "0195153448")[0])
+    assert sent[i] == "A book title is Classical Mythology (2002). The genre(s) of the book is Social Science."
+    assert sent[int(np.flatnonzero(ds.items["raw_id"] == "0002005018")[0])] is None  # no genres anywhere: no sentence
+    # the text source is the books' own descriptions, named as such
+    assert ds.provenance["text_source"] == "google_books"
+    assert X.text_source(ds, "with") == "google_books"
+    assert X.synopsis_source(ds).startswith("Google Books descriptions for 2/4 items")

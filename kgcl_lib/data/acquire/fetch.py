@@ -117,13 +117,18 @@ def _fetch_ml20m(ctx: _Ctx, *, text: bool, movie_text: str, verbose: bool) -> di
 
 
 def _fetch_ml100k(ctx: _Ctx, *, text: bool, movie_text: str, verbose: bool, index_url: str | None) -> dict:
-    from ..embedded import fetch_ml100k
+    from ..embedded import ML100K_FILES, fetch_ml100k
 
-    fetch_ml100k(ctx.dest, index_url=index_url)
-    counts = {"contents": len(_read_tab(ctx.dest / "ml-100k.link", 2)) - 1, "kg_triples": _count_lines(ctx.dest / "ml-100k.kg") - 1}
+    folder = ctx.dest
+    env = storage.data_dir()
+    if not all((folder / f).is_file() for f in ML100K_FILES[:4]) and env and all((env / "ml-100k" / f).is_file() for f in ML100K_FILES[:4]):
+        folder = env / "ml-100k"  # read-only shared copy: read titles there, write synopses to dest
+    else:
+        fetch_ml100k(ctx.dest, index_url=index_url)
+    counts = {"contents": len(_read_tab(folder / "ml-100k.link", 2)) - 1, "kg_triples": _count_lines(folder / "ml-100k.kg") - 1}
     coverage, missing, notes, ambiguous = [], [], [], []
     if text and movie_text != "none":
-        cov, missing, notes, ambiguous = ml100k_synopses(ctx, movie_text, verbose=verbose)
+        cov, missing, notes, ambiguous = ml100k_synopses(ctx, movie_text, verbose=verbose, folder=folder)
         coverage.append(cov)
     return _finish(ctx, "ml-100k", coverage, missing, counts, notes, verbose, {"ambiguous": ambiguous})
 

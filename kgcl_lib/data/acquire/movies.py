@@ -281,8 +281,10 @@ def read_ml100k_titles(folder) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["item_id", "raw_title", "title", "year"])
 
 
-def ml100k_synopses(ctx: _Ctx, mode: str = "auto", verbose: bool = True) -> tuple[FieldCoverage, list[tuple], list[str], list[str]]:
+def ml100k_synopses(ctx: _Ctx, mode: str = "auto", verbose: bool = True, folder=None) -> tuple[FieldCoverage, list[tuple], list[str], list[str]]:
     """Write ``synopses.tsv`` (``item_id <TAB> synopsis``) for ML-100K's KG-linked items in ``ctx.dest``.
+
+    The titles are read from the RecBole files in ``folder`` (default ``ctx.dest``).
 
     ML-100K has no TMDB ids: TMDB (``TMDB_API_KEY``, the paper's source) is searched by title
     (``search/movie?query=``) and the result is picked by release year (:func:`tmdb_pick`);
@@ -297,7 +299,7 @@ def ml100k_synopses(ctx: _Ctx, mode: str = "auto", verbose: bool = True) -> tupl
     key = os.environ.get("TMDB_API_KEY", "").strip()
     mode = _resolve_movie_mode(mode, key, verbose, notes)
     use_tmdb, use_wiki = "tmdb" in mode, "wikipedia" in mode
-    items = read_ml100k_titles(ctx.dest)
+    items = read_ml100k_titles(folder if folder is not None else ctx.dest)
     tmdb = srcs.resolve("TMDB", ctx.overrides)
     wiki = srcs.resolve("WIKIPEDIA", ctx.overrides)
     tmdb_cache = JsonlCache(ctx.work / "tmdb_search.jsonl")
