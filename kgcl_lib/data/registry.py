@@ -29,7 +29,7 @@ import numpy as np
 from .. import storage
 from .cache import CACHE_VERSION, cached_build, load_saved
 from .dataset import DatasetError, KGDataset
-from .readers import SYNOPSES, detect_format, read_folder, source_files
+from .readers import BOOKS, SYNOPSES, detect_format, read_folder, source_files
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def load_dataset(
 
     ds = build() if not cache else cached_build(name, sources, params, build, force=force)
     if ds.provenance.get("text_source", "none") == "none" and name in TEXT_HINTS:
-        say_once(f"{name}: no synopses found ({SYNOPSES} absent in {folder}"
+        say_once(f"{name}: no synopses found ({BOOKS if fmt == 'kgcn' else SYNOPSES} absent in {folder}"
                  + (f" and {env / name}" if env and env / name != folder else "") + "). "
                  f"Runs 'with semantic text' have no human text. {TEXT_HINTS[name]}")
     return ds
