@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .constants import PAPER_TEXT_SOURCES, TEXT_SOURCES, VARIANT_LABELS, VARIANT_ORDER, VARIANTS  # noqa: F401
+from .constants import KS, PAPER_TEXT_SOURCES, TEXT_SOURCES, VARIANT_LABELS, VARIANT_ORDER, VARIANTS  # noqa: F401
 from .storage import atomic_path, write_json
 
 #: ``text`` values: no synopsis, human synopses, LLM-generated synopses (Table 5).
@@ -557,7 +557,7 @@ def table2(df: pd.DataFrame, caption_text: str = "", test: str = "welch") -> tup
     return md, tex, ours
 
 
-def table3(df: pd.DataFrame, caption_text: str = "", ks: Sequence[int] = (5, 10, 20, 50, 100)):
+def table3(df: pd.DataFrame, caption_text: str = "", ks: Sequence[int] = KS):
     """Table 3: Recall@K and NDCG@K. Returns (md, tex, ours)."""
     metrics = [f"recall@{k}" for k in ks] + [f"ndcg@{k}" for k in ks]
     ours = _ours_long(df, metrics)

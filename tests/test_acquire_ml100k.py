@@ -282,3 +282,23 @@ def test_book_metadata_feeds_the_book_templates(http_server, env):
     assert ds.provenance["text_source"] == "google_books"
     assert X.text_source(ds, "with") == "google_books"
     assert X.synopsis_source(ds).startswith("Google Books descriptions for 2/4 items")
+
+
+def test_unreachable_host_stops_after_three_failures(env):
+    """Offline (connection refused): three failed titles, then the source is skipped, not retried per item."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    dest = write_ml100k(env / "ml-100k")
+    clock = FakeClock()
+    c = HttpClient(retry=RetryPolicy(max_retries=1, backoff_base_s=0.1, timeout_s=2), sleep=clock.sleep,
+                   clock=clock.monotonic, now=clock.now, rng=np.random.default_rng(0))
+    fetch_dataset("ml-100k", dest, sources={"WIKIPEDIA": dead, "TMDB": dead}, client=c, workers=1, progress=False,
+                  verbose=False, manifest=env / "manifest.json", movie_text="wikipedia")
+    assert c.stats["requests"] <= 3 * 2  # three titles, each tried twice; the other two skipped
+    miss = read_tsv(dest / "missing.tsv").set_index("item_id")["reason"]
+    assert len(miss) == 5 and miss["486"].startswith("Wikipedia skipped: Wikipedia unreachable")
+    notes = json.loads((dest / "coverage.json").read_text())["notes"]
+    assert any("unreachable" in n for n in notes)

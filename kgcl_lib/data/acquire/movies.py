@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from urllib.parse import quote
 
 import pandas as pd
@@ -224,6 +225,29 @@ def tmdb_pick(results, title: str, year: int | None) -> tuple[dict | None, str |
     return best, note
 
 
+class _Breaker(_Stopper):
+    """A :class:`_Stopper` that also trips after ``limit`` transport failures in a row (host
+    unreachable, DNS down): the rest of the items are skipped instead of each one waiting out
+    its retries. Cached answers are kept; a rerun resumes."""
+
+    def __init__(self, name: str, limit: int = 3):
+        super().__init__()
+        self.name, self.limit, self.failures = name, limit, 0
+        self.lock = threading.Lock()
+
+    def ok(self) -> None:
+        with self.lock:
+            self.failures = 0
+
+    def failed(self, error) -> None:
+        with self.lock:
+            self.failures += 1
+            trip = self.failures >= self.limit
+        if trip:
+            self.stop(f"{self.name} unreachable ({self.limit} requests failed in a row, last: {error}); "
+                      "rerun when online (answers already cached are kept)")
+
+
 def _wiki_lookup(ctx: _Ctx, source, cache: JsonlCache, stopper: _Stopper, title: str, year: int | None) -> tuple[str | None, str | None]:
     """``(summary, None)`` from the first accepted Wikipedia candidate page, else ``(None, reason)``."""
     if stopper.event.is_set():
@@ -236,7 +260,11 @@ def _wiki_lookup(ctx: _Ctx, source, cache: JsonlCache, stopper: _Stopper, title:
             stopper.stop(f"Wikipedia: {e}")
             return None, "Wikipedia: throttled; rerun to resume"
         except DownloadError as e:
+            if isinstance(stopper, _Breaker):
+                stopper.failed(e)
             return None, f"Wikipedia request failed (not cached; a rerun retries): {e}"
+        if isinstance(stopper, _Breaker):
+            stopper.ok()
         if _wiki_accept(rec.get("data"), year, kind):
             return _clean(rec["data"]["extract"]), None
     return None, f"Wikipedia: no film article for {title!r} ({year})"
@@ -305,7 +333,7 @@ def ml100k_synopses(ctx: _Ctx, mode: str = "auto", verbose: bool = True, folder=
     tmdb_cache = JsonlCache(ctx.work / "tmdb_search.jsonl")
     wiki_cache = JsonlCache(ctx.work / "wikipedia.jsonl")
     suffix, tmdb_headers = _tmdb_auth(key) if key else ("", {})
-    stoppers = {"tmdb": _Stopper(), "wikipedia": _Stopper()}
+    stoppers = {"tmdb": _Breaker("TMDB"), "wikipedia": _Breaker("Wikipedia")}
 
     def one(row):
         reasons, note = [], None
@@ -327,8 +355,10 @@ def ml100k_synopses(ctx: _Ctx, mode: str = "auto", verbose: bool = True, folder=
                     stoppers["tmdb"].stop(f"TMDB: {e}")
                     reasons.append("TMDB: quota/throttled; rerun to resume")
                 except DownloadError as e:
+                    stoppers["tmdb"].failed(e)
                     reasons.append(f"TMDB request failed (not cached; a rerun retries): {e}")
                 else:
+                    stoppers["tmdb"].ok()
                     if rec.get("error"):
                         reasons.append(f"TMDB: {rec['error']}")
                     else:
