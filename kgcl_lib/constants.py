@@ -27,6 +27,9 @@ VARIANT_ORDER = ("base", "cl_genre", "cl_title_genre", "cl_kg")
 TRAIN_TEXTS = ("none", "synopsis")
 #: The grid's text arms (``RunSpec.text``).
 TEXT_ARMS = ("without", "with", "llm")
+#: Column/row labels of the arms in the paper's tables (``human`` is Table 5's name for ``with``).
+TEXT_ARM_LABELS = {"without": "Without Semantic Text", "with": "With Semantic Text", "human": "Human-generated text",
+                   "llm": "LLM-generated text"}
 #: Where the text of a run came from (``RunSpec.text_source``) -> label used in table rows.
 TEXT_SOURCES = {
     "none": "no text",

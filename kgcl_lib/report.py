@@ -32,12 +32,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .constants import KS, PAPER_TEXT_SOURCES, TEXT_SOURCES, VARIANT_LABELS, VARIANT_ORDER, VARIANTS  # noqa: F401
+from .constants import KS, PAPER_TEXT_SOURCES, TEXT_ARM_LABELS, TEXT_SOURCES, VARIANT_LABELS, VARIANT_ORDER, VARIANTS  # noqa: F401
 from .storage import atomic_path, write_json
 
-#: ``text`` values: no synopsis, human synopses, LLM-generated synopses (Table 5).
-TEXT_LABELS = {"without": "Without Semantic Text", "with": "With Semantic Text", "human": "Human-generated text",
-               "llm": "LLM-generated text"}
+#: ``text`` arm labels (no synopsis, the dataset's text, LLM-generated synopses; Table 5: "human").
+TEXT_LABELS = TEXT_ARM_LABELS
 METRIC_LABELS = {"auc": "AUC", "f1": "F1", "inter@20": "Inter@20", "intra@20": "Intra@20"}
 #: Metrics where lower is better (ranked ascending).
 LOWER_IS_BETTER = frozenset({"alignment", "uniformity"})
