@@ -853,7 +853,10 @@ def synopsis_source(ds, source: str | None = None) -> str:
     source = source or text_source(ds, "with")
     n = int(ds.items["synopsis"].notna().sum())
     if source == "metadata":
-        return f"no synopses for {ds.name}; {TEXT_SOURCES['metadata']} for {int(ds.items['title'].notna().sum()):,} items"
+        from .pairs.templates import verbalize
+
+        m = int(verbalize(ds, "title_genre", domain=_domain(ds.name)).notna().sum())
+        return f"no synopses for {ds.name}; {TEXT_SOURCES['metadata']} for {m:,}/{ds.n_items:,} items"
     if source == "none":
         return f"no synopses, titles or genres for {ds.name}: no text"
     return f"{TEXT_SOURCES.get(source, source)} for {n:,}/{ds.n_items:,} items"
