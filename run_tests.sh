@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The test command: bootstrap the environment (see scripts/bootstrap.sh), then pytest.
-# Extra arguments go to pytest, e.g. ./run_tests.sh -m "not slow" -x
+#   ./run_tests.sh [pytest args]     e.g. ./run_tests.sh -m "not slow" -x
+#   ./run_tests.sh --latest [args]   the same in .venv-latest with freshly resolved (unlocked)
+#                                    dependencies: catches upstream breakage before the lock moves
 set -euo pipefail
 cd "$(dirname "$0")"
-. scripts/bootstrap.sh
-if [ -z "${KGCL_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
-  :  # real-data tiers skip (with the reason) unless KGCL_DATA_DIR is set; .ci/run sets it
+if [ "${1:-}" = "--latest" ]; then
+  shift
+  export KGCL_UNLOCKED=1 KGCL_VENV="${KGCL_VENV:-.venv-latest}"
 fi
+. scripts/bootstrap.sh
 exec python -m pytest "$@"

@@ -13,7 +13,10 @@ yet and stores, under ``<results_dir>/runs/<run_id>/``:
   NDCG@100 by user-activity percentile (written last: its presence marks a finished run);
 * ``topk.npy``      — ``int64[n_test_users, 100]`` top-100 items per test user, best first;
 * ``test_users.npy``— ``int64[n_test_users]`` the users those rows belong to;
-* ``content_emb.npy`` — ``float32[n_items, d]`` the trained content embeddings.
+* ``content_emb.npy`` — ``float32[n_items, d]`` the trained content embeddings;
+* ``user_ndcg.npy`` / ``user_recall.npy`` — ``float64[n_test_users, len(user_metric_ks)]``
+  per-user NDCG@K / Recall@K, ``user_metric_ks.npy`` their K, ``user_activity.npy`` each test
+  user's training positives (runs stored before these existed: :mod:`kgcl_lib.claims` rebuilds them).
 
 **No duplicate runs.**  When a dataset lacks what a cell of the grid needs — no text at all
 (the "with" arm would equal "without"), or too few genres/titles (both CL templates fall back to
@@ -328,14 +331,15 @@ def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = 
 
     Test AUC/F1 come from the trainer (:class:`kgcl_lib.train.TrainResult`); this adds the
     top-K, diversity, embedding-quality and cold-start metrics. ``arrays`` holds ``topk``,
-    ``test_users`` and ``content_emb`` for the store. ``align_pairs`` (``int64[p, 2]`` positive
+    ``test_users``, ``content_emb`` and the per-user ``user_ndcg`` / ``user_recall``
+    (``[n_test_users, len(user_metric_ks)]``) and ``user_activity`` for the store. ``align_pairs`` (``int64[p, 2]`` positive
     content pairs) are the pairs ℓ_align is measured on.
     """
     import torch
 
     from . import metrics as M
     from .data import user_train_counts
-    from .model import topk
+    from .scoring import topk
 
     out: dict[str, Any] = {}
 
@@ -358,7 +362,14 @@ def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = 
     for p, v in zip(cold["percentile"], cold[f"ndcg@{ev.cold_k}"]):
         out[f"cold_ndcg@{ev.cold_k}_p{p:g}"] = float(v)
     out["ndcg_convention"] = ev.ndcg
-    return out, {"topk": top, "test_users": users.astype(np.int64), "content_emb": emb}
+    # Per-user numbers for kgcl_lib.claims (bootstrap over users within seeds): columns follow
+    # user_metric_ks; activity = training positives of each test user (the cold-start axis).
+    ks_user = np.array(sorted({*ev.ks, ev.cold_k}), dtype=np.int64)
+    per = M.ranking_per_user(top, truth, ks=ks_user.tolist(), ndcg=ev.ndcg)
+    return out, {"topk": top, "test_users": users.astype(np.int64), "content_emb": emb,
+                 "user_metric_ks": ks_user, "user_activity": activity.astype(np.int64),
+                 "user_ndcg": np.stack([per[f"ndcg@{k}"] for k in ks_user], axis=1),
+                 "user_recall": np.stack([per[f"recall@{k}"] for k in ks_user], axis=1)}
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:

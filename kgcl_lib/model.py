@@ -47,14 +47,16 @@ weight matrix to the batch's local table before the neighbour sum when that tabl
 the receptive field (exact, by linearity), and attention logits come from one ``[B, R']`` product
 ``u Rᵀ / d`` gathered per edge.
 
+One reference, fast paths tested against it
+-------------------------------------------
+:func:`reference_item_representations` is the propagation written as plainly as the maths above;
+the forward's two fast paths (pure torch and compiled) and :mod:`kgcl_lib.scoring`'s
+full-catalogue scorer are tested against it (``tests/test_scoring.py``).
+
 Full-catalogue scoring
 ----------------------
-:func:`score_all` computes the exact KGCN score of every (user, item) pair without repeating
-each user over every item: the attention weights come from a ``[users, R']`` table, the
-first-iteration linear maps are applied once per entity (``W[v ; v_N] = W_a v + Σ_k w_k W_b e_k``
-because the neighbour sum is linear), and every entity's deeper representation is computed once
-per user, not once per (user, item).  It equals :meth:`KGCN.forward` up to float rounding
-(tested at 1e-5).
+Exact scores of every (user, item) pair and top-K lists live in :mod:`kgcl_lib.scoring`
+(``score_all``, ``topk``; importable from here too for existing callers).
 """
 
 from __future__ import annotations
@@ -62,7 +64,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -546,6 +547,54 @@ class KGCN(nn.Module):
         return 0.5 * total
 
 
+# ---------------------------------------------------------------------- reference propagation
+def reference_item_representations(model: KGCN, users: Tensor, items: Tensor) -> Tensor:
+    """User-specific item representations ``v_u`` ``float[B, d]``, written as directly as the
+    module docstring's maths: the specification that every fast path is tested against.
+
+    The fast paths -- :meth:`KGCN._propagate` (pure torch, weighted bags, the CUDA path),
+    :meth:`KGCN._propagate_fused` (compiled CPU kernels) and
+    :func:`kgcl_lib.scoring.score_all` (every item at once) -- reorder the same sums for speed.
+    This one keeps KGCN's reference layout: per hop ``h`` a ``[B, K^h, d]`` block of vectors,
+    each iteration mixing every hop with the hop below it, ``L − i`` hops left after iteration
+    ``i``.  ``users, items``: ``int64[B]``.  Differentiable; no kernels, no row planning.
+    """
+    cfg = model.cfg
+    d, K, L = cfg.dim, cfg.n_neighbors, cfg.n_iter
+    users = torch.as_tensor(users, dtype=torch.int64, device=model.adj_entity.device)
+    items = torch.as_tensor(items, dtype=torch.int64, device=model.adj_entity.device)
+    B = items.shape[0]
+    u = model.user_emb[users]  # [B, d]
+    entities, relations = [items.view(B, 1)], []  # hop h: [B, K^h] ids; relations[h]: [B, K^(h+1)]
+    for _ in range(L):
+        entities.append(model.adj_entity[entities[-1]].view(B, -1))
+        relations.append(model.adj_relation[entities[-2]].view(B, -1))
+    initial = model.initial_embeddings()
+    vectors = [initial[e] for e in entities]  # hop h: [B, K^h, d]
+    for i in range(L):
+        W, b = model.agg_weights[i], model.agg_biases[i]
+        mixed = []
+        for hop in range(L - i):
+            n_nodes = vectors[hop].shape[1]
+            nbr = vectors[hop + 1].view(B, n_nodes, K, d)
+            r = model.relation_emb[relations[hop]].view(B, n_nodes, K, d)
+            pi = (u.view(B, 1, 1, d) * r).mean(-1)  # π(u, r) = u·r / d   [B, n_nodes, K]
+            w = torch.softmax(pi, dim=-1)
+            v_n = (w.unsqueeze(-1) * nbr).sum(2)  # [B, n_nodes, d]
+            if cfg.neighbor_reduce == "mean":
+                v_n = v_n / K
+            v = vectors[hop]
+            if cfg.aggregator == "sum":
+                out = F.linear(v + v_n, W, b)
+            elif cfg.aggregator == "concat":
+                out = F.linear(torch.cat([v, v_n], -1), W, b)
+            else:
+                out = F.linear(v_n, W, b)
+            mixed.append(torch.tanh(out) if i == L - 1 else torch.relu(out))
+        vectors = mixed
+    return vectors[0][:, 0]
+
+
 # ---------------------------------------------------------------------- contrastive losses
 def cl_bce_loss(anchor: Tensor, other: Tensor, label: Tensor) -> Tensor:
     """Content contrastive loss of Eq. 4: ``mean BCE-with-logits(h_c · h_c', label)``.
@@ -573,181 +622,11 @@ def info_nce_loss(anchor: Tensor, positive: Tensor, temperature: float = 0.1) ->
     return F.cross_entropy(logits, torch.arange(anchor.shape[0], device=logits.device))
 
 
-# ---------------------------------------------------------------------- full-catalogue scoring
-@torch.no_grad()
-def _field_sets(model: KGCN) -> list[Tensor]:
-    """``need[i]``: sorted global ids of entities whose representation after ``i`` iterations is
-    needed to score every item (``need[L]`` = all items)."""
-    L = model.cfg.n_iter
-    need = [None] * (L + 1)
-    need[L] = torch.arange(model.n_items, device=model.adj_entity.device)
-    for i in range(L - 1, -1, -1):
-        nxt = need[i + 1]
-        need[i] = torch.unique(torch.cat([nxt, model.adj_entity.index_select(0, nxt).reshape(-1)]))
-    return need
+def __getattr__(name: str):
+    """``from kgcl_lib.model import score_all, topk`` keeps working: they moved to
+    :mod:`kgcl_lib.scoring` (imported lazily, so ``model`` does not import the module below it)."""
+    if name in ("score_all", "topk"):
+        from . import scoring
 
-
-@torch.no_grad()
-def score_all(model: KGCN, users: Tensor, chunk: int = 32, mode: str = "kgcn", progress: bool = False) -> Tensor:
-    """Scores ``float32[n_users_given, n_items]`` (sigmoid probabilities) of every item.
-
-    ``mode="kgcn"``: the exact user-specific KGCN score, identical (up to float rounding) to
-    ``sigmoid(model(users_repeated, items))``; computed chunk by chunk over ``chunk`` users.
-    ``mode="dot"`` (the paper's Fig. 4 inference): ``sigmoid(u · h_c)`` with ``h_c`` from
-    :meth:`KGCN.content_embeddings`.
-    """
-    if mode not in ("kgcn", "dot"):
-        raise ValueError(f"unknown scoring mode {mode!r}; expected 'kgcn' or 'dot'")
-    dev = model.adj_entity.device
-    users = torch.as_tensor(users, dtype=torch.int64).to(dev)
-    out = torch.empty(len(users), model.n_items, device=dev)
-    if mode == "dot":
-        hc = model.content_embeddings()
-        for s in range(0, len(users), max(chunk, 1024)):
-            u = model.user_emb.index_select(0, users[s : s + max(chunk, 1024)])
-            out[s : s + len(u)] = torch.sigmoid(u @ hc.t())
-        return out
-    for s, scores in _iter_kgcn_scores(model, users, chunk, progress):
-        out[s : s + len(scores)] = scores
-    return out
-
-
-def _iter_kgcn_scores(model: KGCN, users: Tensor, chunk: int, progress: bool, item_block: int = 128):
-    """Yield ``(start, float32[c, n_items])`` exact KGCN scores per chunk of ``c`` users.
-
-    Iteration ``i`` produces the representation after ``i + 1`` iterations of every entity in
-    ``need[i + 1]`` (see :func:`_field_sets`) from those of ``need[i]``; an entity's
-    representation for a user does not depend on the hop it is reached from, so each is computed
-    once per user.  The linear maps are applied before the neighbour sum (``W_b Σ_k w_k e_k =
-    Σ_k w_k W_b e_k``), once per entity for the user-independent first iteration.  The last
-    iteration runs in tiles of ``item_block`` items so that its ``[tile, c, d]`` pre-activations
-    stay in cache while tanh and the dot product with ``u`` consume them.
-    """
-    cfg = model.cfg
-    d, K, L = cfg.dim, cfg.n_neighbors, cfg.n_iter
-    dev = model.adj_entity.device
-    need = _field_sets(model)
-    # For each iteration i: node set need[i+1], its self/neighbour positions in need[i].
-    steps = []
-    for i in range(L):
-        pos = torch.full((model.n_entities,), -1, dtype=torch.int64, device=dev)
-        pos[need[i]] = torch.arange(len(need[i]), device=dev)
-        nodes = need[i + 1]
-        steps.append((pos[nodes], pos[model.adj_entity.index_select(0, nodes)], model.adj_relation.index_select(0, nodes)))
-    h0 = model.initial_embeddings().detach().index_select(0, need[0])  # [n0, d], user-independent
-    # Split each iteration's W into the self part W_a and neighbour part W_b.
-    split = []
-    for i in range(L):
-        W = model.agg_weights[i].detach()
-        if cfg.aggregator == "concat":
-            split.append((W[:, :d], W[:, d:]))
-        elif cfg.aggregator == "sum":
-            split.append((W, W))
-        else:
-            split.append((None, W))
-    biases = [b.detach() for b in model.agg_biases]
-    scale = 1.0 / K if cfg.neighbor_reduce == "mean" else 1.0
-    # First iteration's projections once per entity: P_self = h0 W_a^T + b, P_nbr = h0 W_b^T,
-    # laid out per node of need[1] as base [n1, d] and q [n1, K, d].
-    Wa0, Wb0 = split[0]
-    self_pos0, nbr_pos0, rel0 = steps[0]
-    n1 = len(self_pos0)
-    base0 = biases[0].expand(n1, d).clone()
-    if Wa0 is not None:
-        base0 += (h0 @ Wa0.t()).index_select(0, self_pos0)
-    # the 1/K of the mean-reduce is folded into q0 (saves a pass over the weights)
-    q0 = (h0 @ Wb0.t()).index_select(0, nbr_pos0.reshape(-1)).view(n1, K, d) * scale
-    R = model.relation_emb.detach()
-    U = model.user_emb.detach()
-    it = range(0, len(users), chunk)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="score_all(kgcn)", unit="chunk")
-    for s in it:
-        u = U.index_select(0, users[s : s + chunk])  # [c, d]
-        c = u.shape[0]
-        ur = (u @ R.t()) / d  # [c, R']  π(u, r) for every relation
-        urT = ur.t().contiguous()  # [R', c]
-        # exp(π − max_r π) per user once: the softmax over an item's K edges is then a gather
-        # and a normalisation (no exp per (user, item, edge)).  Exact: softmax is shift-invariant.
-        expT = (urT - urT.max(0, keepdim=True).values).exp_()  # [R', c], values in (0, 1]
-        logits = torch.empty(c, model.n_items, device=dev)
-        if L == 1:
-            for vs in range(0, n1, item_block):
-                ve = min(n1, vs + item_block)
-                nb = ve - vs
-                # softmax over each item's K edges, laid out [nb, K, c]
-                w = expT.index_select(0, rel0[vs:ve].reshape(-1)).view(nb, K, c)
-                z = w.sum(1, keepdim=True)
-                if bool((z < 1e-30).any()):  # π spread > ~69 for some user: exact softmax
-                    w = urT.index_select(0, rel0[vs:ve].reshape(-1)).view(nb, K, c).softmax(dim=1)
-                else:
-                    w.div_(z)
-                # [nb, c, d] = base + w^T @ q   (one small GEMM per item)
-                pre = torch.baddbmm(base0[vs:ve].unsqueeze(1), w.transpose(1, 2), q0[vs:ve])
-                logits[:, vs:ve] = (pre.tanh_() * u).sum(-1).t()
-            yield s, torch.sigmoid_(logits)
-            continue
-        # First iteration (user-independent inputs), all nodes of need[1]: h [c, n1, d]
-        w = urT.index_select(0, rel0.reshape(-1)).view(n1, K, c).softmax(dim=1)
-        h = torch.baddbmm(base0.unsqueeze(1), w.transpose(1, 2), q0).relu_().transpose(0, 1).contiguous()
-        for i in range(1, L):
-            Wa, Wb = split[i]
-            self_pos, nbr_pos, rel = steps[i]
-            n = len(self_pos)
-            p_nbr = h @ Wb.t()  # [c, n_prev, d]
-            p_self = h @ Wa.t() if Wa is not None else None
-            last = i == L - 1
-            out = logits if last else torch.empty(c, n, d, device=dev)
-            blk = item_block if last else n
-            for vs in range(0, n, blk):
-                ve = min(n, vs + blk)
-                nb = ve - vs
-                w = ur[:, rel[vs:ve].reshape(-1)].view(c * nb, 1, K).softmax(dim=-1)
-                if scale != 1.0:
-                    w.mul_(scale)
-                g = p_nbr[:, nbr_pos[vs:ve].reshape(-1)].view(c * nb, K, d)
-                pre = torch.bmm(w, g).view(c, nb, d)
-                if p_self is not None:
-                    pre += p_self[:, self_pos[vs:ve]]
-                pre += biases[i]
-                if last:
-                    out[:, vs:ve] = (pre.tanh_() * u.unsqueeze(1)).sum(-1)
-                else:
-                    out[:, vs:ve] = pre.relu_()
-            if not last:
-                h = out
-        yield s, torch.sigmoid_(logits)
-
-
-@torch.no_grad()
-def topk(model: KGCN, users, k: int, exclude=None, mode: str = "kgcn", chunk: int = 32, progress: bool = False) -> Tensor:
-    """Top-``k`` items ``int64[n_users_given, k]`` (best first) per user.
-
-    ``exclude``: ``scipy.sparse.csr_matrix [n_users_total, n_items]`` whose non-zeros (e.g. the
-    training positives) are masked with ``-inf`` before ranking, or ``None``.  Scores are
-    computed and ranked chunk by chunk, so memory stays ``O(chunk * n_items)``.
-    """
-    users_np = np.asarray(users.cpu() if isinstance(users, Tensor) else users, dtype=np.int64)
-    dev = model.adj_entity.device
-    users = torch.from_numpy(users_np).to(dev)
-    k = min(int(k), model.n_items)
-    out = torch.empty(len(users), k, dtype=torch.int64)
-
-    def finish(s, scores):
-        if exclude is not None:
-            sub = exclude[users_np[s : s + len(scores)]]
-            rows = np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr))
-            cols = sub.indices.astype(np.int64)
-            scores[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)] = -math.inf
-        out[s : s + len(scores)] = torch.topk(scores, k, dim=1).indices.cpu()
-
-    if mode == "kgcn":
-        for s, scores in _iter_kgcn_scores(model, users, chunk, progress):
-            finish(s, scores)
-    else:
-        step = max(chunk, 1024)
-        for s in range(0, len(users), step):
-            finish(s, score_all(model, users[s : s + step], mode=mode))
-    return out
+        return getattr(scoring, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -240,14 +240,8 @@ def format_table(
         md.append(f"*{caption}*\n")
     md.append("| " + " | ".join(head + col_names) + " |")
     md.append("|" + "---|" * len(head) + "---:|" * len(col_names))
-    prev = [None] * len(index)
-    for rk in row_keys:
-        # Blank a level that repeats the row above (as the paper's merged cells do).
-        shown = []
-        for i, v in enumerate(rk):
-            same_prefix = all(rk[j] == prev[j] for j in range(i + 1))
-            shown.append("" if same_prefix and i < len(index) - 1 else _label(index[i], v))
-        prev = list(rk)
+    row_labels = _row_labels(row_keys, index)
+    for rk, shown in zip(row_keys, row_labels):
         md.append("| " + " | ".join(shown + [md_cell(cells.get((rk, ck), ("", ""))) for ck in col_keys]) + " |")
     markdown = "\n".join(md) + "\n"
 
@@ -271,18 +265,24 @@ def format_table(
             i = j + 1
         tex.append(" & ".join(row) + r" \\")
     tex.append(r"\midrule")
-    prev = [None] * len(index)
-    for rk in row_keys:
-        shown = []
-        for i, v in enumerate(rk):
-            same_prefix = all(rk[j] == prev[j] for j in range(i + 1))
-            shown.append("" if same_prefix and i < len(index) - 1 else _latex_escape(_label(index[i], v)))
-        if prev[0] is not None and rk[0] != prev[0]:
+    for n, (rk, shown) in enumerate(zip(row_keys, row_labels)):
+        if n and rk[0] != row_keys[n - 1][0]:
             tex.append(r"\midrule")
-        prev = list(rk)
-        tex.append(" & ".join(shown + [tex_cell(cells.get((rk, ck), ("", ""))) for ck in col_keys]) + r" \\")
+        tex.append(" & ".join([_latex_escape(t) for t in shown] + [tex_cell(cells.get((rk, ck), ("", ""))) for ck in col_keys])
+                   + r" \\")
     tex += [r"\bottomrule", r"\end{tabular}", r"\end{table*}"]
     return markdown, "\n".join(tex) + "\n"
+
+
+def _row_labels(row_keys: list[tuple], index: Sequence[str]) -> list[list[str]]:
+    """Each row's index labels, blanking a level that repeats the row above together with every
+    level before it (the paper's merged cells); the last level is always shown."""
+    out, prev = [], (None,) * len(index)
+    for rk in row_keys:
+        out.append(["" if i < len(index) - 1 and all(rk[j] == prev[j] for j in range(i + 1)) else _label(index[i], v)
+                    for i, v in enumerate(rk)])
+        prev = rk
+    return out
 
 
 def save_table(markdown: str, latex: str, out_dir: str | Path, name: str) -> dict[str, Path]:

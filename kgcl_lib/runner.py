@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -127,6 +128,49 @@ def check_profile_keys(profile: Profile, notebooks: list[Path], declared: dict[P
         raise ValueError(f"{profile.path}: parameters declared by no notebook: {unknown}")
 
 
+#: Kernels talk to the runner over IPC sockets: the default TCP transport makes every kernel print an
+#: "running over TCP without encryption" warning, and local runs need no network transport.
+try:
+    from traitlets.config import Config as _Config
+
+    KERNEL_CONFIG = _Config({"KernelManager": {"transport": "ipc"}})
+except ImportError:  # traitlets comes with jupyter; without it papermill cannot run anyway
+    KERNEL_CONFIG = None
+
+_WARNING_MARK = re.compile(r"warning|fallback|skipped|not available|unavailable", re.IGNORECASE)
+_WARNING_PREFIX = re.compile(r"^\S*\.py:\d+: ")  # "path/file.py:123: " of warnings.warn
+
+
+def new_warnings(executed: Path, seen: set[str], limit: int = 240) -> list[str]:
+    """Warning lines in ``executed``'s stderr outputs that ``seen`` does not hold yet (added to it).
+
+    Notebooks run in fresh kernels, so a library warning (an offline model fallback, a skipped
+    cross-encoder) appears in every notebook that touches the model; the runner says each once.
+    Lines are stripped of the ``file.py:N:`` prefix and cut to ``limit`` characters.
+    """
+    import json
+
+    try:
+        nb = json.loads(Path(executed).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    found = []
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "stream" or output.get("name") != "stderr":
+                continue
+            text = output.get("text", "")
+            for line in (text if isinstance(text, str) else "".join(text)).splitlines():
+                line = _WARNING_PREFIX.sub("", line.strip())
+                if not line or not _WARNING_MARK.search(line) or "\r" in line or line.startswith(("warnings.warn", "  ")):
+                    continue
+                line = line if len(line) <= limit else line[: limit - 1] + "…"
+                if line not in seen:
+                    seen.add(line)
+                    found.append(line)
+    return found
+
+
 def results_root(profile: str, runs_dir: str | os.PathLike | None = None) -> Path:
     """``<runs>/<profile>``: ``runs_dir``, else ``$KGCL_RUNS_DIR``, else ``runs/`` in the checkout."""
     base = Path(runs_dir or os.environ.get(ENV_RUNS_DIR) or REPO_ROOT / "runs")
@@ -179,6 +223,8 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
           file=out, flush=True)
 
     timings: dict[str, float] = {}
+    seen_warnings: set[str] = set()
+    width = max((len(nb.stem) for nb in nbs), default=0)
     t_all = time.perf_counter()
     for nb in nbs:
         target = executed / nb.name
@@ -189,16 +235,18 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
         params = notebook_parameters(nb, profile, {
             "profile": profile_name, "results_dir": str(results), "figures_dir": str(figures),
             "headlines_path": str(headlines), "force": bool(force)}, declared[nb])
-        print(f"[kgcl] {nb.name} ...", file=out, flush=True)
+        # one line per notebook: the name now, its time when it is done
+        print(f"[kgcl] {nb.stem:<{width}} ", end="", file=out, flush=True)
         t0 = time.perf_counter()
         for attempt in range(retries + 1):
             try:
                 papermill.execute_notebook(str(nb), str(target), parameters=params, kernel_name="python3",
                                            cwd=str(nb.parent), progress_bar=False, log_output=False,
-                                           execution_timeout=cell_timeout)
+                                           execution_timeout=cell_timeout, config=KERNEL_CONFIG)
                 break
             except PapermillExecutionError as exc:
                 dt = time.perf_counter() - t0
+                print(f"FAILED after {dt:.1f} s", file=out, flush=True)
                 print(f"[kgcl] FAILED {nb.name} after {dt:.1f} s at cell {exc.cell_index} of the executed copy "
                       f"(In [{exc.exec_count}]): {exc.ename}: {exc.evalue}\n"
                       f"[kgcl] executed copy with the traceback: {target}", file=out, flush=True)
@@ -206,13 +254,16 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
             except Exception as exc:  # cell timeout, kernel died, bad notebook JSON, ...
                 transient = isinstance(exc, TimeoutError) or type(exc).__name__ in ("CellTimeoutError", "DeadKernelError")
                 if transient and attempt < retries:
-                    print(f"[kgcl] {nb.name}: {type(exc).__name__}: {exc}; re-executing "
+                    print(f"\n[kgcl] {nb.name}: {type(exc).__name__}: {exc}; re-executing "
                           f"(attempt {attempt + 2} of {retries + 1})", file=out, flush=True)
+                    print(f"[kgcl] {nb.stem:<{width}} ", end="", file=out, flush=True)
                     continue
-                print(f"[kgcl] FAILED {nb.name}: {type(exc).__name__}: {exc}", file=out, flush=True)
+                print(f"FAILED\n[kgcl] FAILED {nb.name}: {type(exc).__name__}: {exc}", file=out, flush=True)
                 return 1
         timings[nb.stem] = round(time.perf_counter() - t0, 2)
-        print(f"[kgcl] {nb.name} done in {timings[nb.stem]:.1f} s", file=out, flush=True)
+        print(f"{timings[nb.stem]:7.1f} s", file=out, flush=True)
+        for text in new_warnings(target, seen_warnings):  # e.g. offline fallbacks: once per run, not per notebook
+            print(f"[kgcl]   warning (first in {nb.stem}): {text}", file=out, flush=True)
     total = round(time.perf_counter() - t_all, 2)
     write_json(results / "timings.json", {"profile": profile_name, "notebooks": timings, "total_s": total})
     print(f"[kgcl] all {len(nbs)} notebook(s) done in {total:.1f} s ({total / 60:.1f} min)", file=out, flush=True)

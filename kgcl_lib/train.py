@@ -58,16 +58,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .data import sample_neighbors
-from .model import AGGREGATORS, NEIGHBOR_REDUCE, KGCN, ModelConfig, cl_bce_loss, info_nce_loss, topk
+from .model import AGGREGATORS, NEIGHBOR_REDUCE, KGCN, ModelConfig, cl_bce_loss, info_nce_loss
 from .storage import atomic_path, write_json
 
 from .constants import TRAIN_TEXTS, VARIANT_TEMPLATE, VARIANTS  # noqa: F401  (VARIANT_TEMPLATE: pair template per variant)
 
 CL_LOSSES = ("bce", "infonce")
 OPTIMIZERS = ("adam", "lazy_adam", "dense_adam")
-
-#: Scoring mode used for the top-K tables (Sec. 3.4 / Fig. 4: user · content embedding).
-score_topk = topk
 
 
 @dataclass(frozen=True)
@@ -489,57 +486,6 @@ def pairs_arrays(pairs, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return a, o, y
 
 
-def genre_overlap_pairs(ds, n: int = 10, rng: np.random.Generator | int = 0, title_year: bool = False):
-    """FALLBACK content pairs (used only while ``kgcl_lib.pairs`` is unavailable).
-
-    For every item with genres: the ``n`` other items with the highest genre Jaccard similarity
-    are positives (ties broken at random, or by closest release year with ``title_year``) and
-    ``n`` random items sharing no genre are negatives.  Returns a DataFrame with the
-    ContentPairs columns ``anchor, other, label, score`` (score = Jaccard).  This is *not* the
-    paper's cross-encoder sampler.
-    """
-    import pandas as pd
-
-    rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-    genres = ds.items["genres"]
-    names = sorted({g for gs in genres for g in gs})
-    if not names:
-        raise ValueError(f"{ds.name}: no item has genres; cannot build genre-overlap pairs")
-    col = {g: j for j, g in enumerate(names)}
-    rows = np.repeat(np.arange(len(genres)), genres.map(len).to_numpy())
-    cols = np.fromiter((col[g] for gs in genres for g in gs), dtype=np.int64, count=len(rows))
-    G = np.zeros((len(genres), len(names)), dtype=np.float32)
-    G[rows, cols] = 1.0
-    has = np.flatnonzero(G.sum(1) > 0)
-    size = G.sum(1)
-    year = ds.items["year"].astype("float64").fillna(np.nan).to_numpy() if title_year else None
-    out = []
-    for s in range(0, len(has), 2048):
-        anc = has[s : s + 2048]
-        inter = G[anc] @ G[has].T  # [a, h]
-        jac = inter / (size[anc, None] + size[None, has] - inter)
-        key = jac + rng.random(jac.shape) * 1e-3  # random tie-break among equal Jaccard
-        if title_year:
-            dy = np.abs(year[anc, None] - year[None, has])
-            key = jac - 1e-3 * np.nan_to_num(np.minimum(dy, 100) / 100, nan=1.0)
-        key[has[None, :] == anc[:, None]] = -np.inf  # not itself
-        pos = np.argpartition(-key, n, axis=1)[:, :n]
-        noz = jac == 0
-        neg_key = np.where(noz, rng.random(jac.shape), -1.0)
-        neg = np.argpartition(-neg_key, n, axis=1)[:, :n]
-        neg_ok = np.take_along_axis(noz, neg, 1)
-        for idx, lab, ok in ((pos, 1, None), (neg, 0, neg_ok)):
-            a = np.repeat(anc, n)
-            o = has[idx].reshape(-1)
-            sc = np.take_along_axis(jac, idx, 1).reshape(-1)
-            # positives must share a genre; negatives must share none
-            keep = (sc > 0) if ok is None else ok.reshape(-1)
-            out.append(pd.DataFrame({"anchor": a[keep], "other": o[keep], "label": np.int8(lab), "score": sc[keep].astype(np.float32)}))
-    table = pd.concat(out, ignore_index=True)
-    table.attrs["provenance"] = {"sampler": "genre_overlap_pairs (fallback)", "n": n, "title_year": title_year}
-    return table
-
-
 # ---------------------------------------------------------------------------- evaluation
 def _auc_f1(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """ROC-AUC and F1 at threshold 0.5 (KGCN's CTR protocol); AUC is NaN for a one-class split."""
@@ -838,19 +784,14 @@ def train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, p
 
 # ---------------------------------------------------------------------------- CLI
 def _load_pairs(ds, cfg: TrainConfig, rng_seed: int):
-    """Content pairs for a ``cl_*`` variant: ``kgcl_lib.pairs.build_pairs`` or the fallback."""
+    """Content pairs for a ``cl_*`` variant (:func:`kgcl_lib.pairs.build_pairs`) and a note on their source."""
+    from .pairs import build_pairs
+
     template = VARIANT_TEMPLATE[cfg.variant]
-    try:
-        from .pairs import build_pairs  # type: ignore
-    except ImportError:
-        build_pairs = None
-    if build_pairs is not None:
-        kw = {"domain": "movie"} if ds.name.startswith("synthetic") else {}  # synthetic shapes carry no domain
-        pairs = build_pairs(ds, template=template, n=cfg.n_pairs, seed=rng_seed, **kw)
-        prov = getattr(pairs, "provenance", {}) or {}
-        return pairs, f"kgcl_lib.pairs.build_pairs(template={template!r}) {json.dumps(prov, default=str)[:300]}"
-    table = genre_overlap_pairs(ds, cfg.n_pairs, np.random.default_rng(rng_seed), title_year=template == "title_genre")
-    return table, f"FALLBACK genre_overlap_pairs(title_year={template == 'title_genre'})"
+    kw = {"domain": "movie"} if ds.name.startswith("synthetic") else {}  # synthetic shapes carry no domain
+    pairs = build_pairs(ds, template=template, n=cfg.n_pairs, seed=rng_seed, **kw)
+    prov = getattr(pairs, "provenance", {}) or {}
+    return pairs, f"kgcl_lib.pairs.build_pairs(template={template!r}) {json.dumps(prov, default=str)[:300]}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -886,10 +827,7 @@ def main(argv=None) -> int:
     cfg = TrainConfig(dataset=args.dataset, **kwargs)
     from .data import split_ratings
 
-    try:
-        from .data import load_dataset  # type: ignore
-    except ImportError as e:
-        raise SystemExit(f"kgcl_lib.data.load_dataset is not available yet ({e})")
+    from .data import load_dataset
     t0 = time.perf_counter()
     ds = load_dataset(cfg.dataset, data_dir=args.data_dir, seed=cfg.seed)
     split = split_ratings(ds.ratings, np.random.default_rng(cfg.seed))

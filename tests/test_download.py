@@ -319,3 +319,38 @@ def test_redact_hides_keys():
     assert redact("https://api.x/3/movie/1?language=en-US&api_key=SECRET") == "https://api.x/3/movie/1?language=en-US&api_key=***"
     assert redact("https://g/books/v1/volumes?q=isbn:1&key=K") == "https://g/books/v1/volumes?q=isbn:1&key=***"
     assert redact("https://a/b") == "https://a/b"
+
+
+def test_dns_failure_fails_fast_once_per_host(http_server, monkeypatch, caplog, tmp_path):  # noqa: F811
+    """No network: "Name or service not known" is not retried with back-off, and a second request
+    to the same host fails at once without touching the resolver again."""
+    import socket
+
+    from kgcl_lib.data.download import NoNetworkError
+
+    lookups = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "api.unreachable.example":
+            lookups.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    clock = FakeClock()
+    c = client(clock, max_retries=5)
+    with caplog.at_level(logging.WARNING, logger="kgcl_lib.data.download"):
+        with pytest.raises(NoNetworkError, match="no network access to api.unreachable.example"):
+            c.get_json("http://api.unreachable.example/3/search?q=x")
+        with pytest.raises(NoNetworkError):
+            c.get_json("http://api.unreachable.example/3/search?q=y")
+        # a mirror list moves on to the next URL after the unreachable one
+        http_server.file("/file.bin", DATA)
+        out = c.download(["http://api.unreachable.example/file.bin", http_server.url("/file.bin")], tmp_path / "f.bin",
+                         sha256=sha(DATA), progress=False)
+    assert out.read_bytes() == DATA
+    assert lookups == ["api.unreachable.example"]  # resolved once; then remembered
+    assert c.stats["retries"] == 0 and clock.sleeps == []
+    said = [r.getMessage() for r in caplog.records if "no network access" in r.getMessage()]
+    assert len(said) == 1, said

@@ -3,6 +3,7 @@ failure reporting). Training itself is exercised by tests/test_notebooks.py."""
 
 import io
 import json
+import re
 import os
 
 import nbformat
@@ -164,11 +165,33 @@ def test_run_executes_in_order_and_stops_at_failure(tmp_path):
     assert json.loads((tmp_path / "runs" / "t" / "notebooks" / "01_ok.json").read_text()) == {"x": 7}
     assert "FAILED 02_fail.ipynb" in log and "ValueError: boom at x=7" in log and "In [3]" in log
     assert "03_never" not in log
-    assert "01_ok.ipynb done in" in log
+    assert re.search(r"^\[kgcl\] 01_ok\s+\d+\.\d s$", log, re.M), log  # one line per notebook, with its time
     out = io.StringIO()
     assert runner.run("t", only="01", runs_dir=tmp_path / "runs", figures_dir=tmp_path / "fig",
                       notebooks_dir=nbdir, params_dir=tmp_path, out=out) == 0
     assert json.loads((tmp_path / "runs" / "t" / "timings.json").read_text())["notebooks"].keys() == {"01_ok"}
+
+
+def test_run_is_quiet_and_says_each_warning_once(tmp_path, capfd):
+    """No kernel transport warning per notebook; a library warning that two notebooks both emit
+    (an offline fallback, say) is printed once per run, naming the notebook where it came first."""
+    nbdir = tmp_path / "nb"
+    nbdir.mkdir()
+    params = "profile = 'default'\nresults_dir = None\nheadlines_path = None"
+    warn = "import warnings\nwarnings.warn('model X unavailable offline; using fallback Y')"
+    _notebook(nbdir / "01_a.ipynb", params, warn)
+    _notebook(nbdir / "02_b.ipynb", params, warn + "\nwarnings.warn('a second, different warning')")
+    (tmp_path / "t.yaml").write_text("{}\n")
+    out = io.StringIO()
+    assert runner.run("t", runs_dir=tmp_path / "runs", figures_dir=tmp_path / "fig", notebooks_dir=nbdir,
+                      params_dir=tmp_path, out=out) == 0
+    log = out.getvalue()
+    assert log.count("model X unavailable offline; using fallback Y") == 1, log
+    assert "warning (first in 01_a): UserWarning: model X unavailable" in log
+    assert log.count("a second, different warning") == 1 and "warning (first in 02_b)" in log
+    assert len(log.strip().splitlines()) == 1 + 2 + 2 + 1  # header, 2 notebooks, 2 warnings, total
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.err + captured.out
 
 
 def test_committed_notebooks_carry_no_outputs():
@@ -216,7 +239,7 @@ def test_run_times_out_a_stalled_cell_then_retries(tmp_path):
                     params_dir=tmp_path, out=out, cell_timeout=5, retries=1)
     log = out.getvalue()
     assert rc == 0, log
-    assert "re-executing (attempt 2 of 2)" in log and "01_stall.ipynb done in" in log
+    assert "re-executing (attempt 2 of 2)" in log and re.search(r"^\[kgcl\] 01_stall\s+\d+\.\d s$", log, re.M), log
     assert "KGCL_HEADLESS" not in os.environ or os.environ["KGCL_HEADLESS"] != "1"
     (tmp_path / "marker").unlink()
     out = io.StringIO()

@@ -76,3 +76,14 @@ def test_table5_done_or_explained(smoke):
         assert len(h["rows"]) == 3 * 4 and (figures / "table5.md").exists()
     else:  # no LLM available: the notebook says why and stops cleanly
         assert all(s["message"] for s in h["status"].values())
+
+
+def test_claims_table(smoke):
+    from kgcl_lib import claims
+
+    _, results, figures = smoke
+    h = _head(results, "11_claims")
+    assert {k.split("|")[0] for k in h["verdicts"]} == {c.id for c in claims.CLAIMS}
+    allowed = ("supported", "contradicted", "inconclusive", claims.NOT_TESTABLE)
+    assert all(v.startswith(allowed) for v in h["verdicts"].values())
+    assert (figures / "claims.md").read_text().count("| 5 |") == 1 and (figures / "claims.tex").exists()

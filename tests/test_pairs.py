@@ -313,12 +313,38 @@ def test_deterministic_given_seed_and_ties_broken_by_seed(models):
     assert c.provenance["seed"]["from_generator"] >= 0
 
 
-def test_chunking_does_not_change_the_pairs(models, monkeypatch):
+@pytest.mark.parametrize("chunk", [1, 7, 256, 10**6])
+@pytest.mark.parametrize("cross", ["hash", None])
+def test_chunking_does_not_change_the_pairs(models, monkeypatch, chunk, cross):
+    # The genre template repeats sentences: many exact ties that only the seeded key may break.
     ds = random_ds(n=50, seed=6, missing=(0,))
-    kw = dict(n=3, candidates=9, bi_encoder=models["bi"], cross_encoder=HashScorer(), cache=False, show_progress=False)
-    whole = build_pairs(ds, "genre", **kw)
-    monkeypatch.setattr(build_mod, "ANCHOR_CHUNK", 7)
-    pd.testing.assert_frame_equal(build_pairs(ds, "genre", **kw).table, whole.table)
+    kw = dict(n=3, candidates=9, bi_encoder=models["bi"], cache=False, show_progress=False)
+    monkeypatch.setattr(build_mod, "ANCHOR_CHUNK", 10**6)
+    whole = build_pairs(ds, "genre", cross_encoder=HashScorer() if cross else None, **kw)
+    monkeypatch.setattr(build_mod, "ANCHOR_CHUNK", chunk)
+    pd.testing.assert_frame_equal(build_pairs(ds, "genre", cross_encoder=HashScorer() if cross else None, **kw).table, whole.table)
+
+
+def test_fixed_point_dot_products_are_exact_and_order_free():
+    from kgcl_lib.pairs.select import fixed_point
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 384)).astype(np.float32)
+    x[7] = x[3]  # an identical sentence
+    q, scale = fixed_point(x)
+    assert np.array_equal(q, np.rint(q)) and np.abs(q).max() <= 2.0**21  # d = 384 -> q = 21 bits
+    full = q @ q.T
+    # any row chunking / summation order gives the same bits (integers below 2**53 add exactly)
+    for rows in (slice(0, 1), slice(5, 12), slice(0, 40)):
+        assert np.array_equal(q[rows] @ q.T, full[rows])
+    perm = rng.permutation(384)
+    assert np.array_equal(q[:, perm] @ q[:, perm].T, full)
+    exact = np.array([[sum(int(a) * int(b) for a, b in zip(q[i], q[j])) for j in range(5)] for i in range(5)], dtype=np.float64)
+    assert np.array_equal(full[:5, :5], exact)
+    assert np.array_equal(full[7], full[3]) and full[3, 7] == full[3, 3]
+    # and it approximates the float dot product to well below float32 resolution of the scores
+    ref = x.astype(np.float64) @ x.astype(np.float64).T
+    assert np.abs(full / scale**2 - ref).max() < 1e-4 * np.abs(ref).max()
 
 
 def test_cache_hit_on_rerun_and_resume_after_crash(models, monkeypatch):

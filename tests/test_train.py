@@ -15,10 +15,10 @@ import torch
 
 from kgcl_lib.data import split_ratings
 from kgcl_lib.data.synthetic import SyntheticShape, make_synthetic
+from kgcl_lib.pairs import build_pairs
 from kgcl_lib.train import (
     TableAdam,
     TrainConfig,
-    genre_overlap_pairs,
     load_checkpoint,
     main,
     make_optimizer,
@@ -49,7 +49,8 @@ def small_cfg(**kw):
 
 
 def pairs_for(ds, n=3):
-    return genre_overlap_pairs(ds, n=n, rng=np.random.default_rng(0))
+    """The library's pairs (KG-attribute sampler: synthetic items share KG attributes, no encoder needed)."""
+    return build_pairs(ds, "genre", n=n, sampler="kg", seed=0, cache=False, show_progress=False)
 
 
 def fake_text(ds, D=6, seed=0):
@@ -250,7 +251,7 @@ def test_joint_batching_and_cl(ds, split, cl_loss):
     pairs = pairs_for(ds)
     res = train(ds, split, small_cfg(variant="cl_genre", cl_loss=cl_loss, epochs=1), pairs=pairs, progress=False)
     steps = math.ceil(len(split.train) / 64)
-    n_pairs = len(pairs) if cl_loss == "bce" else int((pairs["label"] == 1).sum())
+    n_pairs = len(pairs.table) if cl_loss == "bce" else len(pairs.positives)
     assert res.info["cl_batch"] == math.ceil(n_pairs / steps)
     assert res.history[0]["cl_loss"] > 0
     # total = γ base + (1 − γ) CL + λ l2, averaged over steps
@@ -295,16 +296,6 @@ def test_early_stopping_and_restore_best(ds, split):
     assert res.best_epoch == best
     assert res.epochs < 30 and res.epochs - best == 2  # stopped after `patience` non-improving epochs
     assert res.valid_auc == aucs[best - 1]
-
-
-def test_genre_overlap_pairs(ds):
-    pairs = genre_overlap_pairs(ds, n=2, rng=np.random.default_rng(0))
-    assert list(pairs.columns) == ["anchor", "other", "label", "score"]
-    genres = ds.items["genres"]
-    for a, o, lab in pairs[["anchor", "other", "label"]].itertuples(index=False):
-        shared = set(genres[a]) & set(genres[o])
-        assert a != o
-        assert (len(shared) > 0) if lab == 1 else (len(shared) == 0)
 
 
 def test_cli_json(tmp_path, monkeypatch, capsys):

@@ -69,6 +69,24 @@ class QuotaExceeded(DownloadError):
     """The API's quota is spent (a daily limit, or a ``Retry-After`` longer than we wait)."""
 
 
+class NoNetworkError(DownloadError):
+    """The host name cannot be resolved (no network, or no DNS): retrying will not help.
+
+    Raised at once, without back-off; the client remembers the host, so later requests to it
+    fail immediately too (one message per host, not one per item of a long loop).
+    """
+
+    def __init__(self, host: str, reason: object = ""):
+        self.host = host
+        super().__init__(f"no network access to {host} (cannot resolve the host name: {reason})")
+
+
+def _dns_failure(exc: BaseException) -> bool:
+    """``exc`` is a name-resolution failure (``socket.gaierror``, e.g. "Name or service not known")."""
+    reason = getattr(exc, "reason", exc)
+    return isinstance(reason, socket.gaierror) or isinstance(exc, socket.gaierror)
+
+
 class _ShortRead(Exception):
     """The connection ended before Content-Length bytes arrived (resume with Range)."""
 
@@ -233,12 +251,6 @@ class Manifest:
             }
             storage.write_json(self.path, data)
 
-    def forget(self, key: str) -> None:
-        with self._lock:
-            data = self._read()
-            if data.pop(key, None) is not None:
-                storage.write_json(self.path, data)
-
 
 def _digests(path: Path) -> tuple[str, str]:
     """``(sha256, md5)`` hex digests of a file, one read."""
@@ -307,6 +319,7 @@ class HttpClient:
         self.user_agent = user_agent or default_user_agent()
         self.stats = {"requests": 0, "retries": 0, "slept_s": 0.0}
         self._lock = threading.Lock()
+        self._unresolvable: dict[str, NoNetworkError] = {}  # host -> the error, raised again at once
         # Own opener (not urllib's global one): proxy settings are read from the environment
         # now, when the client is made, rather than whenever urllib was first used.
         self._opener = urllib.request.build_opener()
@@ -334,6 +347,9 @@ class HttpClient:
         ``attempt`` may raise ``urllib.error.HTTPError`` (classified here) or a transient
         network error.  Non-retryable statuses become :class:`HttpStatusError` at once.
         """
+        host = urlsplit(url).hostname or url
+        if host in self._unresolvable:
+            raise self._unresolvable[host]
         last: Exception | None = None
         for i in range(self.retry.max_retries + 1):
             try:
@@ -357,6 +373,11 @@ class HttpClient:
                     wait = self.retry.backoff(i, self.rng)
                 last = HttpStatusError(url, status, body)
             except _TRANSIENT as e:
+                if _dns_failure(e):  # offline or no DNS: six back-offs would only waste a minute
+                    err = NoNetworkError(host, getattr(e, "reason", e))
+                    self._unresolvable[host] = err
+                    log.warning("%s", err)
+                    raise err from None
                 wait = self.retry.backoff(i, self.rng)
                 last = e
             if i == self.retry.max_retries:
@@ -442,7 +463,8 @@ class HttpClient:
                 if isinstance(e, QuotaExceeded):
                     raise
                 errors.append(str(e) if redact(url) in str(e) else f"{redact(url)}: {e}")
-                log.warning("download failed: %s", errors[-1])
+                if not isinstance(e, NoNetworkError):  # already said once, by the client
+                    log.warning("download failed: %s", errors[-1])
                 continue
             self._verify(part, url, sha256, md5, manifest, key, retrust, delete=True)
             os.replace(part, dest)  # atomic: dest appears only complete and verified

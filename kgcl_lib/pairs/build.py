@@ -59,12 +59,12 @@ from ..text.models import (
     resolve_encoder,
 )
 from .kg import item_attributes, kg_chunk_pairs
-from .select import PairScoreMemo, pair_keys, top_k
+from .select import PairScoreMemo, fixed_point, pair_keys, top_k
 from .templates import infer_domain, verbalize
 
 log = logging.getLogger("kgcl_lib.pairs")
 
-CACHE_VERSION = "kgcl-pairs-v1"
+CACHE_VERSION = "kgcl-pairs-v2"  # v2: bi-encoder scores in exact fixed point (chunk-independent)
 #: Anchors per checkpointed chunk.
 ANCHOR_CHUNK = 256
 SAMPLERS = ("text", "kg", "text+kg")
@@ -175,15 +175,17 @@ def _resolve_cross(cross_encoder, device):
     return ce, ce.describe()
 
 
-def _text_chunk(rows, items, vec, codes, n, mode, m_cand, k_neg, memo, score_fn, entropy):
+def _text_chunk(rows, items, vec, bi_scale, codes, n, mode, m_cand, k_neg, memo, score_fn, entropy):
     """Positives/negatives for anchors ``rows`` (positions among the eligible ``items``).
 
+    ``vec`` holds the bi-encoder vectors in fixed point (:func:`fixed_point`, scale
+    ``bi_scale``), so identical sentences tie exactly in every chunking.
     Returns ``(other [r, 2n] positions, score [r, 2n])``: columns ``:n`` positives best-first,
     ``n:`` negatives lowest-first.  Ties are broken by :func:`pair_keys` of the item pair.
     """
     r, m = len(rows), len(vec)
     keys = pair_keys(items[rows, None], items[None, :], entropy)  # [r, m]
-    bi = vec[rows] @ vec.T  # [r, m] bi-encoder dot products
+    bi = vec[rows] @ vec.T  # [r, m] bi-encoder dot products, exact (``vec`` is fixed point)
     self_mask = np.zeros((r, m), dtype=bool)
     self_mask[np.arange(r), rows] = True
     if mode == "bi-encoder":
@@ -201,7 +203,8 @@ def _text_chunk(rows, items, vec, codes, n, mode, m_cand, k_neg, memo, score_fn,
         pos, neg = np.take_along_axis(cand, pos_i, 1), np.take_along_axis(negc, neg_i, 1)
         return np.concatenate([pos, neg], 1), np.concatenate([np.take_along_axis(cs, pos_i, 1), np.take_along_axis(ns, neg_i, 1)], 1)
     other = np.concatenate([top_k(scores, n, keys, self_mask), top_k(-scores, n, keys, self_mask)], axis=1)
-    return other, np.take_along_axis(scores, other, axis=1)
+    score = np.take_along_axis(scores, other, axis=1)
+    return other, (score / bi_scale**2 if mode == "bi-encoder" else score)
 
 
 def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 100, exhaustive: bool = False,
@@ -335,7 +338,10 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
     try:
         if use_text:
             vec_u, _, enc_info = _encode_sentences(uniques, bi, batch_size, cache, show_progress)
-            vec = vec_u[codes]  # [m, D]
+            # exact integer-valued dot products: the ranking cannot depend on which BLAS kernel
+            # (chunk shape, threads) computed a score, and identical sentences tie exactly
+            vec_fixed, bi_scale = fixed_point(vec_u)
+            vec = vec_fixed[codes]  # [m, D]
             memo = PairScoreMemo(len(uniques))
             score_fn = None
             if cross is not None:
@@ -352,7 +358,7 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
                 part = parts_dir / f"text-{ci:05d}.npz" if parts_dir else None
                 done = _load_part(part) if part is not None and part.is_file() else None
                 if done is None:
-                    other, score = _text_chunk(rows, eligible, vec, codes, n, mode, candidates, negative_candidates, memo, score_fn,
+                    other, score = _text_chunk(rows, eligible, vec, bi_scale, codes, n, mode, candidates, negative_candidates, memo, score_fn,
                                                entropy)
                     done = {"anchor": np.repeat(eligible[rows], 2 * n), "other": eligible[other].ravel(),
                             "label": np.tile(np.repeat(np.array([1, 0], np.int8), n), len(rows)), "score": score.ravel().astype(np.float32)}

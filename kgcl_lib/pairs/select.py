@@ -1,5 +1,6 @@
 """Vectorised selection primitives for the pair samplers: exact top-k with seeded tie-breaking,
-per-pair random keys, and a memo of cross-encoder scores keyed by sentence pair."""
+per-pair random keys, order-independent (fixed-point) dot products, and a memo of cross-encoder
+scores keyed by sentence pair."""
 
 from __future__ import annotations
 
@@ -75,6 +76,35 @@ def top_k(scores: np.ndarray, k: int, keys: np.ndarray, exclude: np.ndarray | No
     ck = np.take_along_axis(keys, cand, axis=1)
     order = np.lexsort((ck, -cs, ~valid), axis=1)[:, :k]
     return np.take_along_axis(cand, order, axis=1).astype(np.int64)
+
+
+def fixed_point(vectors: np.ndarray) -> tuple[np.ndarray, float]:
+    """Integer-valued ``float64`` copies of ``vectors`` whose dot products are exact.
+
+    Floating-point dot products depend on the summation order, which BLAS picks by matrix shape
+    (a chunk of 7 anchors and one of 256 run different kernels), so two identical sentences could
+    score ``1e-7`` apart and a "tie" would be broken by the arithmetic instead of the seeded key.
+    Rounding every component to an integer of at most ``2**q`` in magnitude, with ``q`` chosen so
+    that ``d * 2**(2q) <= 2**52``, makes every partial sum an exactly representable integer: the
+    product ``a @ b.T`` is then exact whatever the kernel, chunking, thread count or FMA use.
+    The rounding step is ``max|x| / 2**q`` (``q = 21`` for ``d = 384``, ≈ 5e-7 of the largest
+    component), below float32's own resolution for typical embeddings.
+
+    Args:
+        vectors: ``float[n, d]``.
+
+    Returns:
+        ``(ints float64[n, d], scale)``: ``ints @ ints.T / scale**2`` approximates
+        ``vectors @ vectors.T``.
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    d = max(int(x.shape[-1]), 1)
+    q = (52 - int(np.ceil(np.log2(d)))) // 2
+    peak = float(np.abs(x).max(initial=0.0))
+    scale = (2.0**q) / peak if peak > 0 and np.isfinite(peak) else 1.0
+    if not np.isfinite(peak):
+        raise ValueError("fixed_point: embeddings contain NaN or infinity")
+    return np.rint(x * scale), scale
 
 
 class PairScoreMemo:
