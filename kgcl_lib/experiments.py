@@ -409,8 +409,8 @@ def text_source(ds, arm: str = "with", text_fallback: str = "metadata") -> str:
 
     ``"without"`` → ``"none"``; ``"llm"`` → ``"llm"``; ``"with"`` → the dataset's synopses
     (``ds.provenance["text_source"]``, set by :func:`kgcl_lib.data.load_dataset`: ``human``,
-    ``tmdb``, ``wikipedia``, …; synthetic data: ``synthetic``), else — items have titles and
-    ``text_fallback="metadata"`` — the metadata substitute, else ``"none"``.
+    ``tmdb``, ``wikipedia``, …; synthetic data: ``synthetic``), else — items have a title and
+    genres to verbalise and ``text_fallback="metadata"`` — the metadata substitute, else ``"none"``.
     """
     if arm == "without":
         return "none"
@@ -422,7 +422,10 @@ def text_source(ds, arm: str = "with", text_fallback: str = "metadata") -> str:
             return src
         return "synthetic" if str(ds.name).startswith("synthetic") else "human"
     if text_fallback == "metadata" and ds.items["title"].notna().any():
-        return "metadata"
+        from .pairs.templates import verbalize
+
+        if verbalize(ds, "title_genre", domain=_domain(ds.name)).notna().any():  # titles alone verbalise to nothing
+            return "metadata"
     return "none"
 
 

@@ -19,12 +19,12 @@ FAST = {"epochs": 2, "batch_size": 128}
 EV = X.EvalConfig(ks=(5, 10, 20), topk=20, cold_k=20)  # 60 items: short lists
 
 
-def bare(ds, *, keep_titles: bool = False):
-    """``ds`` without synopses and genres (and titles unless ``keep_titles``): Book-Crossing offline."""
+def bare(ds, *, keep_metadata: bool = False):
+    """``ds`` without synopses (and without titles and genres unless ``keep_metadata``): Book-Crossing offline."""
     items = ds.items.copy()
     items["synopsis"] = None
-    items["genres"] = [()] * len(items)
-    if not keep_titles:
+    if not keep_metadata:
+        items["genres"] = [()] * len(items)
         items["title"] = None
         items["year"] = pd.array([pd.NA] * len(items), dtype="Int64")
     return dataclasses.replace(ds, name="bare-books", items=items, provenance={**ds.provenance, "text_source": "none"})
@@ -91,10 +91,14 @@ def test_grid_without_text_or_metadata_trains_nothing_twice(tmp_path, monkeypatc
 
 
 def test_metadata_substitute_is_a_labelled_source_and_can_be_turned_off(tmp_path):
-    ds = bare(make_synthetic(SHAPE, 0), keep_titles=True)
+    ds = bare(make_synthetic(SHAPE, 0), keep_metadata=True)
     ds = dataclasses.replace(ds, provenance={k: v for k, v in ds.provenance.items() if k != "text_source"})
     assert X.text_source(ds, "with") == "metadata" and X.text_source(ds, "without") == "none"
     assert X.text_source(ds, "with", text_fallback="none") == "none"
+    # titles without genres verbalise to nothing: no substitute, so "with" = "without"
+    assert X.text_source(ds, "with") == "metadata"
+    titles_only = dataclasses.replace(ds, items=ds.items.assign(genres=[()] * ds.n_items))
+    assert X.text_source(titles_only, "with") == "none"
     specs = X.grid_specs(["bare-books"], ["base"], seeds=[0])
     plan = X.plan_grid(specs, ds, pair_n=3)
     assert all(reason is None for _, reason, _ in plan.values())  # "with" = title+genre text: a different input
