@@ -57,7 +57,7 @@ from .bookcrossing import (  # noqa: F401
 )
 from .books import _gbooks_pick, book_metadata, goodreads_subset, isbn10_to_13, read_bx_books  # noqa: F401
 from .common import (  # noqa: F401
-    DATASETS,
+    FETCH_NAMES,
     MISSING_TMDB_KEY,
     MOVIE_TEXT_MODES,
     PAPER_TABLE1,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -14,9 +13,8 @@ import pyarrow.csv as pa_csv
 
 from ... import storage
 from ..dataset import DatasetError
-from .common import WORK, _read_state, _read_tab, _write_state, _write_tsv
+from .common import log, WORK, _read_state, _read_tab, _write_state, _write_tsv
 
-log = logging.getLogger("kgcl_lib.data.acquire")
 
 
 def read_bx_ratings(path: str | os.PathLike) -> pd.DataFrame:

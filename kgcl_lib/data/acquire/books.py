@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 import os
 import re
 import zipfile
@@ -19,9 +18,8 @@ from ... import storage
 from .. import sources as srcs
 from ..dataset import DatasetError
 from ..download import DownloadError, HttpStatusError, JsonlCache, QuotaExceeded, cached_json
-from .common import ApiKeyError, FieldCoverage, _clean, _Ctx, _extract, _map_items, _read_tab, _Stopper, _write_tsv
+from .common import log, ApiKeyError, FieldCoverage, _clean, _Ctx, _extract, _map_items, _read_tab, _Stopper, _write_tsv
 
-log = logging.getLogger("kgcl_lib.data.acquire")
 
 
 def read_bx_books(path: str | os.PathLike) -> pd.DataFrame:

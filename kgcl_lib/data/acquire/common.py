@@ -26,7 +26,7 @@ from ..download import DownloadError, HttpClient, Manifest
 
 log = logging.getLogger("kgcl_lib.data.acquire")
 
-DATASETS = {
+FETCH_NAMES = {
     "ml-100k": "ml-100k",
     "movielens-100k": "ml-100k",
     "ml-20m": "ml-20m",
@@ -62,9 +62,9 @@ class ApiKeyError(DownloadError):
 # Small helpers -------------------------------------------------------------------------------
 def canonical_name(name: str) -> str:
     try:
-        return DATASETS[name.lower()]
+        return FETCH_NAMES[name.lower()]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; fetch knows {sorted(set(DATASETS.values()))}") from None
+        raise ValueError(f"unknown dataset {name!r}; fetch knows {sorted(set(FETCH_NAMES.values()))}") from None
 
 
 def _clean(text, *, strip_html: bool = False) -> str | None:

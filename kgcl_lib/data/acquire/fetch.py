@@ -14,10 +14,9 @@ from ..dataset import DatasetError
 from ..download import DownloadError, HttpClient, Manifest
 from .bookcrossing import convert_bookcrossing
 from .books import book_metadata
-from .common import DATASETS, MISSING_TMDB_KEY, MOVIE_TEXT_MODES, ApiKeyError, _Ctx, _extract, _finish, _read_tab, canonical_name
+from .common import FETCH_NAMES, MISSING_TMDB_KEY, MOVIE_TEXT_MODES, ApiKeyError, _Ctx, _extract, _finish, _read_tab, canonical_name
 from .movies import ml100k_synopses, movie_synopses
 
-log = logging.getLogger("kgcl_lib.data.acquire")
 
 
 def fetch_dataset(
@@ -166,7 +165,7 @@ def fetch_cli(argv: list[str] | None = None) -> int:
         prog="python -m kgcl_lib.data fetch",
         description="Download the paper's inputs (ratings, KG, synopses / book metadata). Reruns resume and make no repeat requests.",
     )
-    p.add_argument("--dataset", required=True, help=f"one of {sorted(set(DATASETS.values()))} (aliases: {', '.join(k for k in DATASETS if k not in DATASETS.values())})")
+    p.add_argument("--dataset", required=True, help=f"one of {sorted(set(FETCH_NAMES.values()))} (aliases: {', '.join(k for k in FETCH_NAMES if k not in FETCH_NAMES.values())})")
     p.add_argument("--dest", help="output folder (default: $KGCL_CACHE_DIR/data/NAME, where load_dataset finds it)")
     p.add_argument("--no-text", action="store_true", help="skip synopses / book metadata")
     p.add_argument("--movie-text", default="auto", choices=MOVIE_TEXT_MODES, help="movie synopsis source (default: auto = TMDB if TMDB_API_KEY is set, else Wikipedia)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
@@ -13,9 +12,8 @@ import pandas as pd
 
 from .. import sources as srcs
 from ..download import DownloadError, HttpStatusError, JsonlCache, QuotaExceeded, cached_json
-from .common import MISSING_TMDB_KEY, MOVIE_TEXT_MODES, ApiKeyError, FieldCoverage, _clean, _Ctx, _map_items, _read_tab, _Stopper, _write_tsv
+from .common import log, MISSING_TMDB_KEY, MOVIE_TEXT_MODES, ApiKeyError, FieldCoverage, _clean, _Ctx, _map_items, _read_tab, _Stopper, _write_tsv
 
-log = logging.getLogger("kgcl_lib.data.acquire")
 
 _ARTICLES = ("The", "A", "An", "Les", "Le", "La", "L'", "Il", "El", "Die", "Der", "Das", "Los", "Las", "Un", "Une", "I", "Det", "Den")
 _YEAR = re.compile(r"\s*\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$")
