@@ -401,7 +401,7 @@ def _text_note(df: pd.DataFrame, dataset: str) -> tuple[str | None, str]:
         return None, ""
     syn = df.loc[(df["dataset"] == dataset) & (df["text"] == "with"), "synopses"].dropna()
     s = "; ".join(sorted(set(syn)))
-    if "no human synopses or titles" in s:
+    if "no human synopses or titles" in s or "no synopses, titles or genres" in s:
         return "no text source on this dataset", ""
     if "substitute" in s:
         return None, "text = verbalised title+genres (no synopses)"
@@ -741,13 +741,17 @@ def claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str]
 
 def load_frames(results_dir) -> tuple[dict[str, pd.DataFrame | None], dict[str, str]]:
     """The ``grid`` / ``gamma`` / ``llm`` manifests' results, and why any is missing."""
-    from .experiments import load_manifest
+    from .experiments import load_manifest, trained
 
     notebook = {"grid": "04_train", "gamma": "09_figure6", "llm": "10_table5_llm"}
     frames, missing = {}, {}
     for name, nb in notebook.items():
         try:
-            frames[name], _ = load_manifest(results_dir, name)
+            frame, _ = load_manifest(results_dir, name)
+            # n/a cells copy another run (experiments.plan_grid): drop them; KG-pair CL runs keep
+            # the variant they were requested as, so the no-text contrasts stay testable
+            frame = trained(frame)
+            frames[name] = frame.assign(variant=frame["spec_variant"]) if "spec_variant" in frame.columns else frame
         except FileNotFoundError:
             frames[name] = None
             missing[name] = f"notebook {nb} stored no '{name}' runs" + (" (no LLM available?)" if name == "llm" else "")

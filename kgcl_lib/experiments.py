@@ -1,9 +1,11 @@
 """The paper's grid of runs and the results store the notebooks share.
 
 A run is named by a :class:`RunSpec` — dataset, variant (``base`` = L_base, ``cl_genre``,
-``cl_title_genre``), text (``without`` / ``with`` human synopses / ``llm`` synopses), seed, γ and
-free ``TrainConfig`` overrides — whose :attr:`RunSpec.run_id` is a stable hash.  :func:`run_grid`
-trains the runs that are not finished yet and stores, under ``<results_dir>/runs/<run_id>/``:
+``cl_title_genre``), text arm (``without`` / ``with`` the dataset's own text / ``llm`` synopses),
+optionally the text source it must use (``human``, ``tmdb``, ``wikipedia``, ``metadata``, … see
+:data:`kgcl_lib.constants.TEXT_SOURCES`), seed, γ and free ``TrainConfig`` overrides — whose
+:attr:`RunSpec.run_id` is a stable hash.  :func:`run_grid` trains the runs that are not finished
+yet and stores, under ``<results_dir>/runs/<run_id>/``:
 
 * ``config.json``   — the spec, the exact ``TrainConfig``, evaluation settings, encoder model,
   pairs provenance, dataset checksum/provenance and timings;
@@ -26,6 +28,14 @@ effective thread count and the device type, because results at 1 and 2 threads (
 differ at ≈1e-6 (:func:`config_key`). :func:`run_grid` runs the unfinished specs in this process
 or as Ray tasks (``executor="ray"``, :mod:`kgcl_lib.executors`).
 
+**No duplicate runs.**  When a dataset lacks what a cell of the grid needs — no text at all
+(the "with" arm would equal "without"), or too few genres/titles (both CL templates fall back to
+the same KG-attribute pairs) — :func:`plan_grid` maps the cell to the one configuration it
+equals; that configuration is trained once and the cell gets ``not_applicable.json`` (reason,
+``same_as``) instead of results.  :func:`load_results` returns such cells with ``na_reason`` set
+and NaN metrics, so tables print "n/a (reason)" and no p-value is computed for them.  A CL run
+whose pairs came from KG attributes is reported as variant ``cl_kg`` ("+CL KG attributes").
+
 Work that notebooks hand to each other also lives under ``results_dir`` (``text/``, ``pairs/``):
 :func:`text_embeddings` and :func:`content_pairs` load a stored file when present and build and
 store it otherwise, so any notebook reruns alone.  :func:`load_results` flattens the store into
@@ -47,17 +57,11 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .constants import KS, NO_TEXT_VARIANTS, PERCENTILES, TEXT_ARMS, TEXT_SOURCES, VARIANT_TEMPLATE, VARIANTS  # noqa: F401
 from .storage import atomic_dir, atomic_path, write_json
 
-VARIANTS = ("base", "cl_genre", "cl_title_genre", "kgcn_original")
-#: Content-pair template of each contrastive variant (``base`` / ``kgcn_original`` train without pairs).
-VARIANT_TEMPLATE = {"base": None, "cl_genre": "genre", "cl_title_genre": "title_genre", "kgcn_original": None}
-#: Variants that only exist without text (``kgcn_original``: KGCN itself, no text, no CL).
-NO_TEXT_VARIANTS = ("kgcn_original",)
-TEXTS = ("without", "with", "llm")
-KS = (5, 10, 20, 50, 100)
-#: Cumulative user-activity buckets of Figures 1/5: "p" = the p % least active test users.
-PERCENTILES = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+#: Marker file of a grid cell that is a copy of another configuration (see the module docstring).
+NOT_APPLICABLE = "not_applicable.json"
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,11 +76,16 @@ class RunSpec:
         variant: ``"base"`` (L_base only, the paper's Table 1 settings), ``"cl_genre"``,
             ``"cl_title_genre"`` or ``"kgcn_original"`` (L_base with KGCN's own published settings,
             :func:`kgcl_lib.train.kgcn_settings`; text ``"without"`` only).
-        text: ``"without"`` (free item embeddings), ``"with"`` (human synopses) or ``"llm"``.
+        text: the text arm: ``"without"`` (free item embeddings), ``"with"`` (the dataset's own
+            text) or ``"llm"`` (LLM-generated synopses).
         seed: split, neighbour sampling and initialisation seed.
         gamma: weight of L_base against the contrastive loss (default: ``None`` = the
             dataset's paper setting).
         overrides: ``((field, value), ...)`` applied to the ``TrainConfig`` (e.g. epochs).
+        text_source: where the text must come from (a key of
+            :data:`~kgcl_lib.constants.TEXT_SOURCES`; ``None``: whatever the dataset has, see
+            :func:`text_source`). ``run_grid`` refuses a dataset whose text is another source.
+            The source actually used is always recorded with the run and labels its table rows.
     """
 
     dataset: str
@@ -85,19 +94,28 @@ class RunSpec:
     seed: int = 0
     gamma: float | None = None
     overrides: tuple = ()
+    text_source: str | None = None
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"RunSpec.variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.text not in TEXTS:
-            raise ValueError(f"RunSpec.text must be one of {TEXTS}, got {self.text!r}")
+        if self.text not in TEXT_ARMS:
+            raise ValueError(f"RunSpec.text must be one of {TEXT_ARMS}, got {self.text!r}")
+        if self.text_source is not None and self.text_source not in TEXT_SOURCES:
+            raise ValueError(f"RunSpec.text_source must be None or one of {sorted(TEXT_SOURCES)}, got {self.text_source!r}")
+        fixed = {"without": "none", "llm": "llm"}.get(self.text)
+        if fixed and self.text_source not in (None, fixed):
+            raise ValueError(f"RunSpec(text={self.text!r}) has text_source {fixed!r}, not {self.text_source!r}")
         if self.variant in NO_TEXT_VARIANTS and self.text != "without":
             raise ValueError(f"RunSpec.variant {self.variant!r} has no text; got text={self.text!r}")
         object.__setattr__(self, "overrides", tuple(sorted((str(k), v) for k, v in dict(self.overrides).items())))
 
     def key(self) -> dict:
-        return {"dataset": self.dataset, "variant": self.variant, "text": self.text, "seed": int(self.seed),
-                "gamma": None if self.gamma is None else float(self.gamma), "overrides": [list(o) for o in self.overrides]}
+        key = {"dataset": self.dataset, "variant": self.variant, "text": self.text, "seed": int(self.seed),
+               "gamma": None if self.gamma is None else float(self.gamma), "overrides": [list(o) for o in self.overrides]}
+        if self.text_source is not None:  # unpinned specs keep the hashes they always had
+            key["text_source"] = self.text_source
+        return key
 
     @property
     def run_id(self) -> str:
@@ -108,22 +126,26 @@ class RunSpec:
 
 def grid_specs(datasets: Sequence[str], variants: Sequence[str] = VARIANTS, texts: Sequence[str] = ("without", "with"),
                seeds: Sequence[int] = (0,), gammas: Sequence[float | None] = (None,),
-               overrides: dict | None = None) -> list[RunSpec]:
+               overrides: dict | None = None, text_sources: dict | None = None) -> list[RunSpec]:
     """The cartesian product datasets × texts × variants × γ × seeds as :class:`RunSpec` s.
 
-    ``overrides`` maps a dataset name (or ``"*"`` for all) to TrainConfig overrides.
+    ``overrides`` maps a dataset name (or ``"*"`` for all) to TrainConfig overrides;
+    ``text_sources`` maps a dataset name to the source its ``"with"`` runs must use (default:
+    the dataset's own, recorded per run). Cells a dataset cannot fill are resolved by
+    :func:`run_grid` (see :func:`plan_grid`): they are never trained twice.
     """
-    overrides = overrides or {}
+    overrides, text_sources = overrides or {}, text_sources or {}
     out = []
     for ds in datasets:
         ov = {**overrides.get("*", {}), **overrides.get(ds, {})}
         for text in texts:
+            src = text_sources.get(ds) if text == "with" else None
             for variant in variants:
                 if variant in NO_TEXT_VARIANTS and text != "without":
                     continue
                 for gamma in gammas:
                     for seed in seeds:
-                        out.append(RunSpec(ds, variant, text, int(seed), gamma, tuple(ov.items())))
+                        out.append(RunSpec(ds, variant, text, int(seed), gamma, tuple(ov.items()), src))
     return out
 
 
@@ -208,31 +230,40 @@ def _dataset_key(ds) -> str:
 
 
 def text_embeddings(results_dir, ds, source: str = "with", model: str | None = None, force: bool = False,
-                    synopses: pd.Series | None = None):
-    """The item text embeddings of ``source`` (``"with"`` human / ``"llm"`` synopses), cached.
+                    synopses: pd.Series | None = None, text_fallback: str = "metadata"):
+    """The item text embeddings of the ``source`` arm (``"with"`` the dataset's text / ``"llm"``), cached.
 
     Stored as ``<results_dir>/text/<dataset>__<source>.npz`` (vectors, has_text, model,
-    provenance) keyed by the dataset checksum and the requested model. ``synopses`` replaces
-    ``ds.items.synopsis`` (the LLM texts of Table 5). Returns a
-    :class:`kgcl_lib.text.encode.TextEmbeddings`.
+    provenance) keyed by the dataset checksum, the requested model and the text source.
+    ``synopses`` replaces ``ds.items.synopsis`` (the LLM texts of Table 5). Without synopses the
+    ``"with"`` arm uses the *metadata substitute* (verbalised title + genres) when
+    ``text_fallback="metadata"`` — said once, and recorded as ``provenance["text_source"] =
+    "metadata"`` — or no text (``"none"``). Returns a :class:`kgcl_lib.text.encode.TextEmbeddings`.
     """
     from .text.encode import TextEmbeddings, item_text_embeddings
 
+    src = "llm" if synopses is not None else text_source(ds, source, text_fallback)
     path = Path(results_dir) / "text" / f"{ds.name}__{source}.npz"
-    key = f"{_dataset_key(ds)}:{model}:{source}"
+    key = f"{_dataset_key(ds)}:{model}:{source}:{src}"
     if path.exists() and not force:
         z = np.load(path, allow_pickle=False)
         if str(z["key"]) == key:
             return TextEmbeddings(vectors=z["vectors"], has_text=z["has_text"], model=str(z["model"]),
                                   provenance=json.loads(str(z["provenance"])))
     if synopses is None:
-        ds = with_substitute_text(ds)
+        if src == "metadata":
+            from .data.registry import say_once
+
+            say_once(f"{ds.name}: no synopses; the 'with semantic text' runs use the metadata substitute "
+                     f"(verbalised title + genres), labelled '{TEXT_SOURCES['metadata']}' in every table")
+            ds = with_substitute_text(ds)
     else:
         items = ds.items.copy()
         items["synopsis"] = synopses.reindex(items.index).astype("object")
         ds = dataclasses.replace(ds, items=items)
     kwargs = {"model": model} if model else {}
     emb = item_text_embeddings(ds, **kwargs)
+    emb.provenance["text_source"] = src
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, vectors=emb.vectors, has_text=emb.has_text, model=np.array(emb.model),
@@ -282,10 +313,11 @@ def content_pairs(results_dir, ds, template: str, n: int = 10, force: bool = Fal
 # Training and evaluation of one run
 # --------------------------------------------------------------------------------------------
 def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, pair_n: int = 10,
-                 threads: int | None = None):
+                 threads: int | None = None, text_source: str | None = None):
     """The exact ``TrainConfig`` of ``spec``: the paper's settings for the dataset
     (:func:`kgcl_lib.train.paper_settings`; the trainer's defaults for synthetic data), then the
-    spec's variant/text/seed/γ, then its overrides."""
+    spec's variant/text/seed/γ, then its overrides. ``text_source="none"`` (a dataset without
+    any text) trains without text vectors whatever the arm."""
     from .train import TrainConfig, kgcn_settings, paper_settings
 
     settings = kgcn_settings if spec.variant == "kgcn_original" else paper_settings
@@ -294,7 +326,8 @@ def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, 
     except ValueError:  # synthetic / unknown datasets: the TrainConfig defaults
         kw = {"aggregator": "sum"} if spec.variant == "kgcn_original" else {}
     variant = "base" if spec.variant == "kgcn_original" else spec.variant
-    kw.update(dataset=ds_name, variant=variant, text="none" if spec.text == "without" else "synopsis",
+    no_text = spec.text == "without" or text_source == "none"
+    kw.update(dataset=ds_name, variant=variant, text="none" if no_text else "synopsis",
               seed=int(spec.seed), text_model=text_model, n_pairs=int(pair_n))
     if threads is not None:
         kw["threads"] = int(threads)
@@ -403,9 +436,11 @@ def resolve_device_type(device: str) -> str:
     return str(device).split(":", 1)[0]
 
 
-def config_key(cfg, ev: EvalConfig, device_type: str | None = None) -> str:
+def config_key(cfg, ev: EvalConfig, device_type: str | None = None, text_source: str | None = None) -> str:
     """Hash of everything that changes a run's numbers: the TrainConfig, the evaluation settings,
-    the effective torch thread count and the device type (``"cpu"`` / ``"cuda"``).
+    the effective torch thread count, the device type (``"cpu"`` / ``"cuda"``) and (runs with
+    text) the text source — e.g. "with" runs are retrained once synopses replace the metadata
+    substitute.
 
     Threads and device are part of the identity because results made at 1 and 2 threads (or on
     CPU and GPU) differ at ≈1e-6 (floating-point summation order): a run made under other
@@ -419,7 +454,8 @@ def config_key(cfg, ev: EvalConfig, device_type: str | None = None) -> str:
     d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("threads", "device")}
     d["threads"] = int(cfg.threads) if cfg.threads else int(torch.get_num_threads())
     d["device_type"] = device_type or resolve_device_type(cfg.device)
-    return hashlib.sha256(json.dumps([d, dataclasses.asdict(ev)], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    parts = [d, dataclasses.asdict(ev)] + ([{"text_source": text_source}] if text_source not in (None, "none") else [])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def is_finished(results_dir, spec: RunSpec, key: str | None = None) -> bool:
@@ -445,6 +481,7 @@ class RunInputs:
     pair_n: int = 10
     ev: EvalConfig = EvalConfig()
     threads: int | None = None
+    text_fallback: str = "metadata"
 
 
 #: Per-process memo of the last opened dataset and its text/pairs (a Ray worker reuses it
@@ -452,25 +489,37 @@ class RunInputs:
 _OPENED: dict = {}
 
 
+_DATASET: dict = {}
+
+
+def _dataset_for(name: str, inputs: RunInputs):
+    """The dataset ``name`` as ``inputs`` opens it, memoised per process (the last one only)."""
+    memo_key = (name, inputs.data_dir, json.dumps(inputs.dataset_options or {}, sort_keys=True, default=str))
+    if _DATASET.get("key") != memo_key:
+        _DATASET.clear()
+        _DATASET.update(key=memo_key, ds=open_dataset(name, inputs.data_dir, **(inputs.dataset_options or {}).get(name, {})))
+    return _DATASET["ds"]
+
+
 def _opened_inputs(results_dir, name: str, inputs: RunInputs):
     """``(ds, text_for, pairs_for)`` for dataset ``name``, memoised per process."""
-    memo_key = (str(results_dir), name, inputs.data_dir, json.dumps(inputs.dataset_options or {}, sort_keys=True,
-                                                                     default=str), inputs.text_model, inputs.pair_n)
+    ds = _dataset_for(name, inputs)
+    memo_key = (str(results_dir), id(ds), inputs.text_model, inputs.pair_n, inputs.text_fallback)
     if _OPENED.get("key") != memo_key:
         _OPENED.clear()
-        _OPENED.update(key=memo_key, cache={},
-                       ds=open_dataset(name, inputs.data_dir, **(inputs.dataset_options or {}).get(name, {})))
-    ds, cache = _OPENED["ds"], _OPENED["cache"]
+        _OPENED.update(key=memo_key, cache={})
+    cache = _OPENED["cache"]
 
     def text_for(kind):
-        if kind == "without":
+        if kind == "without" or text_source(ds, kind, inputs.text_fallback) == "none":
             return None
         if kind not in cache:
             if kind == "llm":
                 cache[kind] = text_embeddings(results_dir, ds, "llm", inputs.text_model,
                                               synopses=llm_synopses(results_dir, ds))
             else:
-                cache[kind] = text_embeddings(results_dir, ds, "with", inputs.text_model)
+                cache[kind] = text_embeddings(results_dir, ds, "with", inputs.text_model,
+                                              text_fallback=inputs.text_fallback)
         return cache[kind]
 
     def pairs_for(template):
@@ -520,8 +569,10 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
     from .train import train
 
     ds, text_for, pairs_for = _opened_inputs(results_dir, spec.dataset, inputs)
-    cfg = train_config(spec, ds.name, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads)
-    key = config_key(cfg, inputs.ev, device_type)
+    source = text_source(ds, spec.text, inputs.text_fallback)
+    cfg = train_config(spec, ds.name, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads,
+                       text_source=source)
+    key = config_key(cfg, inputs.ev, device_type, source)
     # atomic_dir: written into a hidden sibling, renamed onto runs/<run_id> when the block ends;
     # removed on exception; a SIGKILLed writer's staging folder is deleted by the next attempt.
     with atomic_dir(run_dir(results_dir, spec)) as tmp:
@@ -540,7 +591,8 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
         config = {
             "run_id": spec.run_id, "config_key": key, "spec": spec.key(),
             "train_config": _jsonable(dataclasses.asdict(cfg)),
-            "synopses": None if text is None else synopsis_source(ds) if spec.text == "with" else "LLM-generated",
+            "text_source": source,
+            "synopses": None if text is None else synopsis_source(ds, source) if spec.text == "with" else "LLM-generated",
             "eval": _jsonable(dataclasses.asdict(inputs.ev)), "scoring": inputs.ev.scoring,
             "text_model": getattr(text, "model", None),
             "text_provenance": getattr(text, "provenance", None),
@@ -569,16 +621,114 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
 
 def expected_keys(specs: Sequence[RunSpec], inputs: RunInputs, device_type: str | None = None) -> dict:
     """``{spec: config_key}`` the runs of ``specs`` would get (what :func:`is_finished` compares)."""
-    return {s: config_key(train_config(s, s.dataset, text_model=inputs.text_model, pair_n=inputs.pair_n,
-                                       threads=inputs.threads), inputs.ev, device_type) for s in specs}
+    out = {}
+    for s in specs:
+        source = text_source(_dataset_for(s.dataset, inputs), s.text, inputs.text_fallback)
+        cfg = train_config(s, s.dataset, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads,
+                           text_source=source)
+        out[s] = config_key(cfg, inputs.ev, device_type, source)
+    return out
+
+
+def text_source(ds, arm: str = "with", text_fallback: str = "metadata") -> str:
+    """Where the text of arm ``arm`` comes from on ``ds``: a key of :data:`~kgcl_lib.constants.TEXT_SOURCES`.
+
+    ``"without"`` → ``"none"``; ``"llm"`` → ``"llm"``; ``"with"`` → the dataset's synopses
+    (``ds.provenance["text_source"]``, set by :func:`kgcl_lib.data.load_dataset`: ``human``,
+    ``tmdb``, ``wikipedia``, …; synthetic data: ``synthetic``), else — items have a title and
+    genres to verbalise and ``text_fallback="metadata"`` — the metadata substitute, else ``"none"``.
+    """
+    if arm == "without":
+        return "none"
+    if arm == "llm":
+        return "llm"
+    if ds.items["synopsis"].notna().any():
+        src = ds.provenance.get("text_source")
+        if src in TEXT_SOURCES and src != "none":
+            return src
+        return "synthetic" if str(ds.name).startswith("synthetic") else "human"
+    if text_fallback == "metadata" and ds.items["title"].notna().any():
+        from .pairs.templates import verbalize
+
+        if verbalize(ds, "title_genre", domain=_domain(ds.name)).notna().any():  # titles alone verbalise to nothing
+            return "metadata"
+    return "none"
+
+
+def _templates_collapse(ds, pair_n: int) -> bool:
+    """Both CL templates fall back to the same KG-attribute pairs: too few items (< 2n+1) have
+    the metadata either template needs (the rule of :func:`kgcl_lib.pairs.build_pairs`)."""
+    from .pairs.templates import verbalize
+
+    need = 2 * int(pair_n) + 1
+    return all(int(verbalize(ds, t, _domain(ds.name)).notna().sum()) < need for t in ("genre", "title_genre"))
+
+
+def plan_grid(specs: Sequence[RunSpec], ds, *, pair_n: int = 10, text_fallback: str = "metadata") -> dict:
+    """Map every spec of dataset ``ds`` to the configuration it really trains.
+
+    Two specs are the same configuration when they differ only in what ``ds`` cannot supply:
+    the text arm when the ``"with"`` text source is ``"none"``, and the CL template when both
+    templates fall back to KG-attribute pairs. Per group, the *canonical* spec (the one whose
+    arm is the effective one, earliest variant) is trained; the others are "n/a".
+
+    Returns: ``{spec: (canonical spec, reason or None, detail or None)}``; ``reason`` is the
+    short text of the table cell ("no text", "same KG pairs").
+
+    Raises: ``ValueError`` when a spec pins a ``text_source`` the dataset does not have.
+    """
+    from .constants import VARIANT_LABELS
+
+    src_with = text_source(ds, "with", text_fallback)
+    collapse = _templates_collapse(ds, pair_n)
+    groups: dict[tuple, list[RunSpec]] = {}
+    for s in specs:
+        if s.text == "with" and s.text_source is not None and s.text_source != src_with:
+            raise ValueError(f"{s.run_id}: pinned text_source {s.text_source!r}, but {ds.name}'s text is {src_with!r} "
+                             f"({TEXT_SOURCES.get(src_with)}); fetch the text or drop the pin")
+        eff_text = "without" if s.text == "with" and src_with == "none" else s.text
+        template = VARIANT_TEMPLATE[s.variant]
+        eff_pairs = "kg" if template and collapse else template
+        settings = s.variant if s.variant in NO_TEXT_VARIANTS else "paper"  # kgcn_original: other hyper-parameters
+        groups.setdefault((eff_text, eff_pairs, settings, s.seed, s.gamma, s.overrides), []).append(s)
+    plan = {}
+    for (eff_text, eff_pairs, *_), members in groups.items():
+        canon = min(members, key=lambda s: (s.text != eff_text, VARIANTS.index(s.variant)))
+        for s in members:
+            if s == canon:
+                plan[s] = (s, None, None)
+                continue
+            if s.text != canon.text:
+                reason = "no text"
+                detail = (f"{ds.name} has no synopses, titles or genres: 'with semantic text' trains exactly "
+                          f"'without' ({canon.run_id})")
+            else:
+                reason = "same KG pairs"
+                detail = (f"{ds.name}: too few items with genres/titles for {VARIANT_LABELS[s.variant]}; both CL "
+                          f"templates use the same KG-attribute pairs, trained once as {canon.run_id} (+CL KG attributes)")
+            plan[s] = (canon, reason, detail)
+    return plan
+
+
+def _mark(results_dir, spec: RunSpec, canon: RunSpec, reason: str | None, detail: str | None, ds_key: str) -> None:
+    """Write (or remove, when the cell is applicable again) ``spec``'s not-applicable marker."""
+    path = run_dir(results_dir, spec) / NOT_APPLICABLE
+    if reason is None:
+        if path.exists():
+            path.unlink()
+        return
+    write_json(path, {"run_id": spec.run_id, "spec": spec.key(), "reason": reason, "detail": detail,
+                      "same_as": canon.run_id, "dataset_key": ds_key})
 
 
 def run_grid(specs: Iterable[RunSpec], results_dir, *, data_dir=None, dataset_options: dict | None = None,
              text_model: str | None = None, pair_n: int = 10, ev: EvalConfig = EvalConfig(),
              force: bool = False, threads: int | None = None, progress: bool = True,
              executor: str = "local", ray_address: str | None = None,
-             resources_per_run: dict | None = None) -> pd.DataFrame:
-    """Train and evaluate every spec that is not finished yet; return :func:`load_results`.
+             resources_per_run: dict | None = None, text_fallback: str = "metadata") -> pd.DataFrame:
+    """Train and evaluate every distinct configuration among ``specs`` that is not finished yet;
+    return :func:`load_results` of ``specs`` (cells that copy another configuration come back
+    with ``na_reason`` set, see :func:`plan_grid`).
 
     Args:
         specs: the runs (duplicates are run once).
@@ -596,6 +746,9 @@ def run_grid(specs: Iterable[RunSpec], results_dir, *, data_dir=None, dataset_op
             per run; :mod:`kgcl_lib.executors`).
         ray_address: ``None`` (start a local Ray instance), ``"auto"`` or ``"HOST:PORT"``.
         resources_per_run: Ray resources of each task, e.g. ``{"num_cpus": 2, "num_gpus": 0.5}``.
+        text_fallback: ``"metadata"`` (default): datasets without synopses use the verbalised
+            title + genres as the "with" text, labelled as such; ``"none"``: no text, so the
+            "with" cells become n/a.
 
     A run counts as finished when its folder holds the completion marker with the config key
     this call would give it (:func:`is_finished`, :func:`config_key`).
@@ -604,9 +757,20 @@ def run_grid(specs: Iterable[RunSpec], results_dir, *, data_dir=None, dataset_op
 
     specs = list(dict.fromkeys(specs))
     inputs = RunInputs(data_dir=None if data_dir is None else str(data_dir), dataset_options=dataset_options,
-                       text_model=text_model, pair_n=int(pair_n), ev=ev, threads=threads)
+                       text_model=text_model, pair_n=int(pair_n), ev=ev, threads=threads, text_fallback=text_fallback)
+    by_ds: dict[str, list[RunSpec]] = {}
+    for s in specs:
+        by_ds.setdefault(s.dataset, []).append(s)
+    canonical: list[RunSpec] = []
+    for name, group in by_ds.items():
+        ds = _dataset_for(name, inputs)
+        plan = plan_grid(group, ds, pair_n=pair_n, text_fallback=text_fallback)
+        ds_key = _dataset_key(ds)
+        for s, (canon, reason, detail) in plan.items():
+            _mark(results_dir, s, canon, reason, detail, ds_key)
+        canonical += list(dict.fromkeys(c for c, _, _ in plan.values()))
     get_executor(executor, ray_address=ray_address, resources_per_run=resources_per_run).run(
-        specs, results_dir, inputs, force=force, progress=progress)
+        canonical, results_dir, inputs, force=force, progress=progress)
     return load_results(results_dir, specs)
 
 
@@ -639,31 +803,55 @@ def llm_synopses(results_dir, ds) -> pd.Series:
 # Reading the store
 # --------------------------------------------------------------------------------------------
 def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.DataFrame:
-    """One row per finished run: ``run_id, dataset, variant, text, seed, gamma`` + every metric.
+    """One row per finished run or n/a cell: ``run_id, dataset, variant, text, text_source, seed,
+    gamma, na_reason`` + every metric.
 
     ``gamma`` is the effective value (from the saved ``TrainConfig``); ``scoring`` and
-    ``text_model`` are copied from ``config.json``. With ``specs`` only those runs are read.
+    ``text_model`` are copied from ``config.json``; ``text_source`` is where the run's text came
+    from (:data:`~kgcl_lib.constants.TEXT_SOURCES`). A CL run whose pairs are KG attributes
+    reads ``variant = "cl_kg"`` (``spec_variant`` keeps the requested one). Cells that copy
+    another configuration (:func:`plan_grid`) have ``na_reason`` (e.g. ``"no text"``),
+    ``same_as`` (the run that was trained) and NaN metrics. With ``specs`` only those are read.
     """
     root = Path(results_dir) / "runs"
     dirs = [root / s.run_id for s in specs] if specs is not None else \
         sorted(d for d in root.glob("*") if not d.name.startswith(".")) if root.exists() else []  # skip partials
     rows = []
     for d in dirs:
+        if (d / NOT_APPLICABLE).exists():
+            na = json.loads((d / NOT_APPLICABLE).read_text())
+            spec = na["spec"]
+            rows.append({"run_id": na["run_id"], "dataset": spec["dataset"], "variant": spec["variant"],
+                         "spec_variant": spec["variant"], "text": spec["text"], "text_source": None,
+                         "seed": spec["seed"], "gamma": spec["gamma"], "gamma_set": spec["gamma"] is not None,
+                         "overrides": json.dumps(spec["overrides"]), "na_reason": na["reason"],
+                         "na_detail": na.get("detail"), "same_as": na.get("same_as")})
+            continue
         if not (d / "metrics.json").exists():
             continue
         cfg = json.loads((d / "config.json").read_text())
         met = json.loads((d / "metrics.json").read_text())
         spec = cfg["spec"]
-        rows.append({"run_id": cfg["run_id"], "dataset": spec["dataset"], "variant": spec["variant"],
-                     "text": spec["text"], "seed": spec["seed"],
+        prov = cfg.get("pairs_provenance") or {}
+        kg_pairs = isinstance(prov, dict) and prov.get("sampler") == "kg"
+        src = cfg.get("text_source") or ("none" if spec["text"] == "without" else "llm" if spec["text"] == "llm" else None)
+        rows.append({"run_id": cfg["run_id"], "dataset": spec["dataset"],
+                     "variant": "cl_kg" if kg_pairs else spec["variant"], "spec_variant": spec["variant"],
+                     "text": spec["text"], "text_source": src, "seed": spec["seed"],
                      "gamma": cfg["train_config"].get("gamma", spec["gamma"]),
                      "gamma_set": spec["gamma"] is not None, "overrides": json.dumps(spec["overrides"]),
+                     "na_reason": None, "na_detail": None, "same_as": None,
                      "scoring": cfg.get("scoring"), "text_model": cfg.get("text_model"), "synopses": cfg.get("synopses"),
                      "pairs": pairs_source(spec["dataset"], cfg.get("pairs_provenance")),
                      "train_seconds": cfg.get("train_seconds"), **met})
-    cols = ["run_id", "dataset", "variant", "text", "seed", "gamma", "gamma_set", "overrides", "scoring",
-            "text_model", "train_seconds"]
+    cols = ["run_id", "dataset", "variant", "spec_variant", "text", "text_source", "seed", "gamma", "gamma_set",
+            "overrides", "na_reason", "scoring", "text_model", "train_seconds"]
     return pd.DataFrame(rows, columns=None if rows else cols)
+
+
+def trained(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``df`` that are trained runs (drops the n/a cells of :func:`load_results`)."""
+    return df[df["na_reason"].isna()] if "na_reason" in df.columns else df
 
 
 def load_run(results_dir, run_id: str) -> dict:
@@ -683,7 +871,10 @@ def summarize(df: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] = ("da
         return pd.DataFrame(columns=[*by, "metric", "value", "std", "n"])
     missing = [m for m in metrics if m not in df.columns]
     if missing:
-        raise ValueError(f"summarize: results have no column(s) {missing}")
+        if trained(df).empty:  # only n/a cells: no metric columns at all
+            df = df.assign(**{m: np.nan for m in missing})
+        else:
+            raise ValueError(f"summarize: results have no column(s) {missing}")
     long = df.melt(id_vars=list(by), value_vars=list(metrics), var_name="metric", value_name="v")
     g = long.groupby([*by, "metric"], sort=False)["v"]
     out = g.agg(value="mean", std="std", n="count").reset_index()
@@ -695,18 +886,26 @@ def ttests(df: pd.DataFrame, metrics: Sequence[str], baseline: tuple = ("without
     """Per dataset, a t-test of every (text, variant)'s seeds against the baseline's seeds.
 
     Uses :func:`kgcl_lib.metrics.ttest_vs_baseline` (Welch by default). Returns long
-    ``dataset, text, variant, metric, p_value`` (NaN for the baseline itself and for groups
-    with fewer than two seeds).
+    ``dataset, text, variant, metric, p_value`` (NaN for the baseline itself, for groups
+    with fewer than two seeds, and for configurations identical to the baseline). n/a cells
+    (:func:`load_results`' ``na_reason``) are not tested: they are copies of another cell.
     """
     from .metrics import ttest_vs_baseline
 
     rows = []
+    df = trained(df)
     for ds, g in df.groupby("dataset", sort=False):
         frame = g.assign(variant=g["text"] + "|" + g["variant"])[["variant", "seed", *metrics]]
         base = "|".join(baseline)
         if base not in set(frame["variant"]):
             continue
         res = ttest_vs_baseline(frame, base, metrics, test=test)
+        # Never a p-value between identical configurations (the very same values on the same seeds).
+        base_vals = frame[frame["variant"] == base].set_index("seed")[list(metrics)].sort_index()
+        for key, sub in frame.groupby("variant", sort=False):
+            vals = sub.set_index("seed")[list(metrics)].sort_index()
+            if key != base and vals.index.equals(base_vals.index) and np.array_equal(vals.to_numpy(), base_vals.to_numpy()):
+                res.loc[res["variant"] == key, "p"] = np.nan
         text_variant = res["variant"].str.split("|", n=1, expand=True)
         rows.append(pd.DataFrame({"dataset": ds, "text": text_variant[0], "variant": text_variant[1],
                                   "metric": res["metric"], "p_value": res["p"].astype(float)}))
@@ -719,6 +918,7 @@ def cold_start_frame(df: pd.DataFrame, models: dict[str, tuple[str, str]]) -> pd
 
     ``models`` maps a legend label to ``(text, variant)``.
     """
+    df = trained(df)
     cols = [c for c in df.columns if c.startswith("cold_ndcg@")]
     rows = []
     for label, (text, variant) in models.items():
@@ -732,6 +932,7 @@ def cold_start_frame(df: pd.DataFrame, models: dict[str, tuple[str, str]]) -> pd
 
 def best_model(df: pd.DataFrame, metric: str = "ndcg@100") -> dict[str, tuple[str, str]]:
     """Per dataset, the ``(text, variant)`` with the highest mean ``metric`` (excluding the baseline)."""
+    df = trained(df)
     sub = df[~((df["text"] == "without") & (df["variant"] == "base"))]
     means = sub.groupby(["dataset", "text", "variant"])[metric].mean().reset_index()
     return {ds: tuple(g.sort_values(metric).iloc[-1][["text", "variant"]]) for ds, g in means.groupby("dataset")}
@@ -756,19 +957,25 @@ def open_datasets(names: Sequence[str], data_dir=None, options: dict | None = No
                   results_dir=None) -> tuple[dict, dict]:
     """Open every dataset that is available; ``({name: KGDataset}, {name: reason skipped})``.
 
+    Prints each dataset's semantic-text source (:func:`synopsis_source`) and records it in
+    ``datasets.json`` under ``text``.
+
     A dataset whose files are neither local nor downloadable is skipped with the reason (the
     default profile lists Book-Crossing "when available"). With ``results_dir`` the outcome is
     written to ``<results_dir>/datasets.json`` for later notebooks (:func:`available_datasets`).
     """
-    loaded, skipped = {}, {}
+    loaded, skipped, texts = {}, {}, {}
     for name in names:
         try:
             loaded[name] = open_dataset(name, data_dir, **(options or {}).get(name, {}))
         except (OSError, ValueError, RuntimeError) as exc:  # missing files / no network
             skipped[name] = f"{type(exc).__name__}: {exc}"
             print(f"[kgcl] skipping dataset {name!r}: {skipped[name]}")
+            continue
+        texts[name] = {"text_source": text_source(loaded[name], "with"), "text": synopsis_source(loaded[name])}
+        print(f"[kgcl] {name}: semantic text = {texts[name]['text']}")
     if results_dir is not None:
-        write_json(Path(results_dir) / "datasets.json", {"available": list(loaded), "skipped": skipped})
+        write_json(Path(results_dir) / "datasets.json", {"available": list(loaded), "skipped": skipped, "text": texts})
     return loaded, skipped
 
 
@@ -782,9 +989,27 @@ def available_datasets(results_dir, names: Sequence[str]) -> list[str]:
 
 
 def save_manifest(results_dir, name: str, specs: Sequence[RunSpec], **info) -> Path:
-    """Record which runs make up a notebook's grid: ``<results_dir>/manifests/<name>.json``."""
+    """Record which runs make up a notebook's grid: ``<results_dir>/manifests/<name>.json``.
+
+    Also counts them: ``n_cells`` (specs), ``n_trained`` (distinct configurations trained),
+    ``n_not_applicable`` (cells that copy another configuration, with their reasons under
+    ``not_applicable``), per dataset under ``counts``.
+    """
+    specs = list(dict.fromkeys(specs))
+    na, counts = {}, {}
+    for s in specs:
+        c = counts.setdefault(s.dataset, {"n_cells": 0, "n_trained": 0, "n_not_applicable": 0})
+        c["n_cells"] += 1
+        marker = run_dir(results_dir, s) / NOT_APPLICABLE
+        if marker.exists():
+            rec = json.loads(marker.read_text())
+            na[s.run_id] = {"reason": rec["reason"], "same_as": rec["same_as"]}
+            c["n_not_applicable"] += 1
+        else:
+            c["n_trained"] += 1
+    totals = {k: sum(c[k] for c in counts.values()) for k in ("n_cells", "n_trained", "n_not_applicable")}
     return write_json(Path(results_dir) / "manifests" / f"{name}.json",
-                      {"runs": [s.key() for s in specs], **info})
+                      {"runs": [s.key() for s in specs], **totals, "counts": counts, "not_applicable": na, **info})
 
 
 def load_manifest(results_dir, name: str) -> tuple[pd.DataFrame, dict]:
@@ -798,7 +1023,7 @@ def load_manifest(results_dir, name: str) -> tuple[pd.DataFrame, dict]:
                                 f"(04_train for 'grid', 09 for 'gamma', 10 for 'llm')")
     data = json.loads(path.read_text())
     specs = [RunSpec(r["dataset"], r["variant"], r["text"], r["seed"], r["gamma"],
-                     tuple((k, v) for k, v in r["overrides"])) for r in data.pop("runs")]
+                     tuple((k, v) for k, v in r["overrides"]), r.get("text_source")) for r in data.pop("runs")]
     df = load_results(results_dir, specs)
     if len(df) < len(specs):
         print(f"[kgcl] manifest {name!r}: {len(specs) - len(df)} of {len(specs)} runs are not finished")
@@ -808,14 +1033,19 @@ def load_manifest(results_dir, name: str) -> tuple[pd.DataFrame, dict]:
 # --------------------------------------------------------------------------------------------
 # Synopses: provenance, substitute, LLM
 # --------------------------------------------------------------------------------------------
-def synopsis_source(ds) -> str:
-    """One caption phrase naming where the dataset's semantic text comes from."""
+def synopsis_source(ds, source: str | None = None) -> str:
+    """One caption phrase naming where the dataset's semantic text comes from (``source``: a
+    :data:`~kgcl_lib.constants.TEXT_SOURCES` key; default :func:`text_source` of the "with" arm)."""
+    source = source or text_source(ds, "with")
     n = int(ds.items["synopsis"].notna().sum())
-    if n:
-        src = ds.provenance.get("synopses") or ds.provenance.get("synopsis_source") or "the dataset's synopsis file"
-        return f"human synopses for {n:,}/{ds.n_items:,} items ({src})"
-    return (f"no human synopses available for {ds.name}; substitute: verbalised title + genres"
-            if ds.items["title"].notna().any() else f"no human synopses or titles available for {ds.name}: no text")
+    if source == "metadata":
+        from .pairs.templates import verbalize
+
+        m = int(verbalize(ds, "title_genre", domain=_domain(ds.name)).notna().sum())
+        return f"no synopses for {ds.name}; {TEXT_SOURCES['metadata']} for {m:,}/{ds.n_items:,} items"
+    if source == "none":
+        return f"no synopses, titles or genres for {ds.name}: no text"
+    return f"{TEXT_SOURCES.get(source, source)} for {n:,}/{ds.n_items:,} items"
 
 
 def _domain(name: str) -> str:

@@ -173,7 +173,8 @@ class InspectorStore:
 
     def __init__(self, results_dir, manifest: str = "grid", *, data_dir=None, dataset_options: dict | None = None):
         self.results_dir = results_dir
-        self.frame, _ = experiments.load_manifest(results_dir, manifest)
+        frame, _ = experiments.load_manifest(results_dir, manifest)
+        self.frame = experiments.trained(frame)  # n/a cells (copies of another configuration) have nothing to show
         self.data_dir = data_dir
         self.dataset_options = dataset_options or {}
         self._datasets: dict = {}

@@ -3,13 +3,18 @@
 Everything here works on *long* DataFrames — one row per number — with the columns
 
     ``domain, dataset, text, variant, metric, value`` (+ optional ``std``, ``n``, ``p_value``,
-    ``display``, ``source``)
+    ``display``, ``source``, ``text_source``, ``na_reason``)
 
 which is both what :func:`kgcl_lib.experiments.summarize` produces from the results store and
 the schema of the CSVs transcribed from the paper (``kgcl_lib/paper_tables/table{1..5}.csv``,
 loaded by :func:`paper_table`).  :func:`format_table` pivots such a frame into the paper's
 layout and renders Markdown and LaTeX with the best value in **bold** and the second best
 underlined inside each comparison group (by default: one source, one domain, one metric).
+
+Every row label names the text its numbers were made with (``ours (ml-100k), text: human
+synopses``; :data:`kgcl_lib.constants.TEXT_SOURCES`), and cells a dataset cannot fill — copies
+of another configuration, see :func:`kgcl_lib.experiments.plan_grid` — read ``n/a (reason)``
+and get neither a rank mark nor a p-value.
 
 Figures use seaborn/matplotlib (Agg-safe) and are saved as PNG and PDF by :func:`save_figure`
 at the paper's column width so they stay readable when printed.
@@ -27,17 +32,13 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .constants import KS, PAPER_TEXT_SOURCES, TEXT_ARM_LABELS, TEXT_SOURCES, VARIANT_LABELS, VARIANT_ORDER, VARIANTS  # noqa: F401
 from .storage import atomic_path, write_json
 
-#: Row order and display names of the paper's six models.
-VARIANTS = ("base", "cl_genre", "cl_title_genre", "kgcn_original")
-VARIANT_LABELS = {"base": "L_base", "cl_genre": "+CL genre", "cl_title_genre": "+CL title+genre",
-                  "kgcn_original": "KGCN (original settings: sum, K = 8 books / 4 movies)"}
 #: What KGCN's own paper reports for KGCN-sum (AUC, F1), for captions beside the kgcn_original row.
 KGCN_REPORTED = {"book-crossing": (0.738, 0.688), "ml-20m": (0.978, 0.932)}
-#: ``text`` values: no synopsis, human synopses, LLM-generated synopses (Table 5).
-TEXT_LABELS = {"without": "Without Semantic Text", "with": "With Semantic Text", "human": "Human-generated text",
-               "llm": "LLM-generated text"}
+#: ``text`` arm labels (no synopsis, the dataset's text, LLM-generated synopses; Table 5: "human").
+TEXT_LABELS = TEXT_ARM_LABELS
 METRIC_LABELS = {"auc": "AUC", "f1": "F1", "inter@20": "Inter@20", "intra@20": "Intra@20"}
 #: Metrics where lower is better (ranked ascending).
 LOWER_IS_BETTER = frozenset({"alignment", "uniformity"})
@@ -156,10 +157,14 @@ def combine_with_paper(ours: pd.DataFrame, paper: pd.DataFrame | None) -> pd.Dat
     if "domain" not in ours.columns:
         ours["domain"] = ours["dataset"].map(domain_of)
     ours["source"] = "ours (" + ours["dataset"].astype(str) + ")"
+    if "text_source" in ours.columns:  # the dataset's text, named in the row label itself
+        ours["source"] += ", text: " + ours["text_source"].map(lambda s: TEXT_SOURCES.get(s, str(s)))
     if paper is None or paper.empty:
         return ours
     paper = paper[paper["domain"].isin(set(ours["domain"]))].copy()
     paper["source"] = "paper (" + paper["dataset"].map(lambda d: PAPER_DATASET_LABELS.get(d, d)) + ")"
+    if "text_source" in ours.columns:
+        paper["source"] += ", text: " + paper["domain"].map(lambda d: TEXT_SOURCES.get(PAPER_TEXT_SOURCES.get(d), "?"))
     return pd.concat([ours, paper], ignore_index=True, sort=False)
 
 
@@ -203,7 +208,7 @@ def format_table(
 
     def ordered(col: str, values) -> list:
         seen = list(dict.fromkeys(values))
-        order = (row_order or {}).get(col) or (list(VARIANTS) if col == "variant" else
+        order = (row_order or {}).get(col) or (list(VARIANT_ORDER) if col == "variant" else
                                                list(TEXT_LABELS) if col == "text" else [])
         return [v for v in order if v in seen] + [v for v in seen if v not in order]
 
@@ -454,6 +459,7 @@ def plot_align_uniform(df: pd.DataFrame, *, title: str = ""):
     plt, _ = _plt()
     from matplotlib.lines import Line2D
 
+    df = df.dropna(subset=["alignment", "uniformity"])  # n/a cells of the grid have no embeddings
     datasets = list(dict.fromkeys(df["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(min(PAGE_WIDTH_IN, COLUMN_WIDTH_IN * len(datasets)), 2.8),
                              squeeze=False, layout="constrained")
@@ -531,9 +537,38 @@ RESULT_METRICS = {"test_auc": "auc", "test_f1": "f1"}
 
 
 def _ours_long(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    from .experiments import summarize
+    """Means over seeds, long, with the dataset's text source and "n/a (reason)" cells.
 
+    n/a cells are the grid's copies (``na_reason`` of :func:`kgcl_lib.experiments.load_results`)
+    and the cells a dataset has no run for while another dataset does (e.g. "+CL genre" on a
+    dataset whose CL pairs are KG attributes, reported as "+CL KG attributes").
+    """
+    from .experiments import summarize, trained
+
+    keys = ["dataset", "text", "variant"]
     long = summarize(df, metrics)
+    if "na_reason" in df.columns and len(df):
+        na = df[df["na_reason"].notna()].groupby(keys)["na_reason"].first().rename("na_reason").reset_index()
+        long = long.merge(na, on=keys, how="left")
+        cells = long[keys].drop_duplicates()
+        combos = cells[["text", "variant"]].drop_duplicates()
+        full = cells[["dataset"]].drop_duplicates().merge(combos, how="cross")
+        absent = full.merge(cells, on=keys, how="left", indicator=True).query("_merge == 'left_only'")[keys]
+        if len(absent):
+            has_kg = set(long.loc[long["variant"] == "cl_kg", "dataset"])
+            absent = absent.assign(na_reason=[
+                "CL pairs from genres/titles" if v == "cl_kg" else
+                "no genres/titles: see +CL KG attributes" if v in ("cl_genre", "cl_title_genre") and d in has_kg else "not run"
+                for d, v in zip(absent["dataset"], absent["variant"])])
+            fill = absent.merge(pd.DataFrame({"metric": list(metrics)}), how="cross").assign(value=np.nan, std=np.nan, n=0)
+            long = pd.concat([long, fill], ignore_index=True)
+        is_na = long["na_reason"].notna()
+        long["display"] = np.where(is_na, "n/a (" + long["na_reason"].fillna("") + ")", None)
+        long["value"] = long["value"].where(~is_na)
+    if "text_source" in df.columns:
+        ok = trained(df)
+        with_src = ok[ok["text"] == "with"].groupby("dataset")["text_source"].first()
+        long["text_source"] = [with_src.get(d, "none") for d in long["dataset"]]
     long["metric"] = long["metric"].map(lambda m: RESULT_METRICS.get(m, m))
     long["domain"] = long["dataset"].map(domain_of)
     return long
@@ -594,9 +629,11 @@ def table2_long(df: pd.DataFrame, test: str = "welch") -> pd.DataFrame:
     p = ttests(df, ["test_auc", "test_f1"], test=test)
     p["metric"] = p["metric"].map(RESULT_METRICS)
     long = long.merge(p, on=["dataset", "text", "variant", "metric"], how="left")
-    long["display"] = [fmt_number(v) + stars(pv) for v, pv in zip(long["value"], long["p_value"])]
+    na = long["display"] if "display" in long.columns else pd.Series(None, index=long.index, dtype=object)
+    long["display"] = [d if isinstance(d, str) else fmt_number(v) + stars(pv)
+                       for d, v, pv in zip(na, long["value"], long["p_value"])]
     prow = long.assign(metric=long["metric"] + " p-value", value=float("nan"),
-                       display=long["p_value"].map(fmt_p))
+                       display=[d if isinstance(d, str) else fmt_p(pv) for d, pv in zip(na, long["p_value"])])
     return pd.concat([long, prow], ignore_index=True)
 
 
@@ -619,7 +656,7 @@ def table2(df: pd.DataFrame, caption_text: str = "", test: str = "welch") -> tup
     return md, tex, ours
 
 
-def table3(df: pd.DataFrame, caption_text: str = "", ks: Sequence[int] = (5, 10, 20, 50, 100)):
+def table3(df: pd.DataFrame, caption_text: str = "", ks: Sequence[int] = KS):
     """Table 3: Recall@K and NDCG@K. Returns (md, tex, ours)."""
     metrics = [f"recall@{k}" for k in ks] + [f"ndcg@{k}" for k in ks]
     ours = _ours_long(df, metrics)
@@ -645,8 +682,12 @@ def table5(df: pd.DataFrame, caption_text: str = ""):
     metrics = ["recall@20", "ndcg@20", "inter@20", "intra@20"]
     ours = _ours_long(df, metrics)
     ours["text"] = ours["text"].replace({"with": "human"})
+    text_label = ours["text"].map(TEXT_LABELS)
+    if "text_source" in ours.columns:  # "human" is only human when the dataset's text is
+        human_src = ours["text_source"].map(lambda s: TEXT_SOURCES.get(s, str(s)))
+        text_label = np.where(ours["text"] == "human", human_src, np.where(ours["text"] == "llm", TEXT_SOURCES["llm"], text_label))
     ours["model"] = ours["variant"].map(VARIANT_LABELS) + np.where(
-        ours["text"] == "without", " (baseline)", " (" + ours["text"].map(TEXT_LABELS) + ")")
+        ours["text"] == "without", " (baseline)", " (" + pd.Series(text_label, index=ours.index).astype(str) + ")")
     paper = paper_table("table5")
     paper["model"] = paper["variant"].map(VARIANT_LABELS) + np.where(
         paper["text"] == "without", " (baseline)", " (" + paper["text"].map(TEXT_LABELS) + ")")

@@ -69,12 +69,10 @@ from .model import AGGREGATORS, NEIGHBOR_REDUCE, KGCN, ModelConfig, cl_bce_loss,
 from .optim import Optimizer, TableAdam, make_optimizer  # noqa: F401 (public names stay importable from train)
 from .storage import atomic_dir, atomic_path, write_json
 
-VARIANTS = ("base", "cl_genre", "cl_title_genre")
-TEXTS = ("none", "synopsis")
+from .constants import TRAIN_TEXTS, TRAIN_VARIANTS, VARIANT_TEMPLATE  # noqa: F401  (VARIANT_TEMPLATE: pair template per variant)
+
 CL_LOSSES = ("bce", "infonce")
 OPTIMIZERS = ("adam", "lazy_adam", "dense_adam")
-#: Which pair template each contrastive variant uses (``kgcl_lib.pairs.build_pairs``).
-VARIANT_TEMPLATE = {"cl_genre": "genre", "cl_title_genre": "title_genre"}
 
 
 @dataclass(frozen=True)
@@ -144,10 +142,10 @@ class TrainConfig:
 
         if not (0.0 <= self.gamma <= 1.0):
             bad("gamma", self.gamma, "γ must lie in [0, 1]")
-        if self.variant not in VARIANTS:
-            bad("variant", self.variant, f"expected one of {VARIANTS}")
-        if self.text not in TEXTS:
-            bad("text", self.text, f"expected one of {TEXTS}")
+        if self.variant not in TRAIN_VARIANTS:
+            bad("variant", self.variant, f"expected one of {TRAIN_VARIANTS}")
+        if self.text not in TRAIN_TEXTS:
+            bad("text", self.text, f"expected one of {TRAIN_TEXTS}")
         if self.cl_loss not in CL_LOSSES:
             bad("cl_loss", self.cl_loss, f"expected one of {CL_LOSSES}")
         if self.optimizer not in OPTIMIZERS:
@@ -619,7 +617,7 @@ _FIELD_HELP = {
 }
 #: Allowed values of the TrainConfig fields that take a name.
 _FIELD_CHOICES = {
-    "variant": VARIANTS, "text": TEXTS, "cl_loss": CL_LOSSES, "optimizer": OPTIMIZERS,
+    "variant": TRAIN_VARIANTS, "text": TRAIN_TEXTS, "cl_loss": CL_LOSSES, "optimizer": OPTIMIZERS,
     "aggregator": AGGREGATORS, "neighbor_reduce": NEIGHBOR_REDUCE, "l2_scope": ("batch", "table"),
 }
 

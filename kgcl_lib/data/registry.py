@@ -29,7 +29,7 @@ import numpy as np
 from .. import storage
 from .cache import CACHE_VERSION, cached_build, load_saved
 from .dataset import DatasetError, KGDataset
-from .readers import SYNOPSES, detect_format, read_folder, source_files
+from .readers import BOOKS, SYNOPSES, detect_format, read_folder, source_files
 
 
 @dataclass(frozen=True)
@@ -202,20 +202,81 @@ def load_dataset(
     sources = source_files(folder, fmt)
     synopses = None
     if fmt == "recbole" and not (folder / SYNOPSES).is_file():
-        # Synopses are not in the RecBole wheel: take them from $KGCL_DATA_DIR/<name>/ if there.
-        if env and (env / name / SYNOPSES).is_file():
-            synopses = env / name / SYNOPSES
-            sources.append(synopses)
+        # Synopses are not in the RecBole wheel: take them from $KGCL_DATA_DIR/<name>/ or from
+        # where `fetch --dataset ml-100k` put them (the raw-data cache), if there.
+        for cand in ([env / name / SYNOPSES] if env else []) + [raw_cache_dir(name) / SYNOPSES]:
+            if cand.is_file():
+                synopses = cand
+                sources.append(synopses)
+                break
+    text_source = text_source_of(synopses.parent if synopses is not None else folder, fmt)
+    sources += [p for p in (folder / TEXT_RECORD, folder / "coverage.json") if p.is_file() and p not in sources]
     params = _params(fmt, threshold, seed)
 
     def build() -> KGDataset:
         ds = read_folder(folder, name, threshold=threshold, seed=seed, synopses=synopses, how=_how(name, tried))
         ds.provenance["source"] = str(folder)
+        ds.provenance["text_source"] = text_source if ds.items["synopsis"].notna().any() else "none"
         return ds if ds.name == name else dataclasses.replace(ds, name=name)
 
-    if not cache:
-        return build()
-    return cached_build(name, sources, params, build, force=force)
+    ds = build() if not cache else cached_build(name, sources, params, build, force=force)
+    if ds.provenance.get("text_source", "none") == "none" and name in TEXT_HINTS:
+        say_once(f"{name}: no synopses found ({BOOKS if fmt == 'kgcn' else SYNOPSES} absent in {folder}"
+                 + (f" and {env / name}" if env and env / name != folder else "") + "). "
+                 f"Runs 'with semantic text' have no human text. {TEXT_HINTS[name]}")
+    return ds
+
+
+#: How to get a dataset's synopses, for the one-time notice when they are absent.
+TEXT_HINTS = {
+    "ml-100k": "Online: `python -m kgcl_lib.data fetch --dataset ml-100k` adds synopses.tsv (TMDB by title + year "
+               "with TMDB_API_KEY, else Wikipedia page summaries); or set KGCL_DATA_DIR to a folder whose ml-100k/ "
+               "holds synopses.tsv.",
+    "ml-20m": "Run `python -m kgcl_lib.data fetch --dataset ml-20m` (synopses.tsv from TMDB / Wikipedia).",
+    "book-crossing": "Online: `python -m kgcl_lib.data fetch --dataset book-crossing` adds books.tsv (titles, genres, "
+                     "synopses from BX-Books / Google Books / Goodreads).",
+}
+#: Per-item record of where fetched synopses came from (written by kgcl_lib.data.acquire).
+TEXT_RECORD = "synopses_source.tsv"
+_SAID: set[str] = set()
+
+
+def say_once(message: str) -> None:
+    """Warn (``UserWarning`` + stderr line) the first time ``message`` comes up in this process."""
+    if message in _SAID:
+        return
+    _SAID.add(message)
+    import sys
+    import warnings
+
+    print(f"[kgcl] {message}", file=sys.stderr)
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def text_source_of(folder: Path, fmt: str | None = None) -> str:
+    """Where the synopses in ``folder`` came from: a key of :data:`kgcl_lib.constants.TEXT_SOURCES`.
+
+    A fetch leaves a record: ``synopses_source.tsv`` (ML-100K: one source per item) or
+    ``coverage.json`` (``fields.synopsis.by_source``: ML-20M, Book-Crossing).  Sources with at
+    least one item are joined with ``+`` in a fixed order (``tmdb+wikipedia``).  A synopsis
+    file without such a record is taken as supplied human text (``"human"``, e.g. the IMDb
+    plot lines of the shared ML-100K copy).
+    """
+    order = ("tmdb", "wikipedia", "goodreads", "google_books")
+    counts: dict[str, int] = {}
+    if (folder / TEXT_RECORD).is_file():
+        import pandas as pd
+
+        rec = pd.read_csv(folder / TEXT_RECORD, sep="\t", dtype=str, keep_default_na=False)
+        counts = rec["source"].value_counts().to_dict() if "source" in rec else {}
+    elif (folder / "coverage.json").is_file():
+        try:
+            cov = json.loads((folder / "coverage.json").read_text())
+            counts = (cov.get("fields", {}).get("synopsis") or {}).get("by_source") or {}
+        except (OSError, ValueError):
+            counts = {}
+    used = [s for s in order if counts.get(s)]
+    return "+".join(used) if used else "human"
 
 
 def _load_synthetic(name: str, *, seed: int, force: bool, cache: bool) -> KGDataset:
