@@ -667,6 +667,7 @@ def _iter_kgcn_scores(model: KGCN, users: Tensor, chunk: int, progress: bool, it
     for s in it:
         u = U.index_select(0, users[s : s + chunk])  # [c, d]
         c = u.shape[0]
+        u_sum = u.sum(-1)  # [c], for _tanh_dot
         ur = (u @ R.t()) / d  # [c, R']  π(u, r) for every relation
         urT = ur.t().contiguous()  # [R', c]
         # exp(π − max_r π) per user once: the softmax over an item's K edges is then a gather
@@ -686,7 +687,7 @@ def _iter_kgcn_scores(model: KGCN, users: Tensor, chunk: int, progress: bool, it
                     w.div_(z)
                 # [nb, c, d] = base + w^T @ q   (one small GEMM per item)
                 pre = torch.baddbmm(base0[vs:ve].unsqueeze(1), w.transpose(1, 2), q0[vs:ve])
-                logits[:, vs:ve] = (pre.tanh_() * u).sum(-1).t()
+                logits[:, vs:ve] = _tanh_dot(pre, u, u_sum).t()
             yield s, torch.sigmoid_(logits)
             continue
         # First iteration (user-independent inputs), all nodes of need[1]: h [c, n1, d]
@@ -713,12 +714,26 @@ def _iter_kgcn_scores(model: KGCN, users: Tensor, chunk: int, progress: bool, it
                     pre += p_self[:, self_pos[vs:ve]]
                 pre += biases[i]
                 if last:
-                    out[:, vs:ve] = (pre.tanh_() * u.unsqueeze(1)).sum(-1)
+                    out[:, vs:ve] = _tanh_dot(pre, u.unsqueeze(1), u_sum.unsqueeze(1))
                 else:
                     out[:, vs:ve] = pre.relu_()
             if not last:
                 h = out
         yield s, torch.sigmoid_(logits)
+
+
+def _tanh_dot(pre: Tensor, u: Tensor, u_sum: Tensor) -> Tensor:
+    """``(tanh(pre) * u).sum(-1)`` via ``tanh(x) = 2 σ(2x) − 1``, i.e. ``2 (σ(2 pre) · u) − Σ u``;
+    ``pre`` is overwritten.  ``u`` and ``u_sum = u.sum(-1)`` broadcast against ``pre [..., d]``.
+
+    Why: on CPU torch's ``sigmoid`` is ~6x faster than ``tanh`` (measured 2.3 vs 0.36 G
+    elements/s, AVX-512, 1 thread) and this tanh was half of Book-Crossing's full-catalogue
+    scoring.  The identity is exact; in float32 the absolute error of each tanh value is
+    ≲ 1e-7 (one rounding of a number of magnitude ≤ 1), the same order as the rounding of the
+    d-term dot product itself.
+    """
+    s = pre.mul_(2.0).sigmoid_().mul_(u).sum(-1)
+    return s.mul_(2.0).sub_(u_sum)
 
 
 @torch.no_grad()
