@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--gguf-file", default=None, help="GGUF file name inside --model")
     g.add_argument("--domain", choices=["movie", "book"], default=None, help="prompt wording (default: from the dataset name)")
     g.add_argument("--limit", type=int, default=None, help="only the first N items (by item index)")
-    g.add_argument("--batch-size", type=int, default=16)
+    g.add_argument("--batch-size", type=int, default=64)
     g.add_argument("--max-new-tokens", type=int, default=64)
     g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     g.add_argument("--temperature", type=float, default=1.0)
