@@ -705,13 +705,14 @@ def _iter_kgcn_scores(model: KGCN, users: Tensor, chunk: int, progress: bool, it
             for vs in range(0, n, blk):
                 ve = min(n, vs + blk)
                 nb = ve - vs
-                w = ur[:, rel[vs:ve].reshape(-1)].view(c * nb, 1, K).softmax(dim=-1)
+                w = ur.index_select(1, rel[vs:ve].reshape(-1)).view(c * nb, 1, K).softmax(dim=-1)
                 if scale != 1.0:
                     w.mul_(scale)
-                g = p_nbr[:, nbr_pos[vs:ve].reshape(-1)].view(c * nb, K, d)
+                # index_select, not p_nbr[:, idx]: same gather, ~5x faster than aten::index on CPU
+                g = p_nbr.index_select(1, nbr_pos[vs:ve].reshape(-1)).view(c * nb, K, d)
                 pre = torch.bmm(w, g).view(c, nb, d)
                 if p_self is not None:
-                    pre += p_self[:, self_pos[vs:ve]]
+                    pre += p_self.index_select(1, self_pos[vs:ve])
                 pre += biases[i]
                 if last:
                     out[:, vs:ve] = _tanh_dot(pre, u.unsqueeze(1), u_sum.unsqueeze(1))
