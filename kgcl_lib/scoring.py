@@ -118,6 +118,7 @@ def _iter_kgcn_scores(model: KGCN, users: Tensor, chunk: int, progress: bool, it
     for s in it:
         u = U.index_select(0, users[s : s + chunk])  # [c, d]
         c = u.shape[0]
+        u_sum = u.sum(-1)  # [c], for _tanh_dot
         ur = (u @ R.t()) / d  # [c, R']  π(u, r) for every relation
         urT = ur.t().contiguous()  # [R', c]
         # exp(π − max_r π) per user once: the softmax over an item's K edges is then a gather
@@ -137,7 +138,7 @@ def _iter_kgcn_scores(model: KGCN, users: Tensor, chunk: int, progress: bool, it
                     w.div_(z)
                 # [nb, c, d] = base + w^T @ q   (one small GEMM per item)
                 pre = torch.baddbmm(base0[vs:ve].unsqueeze(1), w.transpose(1, 2), q0[vs:ve])
-                logits[:, vs:ve] = (pre.tanh_() * u).sum(-1).t()
+                logits[:, vs:ve] = _tanh_dot(pre, u, u_sum).t()
             yield s, torch.sigmoid_(logits)
             continue
         # First iteration (user-independent inputs), all nodes of need[1]: h [c, n1, d]
@@ -155,21 +156,36 @@ def _iter_kgcn_scores(model: KGCN, users: Tensor, chunk: int, progress: bool, it
             for vs in range(0, n, blk):
                 ve = min(n, vs + blk)
                 nb = ve - vs
-                w = ur[:, rel[vs:ve].reshape(-1)].view(c * nb, 1, K).softmax(dim=-1)
+                w = ur.index_select(1, rel[vs:ve].reshape(-1)).view(c * nb, 1, K).softmax(dim=-1)
                 if scale != 1.0:
                     w.mul_(scale)
-                g = p_nbr[:, nbr_pos[vs:ve].reshape(-1)].view(c * nb, K, d)
+                # index_select, not p_nbr[:, idx]: same gather, ~5x faster than aten::index on CPU
+                g = p_nbr.index_select(1, nbr_pos[vs:ve].reshape(-1)).view(c * nb, K, d)
                 pre = torch.bmm(w, g).view(c, nb, d)
                 if p_self is not None:
-                    pre += p_self[:, self_pos[vs:ve]]
+                    pre += p_self.index_select(1, self_pos[vs:ve])
                 pre += biases[i]
                 if last:
-                    out[:, vs:ve] = (pre.tanh_() * u.unsqueeze(1)).sum(-1)
+                    out[:, vs:ve] = _tanh_dot(pre, u.unsqueeze(1), u_sum.unsqueeze(1))
                 else:
                     out[:, vs:ve] = pre.relu_()
             if not last:
                 h = out
         yield s, torch.sigmoid_(logits)
+
+
+def _tanh_dot(pre: Tensor, u: Tensor, u_sum: Tensor) -> Tensor:
+    """``(tanh(pre) * u).sum(-1)`` via ``tanh(x) = 2 σ(2x) − 1``, i.e. ``2 (σ(2 pre) · u) − Σ u``;
+    ``pre`` is overwritten.  ``u`` and ``u_sum = u.sum(-1)`` broadcast against ``pre [..., d]``.
+
+    Why: on CPU torch's ``sigmoid`` is ~6x faster than ``tanh`` (measured 2.3 vs 0.36 G
+    elements/s, AVX-512, 1 thread) and this tanh was half of Book-Crossing's full-catalogue
+    scoring.  The identity is exact; in float32 the absolute error of each tanh value is
+    ≲ 1e-7 (one rounding of a number of magnitude ≤ 1), the same order as the rounding of the
+    d-term dot product itself.
+    """
+    s = pre.mul_(2.0).sigmoid_().mul_(u).sum(-1)
+    return s.mul_(2.0).sub_(u_sum)
 
 
 @torch.no_grad()

@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--gguf-file", default=None, help="GGUF file name inside --model (default: none)")
     g.add_argument("--domain", choices=["movie", "book"], default=None, help="prompt wording (default: from the dataset name)")
     g.add_argument("--limit", type=int, default=None, help="only the first N items by item index (default: all)")
-    g.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch (default: 16)")
+    g.add_argument("--batch-size", type=int, default=64, help="prompts per generation batch (default: 64)")
     g.add_argument("--max-new-tokens", type=int, default=64, help="maximum generated tokens per synopsis (default: 64)")
     g.add_argument("--sample", action="store_true", help="sample instead of greedy decoding (default: off, greedy)")
     g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature, with --sample (default: 1.0)")

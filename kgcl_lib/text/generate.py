@@ -543,7 +543,7 @@ def generate_synopses(
     *,
     domain: str = "movie",
     gguf_file: str | None = None,
-    batch_size: int = 16,
+    batch_size: int = 64,
     max_new_tokens: int = 64,
     do_sample: bool = False,
     temperature: float = 1.0,
@@ -567,7 +567,9 @@ def generate_synopses(
         domain: ``"movie"`` or ``"book"`` (prompt wording).
         gguf_file: GGUF file inside ``model``.
         batch_size: prompts per ``generate`` call; prompts are sorted by token length first so
-            a batch holds similar lengths (less padding) (default: 16).
+            a batch holds similar lengths (less padding) (default: 64: SmolLM2 on one CPU
+            thread needs 0.65x the CPU time of batch 16 with identical greedy text; see
+            BENCHMARKS.md "Default profile: where the time goes").
         max_new_tokens, do_sample, temperature, top_p, repetition_penalty,
         no_repeat_ngram_size, seed: see :class:`GenerationParams`.
         cache: ``True`` = ``storage.cache_dir("llm")``, a folder path, or ``False`` (no cache).
