@@ -48,7 +48,7 @@ def counted(monkeypatch):
 def test_grid_without_text_or_metadata_trains_nothing_twice(tmp_path, monkeypatch, counted):
     ds = bare(make_synthetic(SHAPE, 0))
     monkeypatch.setattr(X, "open_dataset", lambda name, data_dir=None, **kw: ds)
-    specs = X.grid_specs(["bare-books"], seeds=[0, 1], overrides={"*": FAST})
+    specs = X.grid_specs(["bare-books"], ("base", "cl_genre", "cl_title_genre"), seeds=[0, 1], overrides={"*": FAST})
     assert len(specs) == 12  # 2 text arms x 3 variants x 2 seeds
     df = X.run_grid(specs, tmp_path, pair_n=3, ev=EV, progress=False)
 
@@ -130,3 +130,12 @@ def test_identical_values_get_no_p_value():
         rows.append({"run_id": f"t{s}", "dataset": "d", "text": "with", "variant": "base", "seed": s, "test_auc": 0.8 + 0.01 * s})
     p = X.ttests(pd.DataFrame(rows), ["test_auc"]).set_index(["text", "variant"])["p_value"]
     assert np.isnan(p[("without", "cl_genre")]) and p[("with", "base")] < 0.01
+
+
+def test_kgcn_original_is_its_own_configuration():
+    """KGCN's own settings (sum, K = 8 on books) are not L_base's, even though both train without
+    text or pairs: planning must not fold one into the other."""
+    ds = bare(make_synthetic(SHAPE, 0))
+    specs = X.grid_specs(["bare-books"], ("base", "kgcn_original"), ("without",), seeds=[0])
+    plan = X.plan_grid(specs, ds, pair_n=3)
+    assert len(specs) == 2 and all(canon == s and reason is None for s, (canon, reason, _) in plan.items())
