@@ -12,8 +12,8 @@ cumulative times are attributed to phases:
 
 * ``load``: ``open_dataset`` + cached text/pairs reads (``text_embeddings``, ``content_pairs``)
   + ``make_split``;
-* ``train_epochs``: ``train.train`` minus its validation/test ``evaluate`` calls;
-* ``validation``: ``train.evaluate`` (per-epoch valid AUC/F1 and the final test AUC/F1);
+* ``train_epochs``: ``train.train`` minus its validation/test ``ctr_metrics`` calls;
+* ``validation``: ``train.ctr_metrics`` (per-epoch valid AUC/F1 and the final test AUC/F1);
 * ``topk`` / ``ranking`` / ``cold_start`` / ``diversity`` / ``embedding``: the pieces of
   ``experiments.evaluate``;
 * ``write``: ``config.json``, the ``.npy`` arrays and ``metrics.json``;
@@ -41,7 +41,7 @@ PHASES = {
     "pairs_load": ("kgcl_lib/experiments.py", "content_pairs"),
     "split": ("kgcl_lib/experiments.py", "make_split"),
     "train": ("kgcl_lib/train.py", "train"),
-    "validation": ("kgcl_lib/train.py", "evaluate"),
+    "validation": ("kgcl_lib/train.py", "ctr_metrics"),
     "evaluate": ("kgcl_lib/experiments.py", "evaluate"),
     "topk": ("kgcl_lib/model.py", "topk"),
     "ranking": ("kgcl_lib/metrics.py", "ranking_metrics"),

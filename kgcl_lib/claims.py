@@ -45,13 +45,14 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from .constants import BASELINE
+
 ALPHA = 0.05
 POWER = 0.8
 #: Bottom-p % activity buckets judged for claim 5 (the paper's Figure 1 uses 1 %, Figure 5 1..100 %).
 COLD_PERCENTILES = (5, 10, 20)
 #: The paper's proposed model and its baseline (text, variant).
 PROPOSED = ("with", "cl_title_genre")
-BASELINE = ("without", "base")
 CL_VARIANTS = ("cl_genre", "cl_title_genre")
 NOT_TESTABLE = "not testable here"
 

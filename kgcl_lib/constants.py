@@ -27,6 +27,8 @@ VARIANT_TEMPLATE = {"base": None, "cl_genre": "genre", "cl_title_genre": "title_
 VARIANT_LABELS = {"base": "L_base", "cl_genre": "+CL genre", "cl_title_genre": "+CL title+genre",
                   "cl_kg": "+CL KG attributes",
                   "kgcn_original": "KGCN (original settings: sum, K = 8 books / 4 movies)"}
+#: The paper's baseline model as ``(text arm, variant)``: L_base without semantic text.
+BASELINE = ("without", "base")
 #: Row/column order of variants in tables.
 VARIANT_ORDER = ("kgcn_original", "base", "cl_genre", "cl_title_genre", "cl_kg")
 

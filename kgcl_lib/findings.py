@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from . import report
+from .constants import BASELINE
 
-BASELINE = ("without", "base")
 
 
 def as_markdown(sentences: Iterable[str]) -> str:

@@ -27,9 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import experiments, metrics, report
-
-#: The paper's baseline (L_base without semantic text), as ``(text, variant)``.
-BASELINE = ("without", "base")
+from .constants import BASELINE  # noqa: F401  (the paper's baseline, (text arm, variant))
 #: Metrics of the bucket table, in display order.
 BUCKET_METRICS = ("ndcg@10", "ndcg@100", "recall@10")
 #: Set to "1" by kgcl_lib.runner while notebooks execute without a frontend.

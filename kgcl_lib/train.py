@@ -278,7 +278,7 @@ def predict(model: KGCN, rows: np.ndarray | Tensor, batch_size: int = 65536) -> 
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
-def evaluate(model: KGCN, rows: np.ndarray, batch_size: int = 65536) -> tuple[float, float]:
+def ctr_metrics(model: KGCN, rows: np.ndarray, batch_size: int = 65536) -> tuple[float, float]:
     """``(AUC, F1)`` of ``(user, item, label)`` rows."""
     was = model.training
     model.eval()
@@ -537,7 +537,7 @@ def _train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, 
         rec = {"epoch": epoch, "loss": m[0], "base_loss": m[1], "cl_loss": m[2], "l2_loss": m[3], "seconds": dt,
                "rows_per_s": n / dt}
         if len(split.valid):
-            rec["valid_auc"], rec["valid_f1"] = evaluate(model, split.valid, cfg.eval_batch_size)
+            rec["valid_auc"], rec["valid_f1"] = ctr_metrics(model, split.valid, cfg.eval_batch_size)
         history.append(rec)
         if bar_cls is not None:
             print(f"epoch {epoch}: loss {m[0]:.4f} base {m[1]:.4f} cl {m[2]:.4f} valid auc "
@@ -554,7 +554,7 @@ def _train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, 
         model.load_state_dict(best[2])
     best_epoch = best[1] if cfg.restore_best else final_epoch
     chosen = history[best_epoch - 1]
-    test_auc, test_f1 = evaluate(model, split.test, cfg.eval_batch_size) if len(split.test) else (float("nan"),) * 2
+    test_auc, test_f1 = ctr_metrics(model, split.test, cfg.eval_batch_size) if len(split.test) else (float("nan"),) * 2
     result = TrainResult(
         model=model, config=cfg, history=history, test_auc=test_auc, test_f1=test_f1,
         valid_auc=chosen.get("valid_auc", float("nan")), valid_f1=chosen.get("valid_f1", float("nan")),
