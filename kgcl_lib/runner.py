@@ -141,6 +141,7 @@ except ImportError:  # traitlets comes with jupyter; without it papermill cannot
 
 _WARNING_MARK = re.compile(r"warning|fallback|skipped|not available|unavailable", re.IGNORECASE)
 _WARNING_PREFIX = re.compile(r"^\S*\.py:\d+: ")  # "path/file.py:123: " of warnings.warn
+_WARNING_CLASS = re.compile(r"^(?:\w+Warning|WARNING|Warning):\s*")  # the same message via warnings.warn and logging
 
 
 def new_warnings(executed: Path, seen: set[str], limit: int = 240) -> list[str]:
@@ -148,7 +149,8 @@ def new_warnings(executed: Path, seen: set[str], limit: int = 240) -> list[str]:
 
     Notebooks run in fresh kernels, so a library warning (an offline model fallback, a skipped
     cross-encoder) appears in every notebook that touches the model; the runner says each once.
-    Lines are stripped of the ``file.py:N:`` prefix and cut to ``limit`` characters.
+    Lines are stripped of the ``file.py:N:`` prefix and of the warning class (a library that both
+    warns and logs a message says it once), and cut to ``limit`` characters.
     """
     import json
 
@@ -163,7 +165,7 @@ def new_warnings(executed: Path, seen: set[str], limit: int = 240) -> list[str]:
                 continue
             text = output.get("text", "")
             for line in (text if isinstance(text, str) else "".join(text)).splitlines():
-                line = _WARNING_PREFIX.sub("", line.strip())
+                line = _WARNING_CLASS.sub("", _WARNING_PREFIX.sub("", line.strip()))
                 if not line or not _WARNING_MARK.search(line) or "\r" in line or line.startswith(("warnings.warn", "  ")):
                     continue
                 line = line if len(line) <= limit else line[: limit - 1] + "…"
