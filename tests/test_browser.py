@@ -149,6 +149,21 @@ def _screenshot(page, tmp_path: Path, name: str) -> Path:
     return path
 
 
+def _accept_dialogs(page) -> list[str]:
+    """Accept any modal JupyterLab dialog (e.g. a kernel choice on a slow start) so it does not
+    intercept the clicks that follow; returns the dialogs' texts (for the failure message)."""
+    seen = []
+    for _ in range(3):
+        dialog = page.locator(".jp-Dialog")
+        if not dialog.count() or not dialog.first.is_visible():
+            break
+        seen.append(dialog.first.inner_text()[:200])
+        accept = dialog.first.locator(".jp-Dialog-button.jp-mod-accept")
+        (accept.first.click() if accept.count() else page.keyboard.press("Escape"))
+        page.wait_for_timeout(500)
+    return seen
+
+
 def _open_and_run_all(page, lab, name: str) -> None:
     """Open a notebook, wait for its kernel, and run every cell from the Run menu (retried once
     when no cell started: a click during the kernel's start-up is dropped)."""
@@ -157,16 +172,28 @@ def _open_and_run_all(page, lab, name: str) -> None:
     page.goto(f"{lab['url']}/lab/tree/{name}.ipynb?token={lab['token']}")
     page.wait_for_selector(f"{ACTIVE_PANEL} .jp-Cell", timeout=60_000)
     page.wait_for_selector(r"text=/Python 3 \(ipykernel\) \| Idle/", timeout=90_000)
+    dialogs: list[str] = []
+
+    def click(locator) -> None:  # a modal dialog that pops up late (kernel choice, ...) is accepted first
+        for _ in range(8):
+            dialogs.extend(_accept_dialogs(page))
+            try:
+                locator.click(timeout=5_000)
+                return
+            except PlaywrightTimeout:
+                continue
+        raise AssertionError(f"{name}: could not click {locator}; dialogs seen: {dialogs}")
+
     for _ in range(2):
-        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        click(page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")))
+        click(page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")))
         try:  # a code cell of the shown notebook (not one in a hidden tab) has a prompt "[n]:" or "[*]:"
             page.wait_for_selector(f"{ACTIVE_PANEL} .jp-InputPrompt:text-matches('\\[(\\d+|\\*)\\]')",
                                    timeout=20_000)
             return
         except PlaywrightTimeout:
             continue
-    raise AssertionError(f"{name}: 'Run All Cells' did not start any cell")
+    raise AssertionError(f"{name}: 'Run All Cells' did not start any cell (dialogs accepted: {dialogs})")
 
 
 def _shown_table(page) -> list[list[str]]:
