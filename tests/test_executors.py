@@ -299,6 +299,7 @@ def test_llm_synopses_in_ray_shards_match_and_rerun_makes_no_calls(ray_session, 
 
 # ------------------------------------------------------------------ issue 19: entry points
 def test_runner_passes_executor_flags_over_the_profile(tmp_path):
+    pytest.importorskip("ray", reason="the runner refuses --executor ray without the ray extra (pip install '.[ray]')")
     import io
 
     import nbformat
