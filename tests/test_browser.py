@@ -184,12 +184,15 @@ def _open_and_run_all(page, lab, name: str) -> None:
                 continue
         raise AssertionError(f"{name}: could not click {locator}; dialogs seen: {dialogs}")
 
-    for _ in range(2):
+    for _ in range(3):
+        # make the shown notebook the current widget: Run All acts on the current one, which can
+        # still be the notebook opened before it (seen under load)
+        click(page.locator(f"{ACTIVE_PANEL} .jp-Cell").first)
         click(page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")))
         click(page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")))
         try:  # a code cell of the shown notebook (not one in a hidden tab) has a prompt "[n]:" or "[*]:"
             page.wait_for_selector(f"{ACTIVE_PANEL} .jp-InputPrompt:text-matches('\\[(\\d+|\\*)\\]')",
-                                   timeout=20_000)
+                                   timeout=40_000)
             return
         except PlaywrightTimeout:
             continue
