@@ -688,6 +688,9 @@ def table5(df: pd.DataFrame, caption_text: str = ""):
         text_label = np.where(ours["text"] == "human", human_src, np.where(ours["text"] == "llm", TEXT_SOURCES["llm"], text_label))
     ours["model"] = ours["variant"].map(VARIANT_LABELS) + np.where(
         ours["text"] == "without", " (baseline)", " (" + pd.Series(text_label, index=ours.index).astype(str) + ")")
+    # each row's text is named in its model label here; the source column's per-dataset text
+    # ("text: human synopses") would mislabel the LLM row
+    ours = ours.drop(columns="text_source", errors="ignore")
     paper = paper_table("table5")
     paper["model"] = paper["variant"].map(VARIANT_LABELS) + np.where(
         paper["text"] == "without", " (baseline)", " (" + paper["text"].map(TEXT_LABELS) + ")")

@@ -134,3 +134,21 @@ def test_save_headlines_json_ready(tmp_path):
     assert got == {"a": 0.5, "b": None, "c": [0, 1]}
     assert json.loads(path.read_text()) == got
     assert R.save_headlines(None, {"x": 1}) == {"x": 1}
+
+
+def test_table5_names_each_rows_text_not_the_datasets():
+    """The LLM row must not be labelled with the dataset's human text source."""
+    import pandas as pd
+
+    from kgcl_lib import report
+
+    rows = []
+    for seed in (0, 1):
+        for text, variant, src, v in (("without", "base", "none", 0.10), ("with", "cl_title_genre", "human", 0.12),
+                                      ("llm", "cl_title_genre", "llm", 0.11)):
+            rows.append({"dataset": "ml-100k", "text": text, "variant": variant, "seed": seed, "text_source": src,
+                         "recall@20": v, "ndcg@20": v, "inter@20": v, "intra@20": v})
+    md, _, ours = report.table5(pd.DataFrame(rows))
+    llm_lines = [line for line in md.splitlines() if "LLM-generated synopses" in line]
+    assert llm_lines and all("text: human synopses" not in line for line in llm_lines), md
+    assert "+CL title+genre (human synopses)" in md
