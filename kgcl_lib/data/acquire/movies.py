@@ -121,19 +121,8 @@ def movie_synopses(ctx: _Ctx, mode: str = "auto", verbose: bool = True) -> tuple
                 reasons.append(f"TMDB skipped: {stoppers['tmdb'].reason}")
             else:
                 ck = f"movie/{int(tid)}?language=en-US"
-                try:
-                    rec = cached_json(ctx.client, tmdb_cache, ck, tmdb.url(ck) + suffix, tmdb_headers, refresh_errors=ctx.refresh_errors)
-                except HttpStatusError as e:
-                    if e.status in (401, 403):
-                        raise ApiKeyError(f"TMDB rejected TMDB_API_KEY (HTTP {e.status}: {e.body[:200].decode('utf-8', 'replace')}). "
-                                          "Check the key at https://www.themoviedb.org/settings/api") from None
-                    reasons.append(f"TMDB: HTTP {e.status}")
-                except QuotaExceeded as e:
-                    stoppers["tmdb"].stop(f"TMDB: {e}")
-                    reasons.append("TMDB: quota/throttled; rerun to resume")
-                except DownloadError as e:
-                    reasons.append(f"TMDB request failed (not cached; a rerun retries): {e}")
-                else:
+                rec = _tmdb_get(ctx, tmdb_cache, ck, tmdb.url(ck) + suffix, tmdb_headers, stoppers["tmdb"], reasons)
+                if rec is not None:
                     if rec.get("error"):
                         reasons.append(f"TMDB: {rec['error']}" + (" (not in TMDB)" if rec.get("status") == 404 else ""))
                     else:
@@ -221,6 +210,34 @@ def tmdb_pick(results, title: str, year: int | None) -> tuple[dict | None, str |
         note = (f"{title!r} ({year}) matches {len(named)} TMDB films; picked id {best.get('id')} "
                 f"({_tmdb_year(best) or '?'}) by year, not {others}")
     return best, note
+
+
+def _tmdb_get(ctx, cache, key: str, url: str, headers: dict, stopper, reasons: list[str]):
+    """One cached TMDB request: the cached record, or ``None`` with the reason appended to ``reasons``.
+
+    A rejected key raises :class:`ApiKeyError`; a spent quota stops ``stopper`` (later items are
+    skipped, not failed); with a :class:`_Breaker`, transport failures in a row stop the source
+    too (an offline fetch gives up after a few titles instead of retrying every one).
+    """
+    try:
+        rec = cached_json(ctx.client, cache, key, url, headers, refresh_errors=ctx.refresh_errors)
+    except HttpStatusError as e:
+        if e.status in (401, 403):
+            raise ApiKeyError(f"TMDB rejected TMDB_API_KEY (HTTP {e.status}: {e.body[:200].decode('utf-8', 'replace')}). "
+                              "Check the key at https://www.themoviedb.org/settings/api") from None
+        reasons.append(f"TMDB: HTTP {e.status}")
+    except QuotaExceeded as e:
+        stopper.stop(f"TMDB: {e}")
+        reasons.append("TMDB: quota/throttled; rerun to resume")
+    except DownloadError as e:
+        if isinstance(stopper, _Breaker):
+            stopper.failed(e)
+        reasons.append(f"TMDB request failed (not cached; a rerun retries): {e}")
+    else:
+        if isinstance(stopper, _Breaker):
+            stopper.ok()
+        return rec
+    return None
 
 
 class _Breaker(_Stopper):
@@ -342,21 +359,8 @@ def ml100k_synopses(ctx: _Ctx, mode: str = "auto", verbose: bool = True, folder=
                 reasons.append(f"TMDB skipped: {stoppers['tmdb'].reason}")
             else:
                 ck = f"search/movie?query={quote(row.title, safe='')}&include_adult=false&language=en-US"
-                try:
-                    rec = cached_json(ctx.client, tmdb_cache, ck, tmdb.url(ck) + suffix, tmdb_headers, refresh_errors=ctx.refresh_errors)
-                except HttpStatusError as e:
-                    if e.status in (401, 403):
-                        raise ApiKeyError(f"TMDB rejected TMDB_API_KEY (HTTP {e.status}: {e.body[:200].decode('utf-8', 'replace')}). "
-                                          "Check the key at https://www.themoviedb.org/settings/api") from None
-                    reasons.append(f"TMDB: HTTP {e.status}")
-                except QuotaExceeded as e:
-                    stoppers["tmdb"].stop(f"TMDB: {e}")
-                    reasons.append("TMDB: quota/throttled; rerun to resume")
-                except DownloadError as e:
-                    stoppers["tmdb"].failed(e)
-                    reasons.append(f"TMDB request failed (not cached; a rerun retries): {e}")
-                else:
-                    stoppers["tmdb"].ok()
+                rec = _tmdb_get(ctx, tmdb_cache, ck, tmdb.url(ck) + suffix, tmdb_headers, stoppers["tmdb"], reasons)
+                if rec is not None:
                     if rec.get("error"):
                         reasons.append(f"TMDB: {rec['error']}")
                     else:
