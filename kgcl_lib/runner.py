@@ -164,9 +164,11 @@ def new_warnings(executed: Path, seen: set[str], limit: int = 240) -> list[str]:
             if output.get("output_type") != "stream" or output.get("name") != "stderr":
                 continue
             text = output.get("text", "")
-            for line in (text if isinstance(text, str) else "".join(text)).splitlines():
-                line = _WARNING_CLASS.sub("", _WARNING_PREFIX.sub("", line.strip()))
-                if not line or not _WARNING_MARK.search(line) or "\r" in line or line.startswith(("warnings.warn", "  ")):
+            for raw in (text if isinstance(text, str) else "".join(text)).splitlines():
+                if raw.startswith((" ", "\t")) or "\r" in raw:  # the source line warnings.warn prints; progress bars
+                    continue
+                line = _WARNING_CLASS.sub("", _WARNING_PREFIX.sub("", raw.strip()))
+                if not line or not _WARNING_MARK.search(line):
                     continue
                 line = line if len(line) <= limit else line[: limit - 1] + "…"
                 if line not in seen:

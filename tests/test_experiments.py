@@ -180,7 +180,7 @@ def test_run_is_quiet_and_says_each_warning_once(tmp_path, capfd):
     nbdir = tmp_path / "nb"
     nbdir.mkdir()
     params = "profile = 'default'\nresults_dir = None\nheadlines_path = None"
-    warn = ("import logging, warnings\nwarnings.warn('model X unavailable offline; using fallback Y')\n"
+    warn = ("import logging, warnings\nsay = warnings.warn\nsay('model X unavailable offline; using fallback Y')\n"
             "logging.getLogger('kgcl_lib.x').warning('model X unavailable offline; using fallback Y')")
     _notebook(nbdir / "01_a.ipynb", params, warn)
     _notebook(nbdir / "02_b.ipynb", params, warn + "\nwarnings.warn('a second, different warning')")
@@ -192,7 +192,8 @@ def test_run_is_quiet_and_says_each_warning_once(tmp_path, capfd):
     assert log.count("model X unavailable offline; using fallback Y") == 1, log
     assert "warning (first in 01_a): model X unavailable" in log  # warned and logged: said once
     assert log.count("a second, different warning") == 1 and "warning (first in 02_b)" in log
-    assert len(log.strip().splitlines()) == 1 + 2 + 2 + 1  # header, 2 notebooks, 2 warnings, total
+    assert len(log.strip().splitlines()) == 1 + 2 + 2 + 1, log  # header, 2 notebooks, 2 warnings, total
+    assert "say(" not in log  # the source line Python prints under a warning is not a warning
     captured = capfd.readouterr()
     assert "without encryption" not in captured.err + captured.out
 
