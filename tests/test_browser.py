@@ -283,6 +283,13 @@ def test_table2_notebook_in_jupyterlab(store, lab, page, tmp_path):
     _open_and_run_all(page, lab, "05_table2")
     # The closing cell renders generated sentences; its first bullet names the dataset.
     dataset = store["profile"]["datasets"][0]
-    page.wait_for_selector(f"{ACTIVE_PANEL} .jp-RenderedMarkdown li:has-text('{dataset}, AUC')", timeout=120_000)
+    try:
+        page.wait_for_selector(f"{ACTIVE_PANEL} .jp-RenderedMarkdown li:has-text('{dataset}, AUC')", timeout=240_000)
+    except Exception as exc:  # say what the notebook shows instead (an error output, cells still queued)
+        _screenshot(page, tmp_path, "05_table2_failed.png")
+        errors = page.locator(f"{ACTIVE_PANEL} [data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+        prompts = page.locator(f"{ACTIVE_PANEL} .jp-InputPrompt").all_inner_texts()
+        raise AssertionError(f"05_table2's closing sentences did not render: prompts {prompts}, "
+                             f"stderr/errors {[e[-300:] for e in errors]}") from exc
     page.locator(f"{ACTIVE_PANEL} .jp-RenderedMarkdown table").first.scroll_into_view_if_needed()
     assert _screenshot(page, tmp_path, "05_table2.png").stat().st_size > 10_000
