@@ -169,7 +169,9 @@ def _open_and_run_all(page, lab, name: str) -> None:
     when no cell started: a click during the kernel's start-up is dropped)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    page.goto(f"{lab['url']}/lab/tree/{name}.ipynb?token={lab['token']}")
+    # ?reset: a fresh workspace with only this notebook open, so "Run All" and the panel selectors
+    # cannot reach the notebook an earlier test left open (seen on a fresh clone: Run All went there)
+    page.goto(f"{lab['url']}/lab/tree/{name}.ipynb?reset&token={lab['token']}")
     page.wait_for_selector(f"{ACTIVE_PANEL} .jp-Cell", timeout=60_000)
     page.wait_for_selector(r"text=/Python 3 \(ipykernel\) \| Idle/", timeout=90_000)
     dialogs: list[str] = []
