@@ -1,9 +1,26 @@
-"""Where the runs of a grid execute: in this process (``"local"``, the default) or as Ray tasks.
+"""Where the runs of a grid execute: in this process (``"local"``), in a pool of worker
+processes on this machine (``"processes"``, the default profile's) or as Ray tasks (``"ray"``).
 
 Both executors call :func:`kgcl_lib.experiments.execute_run` once per unfinished run, and that
 function writes the run folder atomically (temporary sibling folder + rename, completion marker
 last), so the results store looks the same whichever executor wrote it and a killed run never
 leaves a half-written folder.
+
+Processes (standard library, no extra)::
+
+    run_grid(specs, results_dir, executor="processes", resources_per_run={"num_cpus": 1})
+
+* ``usable CPUs // num_cpus`` worker processes (``spawn``: a fresh interpreter each, so no
+  torch thread pool is forked) run one run at a time each, with ``num_cpus`` torch threads;
+  KGCN's small-batch steps use one core poorly, so two 1-thread runs side by side finish a grid
+  of 1-thread runs about twice as fast as one after another on two cores (BENCHMARKS.md);
+* results are those of the local executor at the same thread count, number for number (the
+  executor is not part of the run identity; ``tests/test_executors.py`` checks it);
+* inputs (text embeddings, content pairs) are built once by the parent first, as for Ray;
+* a run that raises is reported with its traceback while the others go on, then
+  :class:`GridRunError`; a worker that dies (SIGKILL, out of memory) fails its run the same way
+  and the pool is restarted for the rest; Ctrl-C kills the workers and removes their partial
+  folders.
 
 Ray (optional extra: ``pip install '.[ray]'``)::
 
@@ -39,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "processes", "ray")
 
 
 class GridRunError(RuntimeError):
@@ -54,9 +71,19 @@ class GridRunError(RuntimeError):
 
 
 def get_executor(name: str = "local", *, ray_address: str | None = None, resources_per_run: dict | None = None):
-    """The executor named ``name`` (``"local"`` or ``"ray"``)."""
-    if name == "local":  # ray_address / resources_per_run only apply to Ray (a profile may set them)
+    """The executor named ``name`` (``"local"``, ``"processes"`` or ``"ray"``).
+
+    ``resources_per_run``: ``{"num_cpus": c, ...}`` of every run; ``processes`` runs
+    ``usable CPUs // c`` at once (``"workers": n`` fixes the number), Ray passes it to each task;
+    ``local`` ignores it, as it ignores ``ray_address`` (a profile may set them for the others).
+    """
+    if name == "local":
         return LocalExecutor()
+    if name == "processes":
+        res = dict(resources_per_run or {})
+        cpus = max(1, int(float(res.get("num_cpus") or 1)))
+        workers = int(res.get("workers") or 0) or max(1, usable_cpus() // cpus)
+        return ProcessExecutor(workers=workers, threads_per_run=cpus)
     if name == "ray":
         return RayExecutor(address=ray_address, resources=dict(resources_per_run or {}))
     raise ValueError(f"executor must be one of {EXECUTORS}, got {name!r}")
@@ -91,6 +118,137 @@ class LocalExecutor:
                 out.append(execute_run(spec, results_dir, inputs))
                 bar.update(1)
         return out
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------------------------
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _init_worker(threads: int) -> None:
+    """Pool initializer: cap the BLAS/OpenMP pools before torch is imported in this process."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def _remove_partials(results_dir, specs) -> None:
+    """Delete the temporary folders that killed workers left (they cannot clean up themselves)."""
+    from .experiments import PARTIAL_SUFFIX
+
+    for spec in specs:
+        for partial in (Path(results_dir) / "runs").glob(f".{spec.run_id}.*{PARTIAL_SUFFIX}"):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _kill_pool(pool) -> None:
+    """Stop a pool now: cancel what has not started and kill the workers (runs in flight die)."""
+    procs = list(getattr(pool, "_processes", {}).values())  # no public API lists the workers
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.join(timeout=10)
+
+
+@dataclass
+class ProcessExecutor:
+    """``workers`` spawned worker processes on this machine, one run at a time each; see the
+    module docstring. ``threads_per_run`` caps OpenMP/BLAS in the workers (the run's torch
+    threads are its ``TrainConfig.threads``, default 1, as with the local executor)."""
+
+    workers: int = 2
+    threads_per_run: int = 1
+
+    def run(self, specs: Sequence, results_dir, inputs, *, force: bool = False, progress: bool = True,
+            out=sys.stdout) -> list[dict]:
+        from tqdm.auto import tqdm
+
+        from .experiments import prepare_inputs
+
+        todo = _todo(specs, results_dir, inputs, force, None)
+        if self.workers <= 1 or len(todo) <= 1:
+            return LocalExecutor().run(specs, results_dir, inputs, force=force, progress=progress)
+        prepare_inputs(todo, results_dir, inputs)
+        # by dataset, so a worker mostly reuses the dataset it opened (execute_run memoises it)
+        first: dict = {}
+        for s in todo:
+            first.setdefault(s.dataset, len(first))
+        queue = sorted(todo, key=lambda s: first[s.dataset])
+        results_dir = str(Path(results_dir).resolve())
+        summaries, failures = [], {}
+        workers = min(self.workers, len(queue))
+        bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"runs ({workers} processes)",
+                   disable=not progress)
+
+        def finished(spec, summary, error):
+            if error is None:
+                summaries.append(summary)
+            else:
+                failures[spec.run_id] = error
+                print(f"[kgcl] run {spec.run_id} failed:\n{error}", file=out, flush=True)
+            bar.update(1)
+            bar.set_postfix(failed=len(failures))
+
+        try:
+            lost = self._pool_map(queue, workers, results_dir, inputs, finished)
+            # A worker died (SIGKILL, out of memory): every run still in that pool failed with it,
+            # and which one was in flight cannot be told. Each is rerun alone in a fresh process,
+            # so only a run that kills its own worker fails.
+            _remove_partials(results_dir, lost)
+            for spec in lost:
+                if self._pool_map([spec], 1, results_dir, inputs, finished):
+                    _remove_partials(results_dir, [spec])
+                    finished(spec, None, "its worker process died (killed, or out of memory), twice")
+        except KeyboardInterrupt:
+            if self._pool is not None:
+                _kill_pool(self._pool)
+            _remove_partials(results_dir, todo)  # a finished run has no partial folder
+            print(f"[kgcl] interrupted: stopped the worker processes; {len(summaries)} finished and stored",
+                  file=out, flush=True)
+            raise
+        finally:
+            bar.close()
+        if failures:
+            raise GridRunError(failures)
+        return summaries
+
+    def _pool_map(self, specs, workers, results_dir, inputs, finished) -> list:
+        """Run ``specs`` in a new pool of ``workers`` processes, calling ``finished(spec, summary,
+        error_text)`` per run; returns the specs lost because a worker process died."""
+        import multiprocessing
+        import traceback
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        lost = []
+        pool = self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_init_worker, initargs=(self.threads_per_run,))
+        # no `with`: its exit waits for the runs in flight, and Ctrl-C must not (run() kills them)
+        pending = {pool.submit(_execute_run_task, s, results_dir, inputs, None): s for s in specs}
+        while pending:
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in done:
+                spec = pending.pop(fut)
+                try:
+                    summary, error = fut.result(), None
+                except BrokenProcessPool:
+                    lost.append(spec)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - reported per run, the grid goes on
+                    summary, error = None, "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                finished(spec, summary, error)
+        pool.shutdown(wait=True)
+        self._pool = None
+        return lost
+
+    def __post_init__(self):
+        self._pool = None
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
     python -m kgcl_lib.runner [--profile NAME] [--only 03,04] [--force]
                               [--runs-dir DIR] [--figures-dir DIR]
-                              [--executor local|ray] [--ray-address auto|HOST:PORT]
+                              [--executor local|processes|ray] [--ray-address auto|HOST:PORT]
 
 * Notebooks are discovered as ``notebooks/[0-9][0-9]_*.ipynb`` and run in name order, each with
   its working directory set to ``notebooks/`` and the ``python3`` kernel.
@@ -16,8 +16,9 @@
     3. that file's ``notebooks: {<name or its 2-digit prefix>: {...}}`` section;
     4. what the runner injects: ``profile``, ``results_dir``, ``figures_dir``,
        ``headlines_path``, ``force``; and ``executor`` / ``ray_address`` when given on the
-       command line (``--executor ray``: notebooks 04, 09 and 10 run their grids and LLM
-       generation as Ray tasks, :mod:`kgcl_lib.executors`).
+       command line (``--executor processes``: notebooks 04, 09 and 10 run their grids in a pool
+       of worker processes on this machine; ``--executor ray``: grids and LLM generation as Ray
+       tasks; :mod:`kgcl_lib.executors`).
   Only keys that a notebook's ``parameters`` cell declares are passed to it; a key that no
   notebook declares is an error (a typo would otherwise be silently ignored).
 * ``--force`` deletes the executed copies and headline files of the selected notebooks and
@@ -234,8 +235,8 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
           file=out, flush=True)
 
     cli = {k: v for k, v in (("executor", executor), ("ray_address", ray_address)) if v is not None}
-    if cli.get("executor") not in (None, "local", "ray"):
-        raise ValueError(f"--executor must be 'local' or 'ray', got {executor!r}")
+    if cli.get("executor") not in (None, "local", "processes", "ray"):
+        raise ValueError(f"--executor must be 'local', 'processes' or 'ray', got {executor!r}")
     if cli:
         print(f"[kgcl] command-line overrides: {cli}", file=out, flush=True)
     if cli.get("executor", profile.globals.get("executor")) == "ray":
@@ -311,9 +312,11 @@ def _main(argv) -> int:
                     help="seconds any one cell may run (default: $KGCL_CELL_TIMEOUT or 7200)")
     ap.add_argument("--retries", type=int, default=1,
                     help="re-executions of a notebook after a cell timeout or a dead kernel (default: 1)")
-    ap.add_argument("--executor", choices=("local", "ray"), default=None,
-                    help="where training runs and LLM generation execute: local (this process, the default) or "
-                         "ray (one Ray task per run; needs pip install '.[ray]'); overrides the profile's 'executor'")
+    ap.add_argument("--executor", choices=("local", "processes", "ray"), default=None,
+                    help="where training runs execute: local (the notebook's process, one after another), "
+                         "processes (a pool of CPUs // num_cpus worker processes; the default profile's) or "
+                         "ray (one Ray task per run, LLM generation in shards; needs pip install '.[ray]'); "
+                         "default: the profile's 'executor'")
     ap.add_argument("--ray-address", default=None,
                     help="Ray cluster to join: 'auto' or HOST:PORT (default: start a local Ray instance); "
                          "overrides the profile's 'ray_address'")

@@ -372,3 +372,109 @@ def test_unknown_executor_is_named():
 
     with pytest.raises(ValueError, match="'slurm'"):
         get_executor("slurm")
+
+
+# ------------------------------------------------------------------ issue 17: a pool of worker processes
+@pytest.fixture(scope="module")
+def plain_local_store(tmp_path_factory):
+    """The local executor's store of :func:`_specs` (also builds the text/pairs caches)."""
+    root = tmp_path_factory.mktemp("local-plain")
+    cache = tmp_path_factory.mktemp("cache-plain")
+    old = os.environ.get("KGCL_CACHE_DIR")
+    os.environ["KGCL_CACHE_DIR"] = str(cache)
+    try:
+        X.run_grid(_specs(), root, **RUN_KW)
+    finally:
+        if old is None:
+            os.environ.pop("KGCL_CACHE_DIR", None)
+        else:
+            os.environ["KGCL_CACHE_DIR"] = old
+    return root, cache
+
+
+def test_processes_executor_matches_local_and_reruns_nothing(plain_local_store, tmp_path, monkeypatch):
+    """Two spawned workers write the same store as the local executor, number for number, each
+    run in another process than the driver; a second call trains nothing."""
+    from kgcl_lib.executors import ProcessExecutor, get_executor
+
+    local, cache = plain_local_store
+    monkeypatch.setenv("KGCL_CACHE_DIR", str(cache))
+    store = _fresh_store(local, tmp_path)
+    specs = _specs()
+    inputs = X.RunInputs(dataset_options=OPTIONS, text_model=TEXT_MODEL, pair_n=4, threads=1)
+    summaries = ProcessExecutor(workers=2).run(specs, store, inputs, progress=False)
+    assert sorted(s["run_id"] for s in summaries) == sorted(s.run_id for s in specs)
+    assert os.getpid() not in {s["pid"] for s in summaries}
+    _assert_same_runs(local, store, specs)
+    assert {json.loads((X.run_dir(store, s) / "config.json").read_text())["threads"] for s in specs} == {1}
+    before = {s.run_id: (X.run_dir(store, s) / X.COMPLETE_MARKER).stat().st_mtime_ns for s in specs}
+    df = X.run_grid(specs, store, executor="processes", resources_per_run={"num_cpus": 1, "workers": 2}, **RUN_KW)
+    assert len(df) == len(specs)
+    assert before == {s.run_id: (X.run_dir(store, s) / X.COMPLETE_MARKER).stat().st_mtime_ns for s in specs}
+    # the profile's resources decide the pool size: CPUs // num_cpus, or "workers"
+    assert get_executor("processes", resources_per_run={"num_cpus": 1, "workers": 3}).workers == 3
+    from kgcl_lib.executors import usable_cpus
+
+    assert get_executor("processes", resources_per_run={"num_cpus": 1}).workers == usable_cpus()
+    assert get_executor("processes", resources_per_run={"num_cpus": usable_cpus() + 1}).workers == 1
+
+
+def _watch_partials(store, on_partial, deadline_s=120):
+    """Call ``on_partial(run_id, pid)`` for the first run caught while its folder is written."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        for partial in (store / "runs").glob(f".*{X.PARTIAL_SUFFIX}") if (store / "runs").exists() else []:
+            run_id, tag = partial.name[1:-len(X.PARTIAL_SUFFIX)].split(".", 1)
+            on_partial(run_id, int(tag.rsplit(".", 1)[0].rsplit("-", 1)[1]))
+            return
+        time.sleep(0.01)
+
+
+def test_processes_worker_killed_mid_run_is_rerun_alone(plain_local_store, tmp_path, monkeypatch):
+    """SIGKILL the worker of the first run caught writing its folder: the runs of the broken pool
+    are rerun one per fresh process, the store ends complete and equal to the local one, and no
+    partial folder is left."""
+    from kgcl_lib.executors import ProcessExecutor
+
+    local, cache = plain_local_store
+    monkeypatch.setenv("KGCL_CACHE_DIR", str(cache))
+    store = _fresh_store(local, tmp_path)
+    specs = _specs()
+    inputs = X.RunInputs(dataset_options=OPTIONS, text_model=TEXT_MODEL, pair_n=4, threads=1)
+    killed: dict = {}
+
+    def kill(run_id, pid):
+        os.kill(pid, signal.SIGKILL)
+        killed.update(run_id=run_id, pid=pid)
+
+    watcher = threading.Thread(target=_watch_partials, args=(store, kill), daemon=True)
+    watcher.start()
+    summaries = ProcessExecutor(workers=2).run(specs, store, inputs, progress=False)
+    watcher.join(timeout=5)
+    assert killed, "no run was caught mid-write"
+    assert sorted(s["run_id"] for s in summaries) == sorted(s.run_id for s in specs)
+    rerun = [s for s in summaries if s["run_id"] == killed["run_id"]]
+    assert rerun and rerun[0]["pid"] != killed["pid"]
+    assert not list((store / "runs").glob(".*")), "partial folders left behind"
+    _assert_same_runs(local, store, specs)
+
+
+def test_processes_ctrl_c_stops_workers_without_partial_folders(plain_local_store, tmp_path, monkeypatch):
+    """SIGINT to the driver while a worker writes a run: KeyboardInterrupt propagates, the workers
+    are killed, no partial folder stays, every folder present is complete."""
+    from kgcl_lib.executors import ProcessExecutor
+
+    local, cache = plain_local_store
+    monkeypatch.setenv("KGCL_CACHE_DIR", str(cache))
+    store = _fresh_store(local, tmp_path)
+    specs = _specs()
+    inputs = X.RunInputs(dataset_options=OPTIONS, text_model=TEXT_MODEL, pair_n=4, threads=1)
+    threading.Thread(target=_watch_partials, args=(store, lambda *_: os.kill(os.getpid(), signal.SIGINT)),
+                     daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        ProcessExecutor(workers=2).run(specs, store, inputs, progress=False)
+    time.sleep(1.0)  # killed workers write nothing afterwards
+    assert not list((store / "runs").glob(".*")), "partial folders left behind"
+    present = [d.name for d in (store / "runs").iterdir()]
+    assert len(present) < len(specs), "nothing was stopped"
+    assert all((store / "runs" / name / X.COMPLETE_MARKER).exists() for name in present)
