@@ -126,8 +126,6 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
     """
     import socket
 
-    import torch
-
     from ..train import train
 
     ds, text_for, pairs_for = _opened_inputs(results_dir, spec.dataset, inputs)
@@ -150,20 +148,8 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
         metrics = {"test_auc": float(result.test_auc), "test_f1": float(result.test_f1),
                    "valid_auc": float(result.valid_auc), "best_epoch": int(result.best_epoch), **metrics}
         device = str(result.info.get("device", resolve_device_type(cfg.device)))
-        config = {
-            "run_id": spec.run_id, "config_key": key, "spec": spec.key(),
-            "train_config": _jsonable(dataclasses.asdict(cfg)),
-            "text_source": source,
-            "synopses": None if text is None else synopsis_source(ds, source) if spec.text == "with" else "LLM-generated",
-            "eval": _jsonable(dataclasses.asdict(inputs.ev)), "scoring": inputs.ev.scoring,
-            "text_model": getattr(text, "model", None),
-            "text_provenance": getattr(text, "provenance", None),
-            "pairs_provenance": getattr(pairs, "provenance", None),
-            "n_pairs": None if pairs is None else int(len(pairs.table)),
-            "dataset": {"name": ds.name, "key": _dataset_key(ds), "stats": ds.stats(), "provenance": ds.provenance},
-            "train_seconds": round(t_train, 2), "eval_seconds": round(time.perf_counter() - t0 - t_train, 2),
-            "threads": torch.get_num_threads(), "device": device,
-        }
+        config = _run_record(spec, key, cfg, source, inputs, ds, text, pairs, t_train, time.perf_counter() - t0 - t_train,
+                             device)
         write_json(tmp / "config.json", config)
         for name, arr in arrays.items():
             _save_npy(tmp / f"{name}.npy", arr)
@@ -173,6 +159,28 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
     return {"run_id": spec.run_id, "config_key": key, "test_auc": metrics["test_auc"],
             "train_seconds": config["train_seconds"], "eval_seconds": config["eval_seconds"],
             "threads": config["threads"], "device": device, "pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _run_record(spec: RunSpec, key: str, cfg, source: str, inputs: RunInputs, ds, text, pairs, train_seconds: float,
+                eval_seconds: float, device: str) -> dict:
+    """A run's ``config.json``: spec, exact TrainConfig, evaluation settings, text / pairs
+    provenance, dataset key and stats, timings (seconds, rounded to 0.01), threads and device."""
+    import torch
+
+    return {
+        "run_id": spec.run_id, "config_key": key, "spec": spec.key(),
+        "train_config": _jsonable(dataclasses.asdict(cfg)),
+        "text_source": source,
+        "synopses": None if text is None else synopsis_source(ds, source) if spec.text == "with" else "LLM-generated",
+        "eval": _jsonable(dataclasses.asdict(inputs.ev)), "scoring": inputs.ev.scoring,
+        "text_model": getattr(text, "model", None),
+        "text_provenance": getattr(text, "provenance", None),
+        "pairs_provenance": getattr(pairs, "provenance", None),
+        "n_pairs": None if pairs is None else int(len(pairs.table)),
+        "dataset": {"name": ds.name, "key": _dataset_key(ds), "stats": ds.stats(), "provenance": ds.provenance},
+        "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
+        "threads": torch.get_num_threads(), "device": device,
+    }
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
