@@ -158,6 +158,7 @@ def config_from_args(args) -> TrainConfig:
 
 
 def has_paper_settings(dataset: str) -> bool:
+    """Whether :func:`~kgcl_lib.train_config.paper_settings` knows ``dataset``."""
     try:
         paper_settings(dataset)
         return True
