@@ -90,7 +90,8 @@ def get_executor(name: str = "local", *, ray_address: str | None = None, resourc
 
 
 def _todo(specs, results_dir, inputs, force: bool, device_type: str | None):
-    from .experiments import expected_keys, is_finished
+    from .experiments.execute import expected_keys
+    from .experiments.spec import is_finished
 
     keys = expected_keys(specs, inputs, device_type)
     return [s for s in specs if force or not is_finished(results_dir, s, keys[s])]
@@ -103,7 +104,7 @@ class LocalExecutor:
     def run(self, specs: Sequence, results_dir, inputs, *, force: bool = False, progress: bool = True) -> list[dict]:
         from tqdm.auto import tqdm
 
-        from .experiments import execute_run
+        from .experiments.execute import execute_run
 
         todo = _todo(specs, results_dir, inputs, force, None)
         # Grouped by dataset so each is opened once (execute_run memoises the last one).
@@ -337,7 +338,7 @@ def check_shared_storage(results_dir) -> list[str]:
 
 def _execute_run_task(spec, results_dir, inputs, device_type):
     """Body of one Ray task (module-level so Ray pickles it by reference)."""
-    from .experiments import execute_run
+    from .experiments.execute import execute_run
 
     return execute_run(spec, results_dir, inputs, device_type=device_type)
 
@@ -363,7 +364,8 @@ class RayExecutor:
             out=sys.stdout) -> list[dict]:
         from tqdm.auto import tqdm
 
-        from .experiments import PARTIAL_SUFFIX, prepare_inputs
+        from .experiments.execute import prepare_inputs
+        from .experiments.spec import PARTIAL_SUFFIX
 
         ray = _import_ray()
         resources = {"num_cpus": 1, **self.resources}

@@ -52,7 +52,7 @@ def datasets(stats: dict[str, dict], skipped: dict[str, str] | Sequence[str]) ->
     return out
 
 
-def table1(cmp: pd.DataFrame) -> list[str]:
+def table1_counts(cmp: pd.DataFrame) -> list[str]:
     """Notebooks 01/03: how our counts relate to the paper's Table 1 (``report.table1_comparison``)."""
     out = []
     for name, d in cmp.groupby("dataset", sort=False):

@@ -28,10 +28,10 @@ import scipy.sparse as sp
 
 from . import experiments, metrics, report
 from .constants import BASELINE  # noqa: F401  (the paper's baseline, (text arm, variant))
+from .storage import HEADLESS_ENV  # set by kgcl_lib.runner while notebooks execute without a frontend
+
 #: Metrics of the bucket table, in display order.
 BUCKET_METRICS = ("ndcg@10", "ndcg@100", "recall@10")
-#: Set to "1" by kgcl_lib.runner while notebooks execute without a frontend.
-HEADLESS_ENV = "KGCL_HEADLESS"
 
 
 def model_label(model: tuple[str, str]) -> str:

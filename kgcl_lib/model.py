@@ -385,13 +385,30 @@ class KGCN(nn.Module):
         return (u * v).sum(-1)
 
     def _propagate(self, u: Tensor, field: Tensor, relations: Tensor, table: Tensor) -> Tensor:
-        """Item representations ``[B, d]`` after L iterations (see module docstring)."""
-        cfg = self.cfg
-        B, d, K, L = u.shape[0], cfg.dim, cfg.n_neighbors, cfg.n_iter
+        """Item representations ``[B, d]`` after L iterations (see module docstring).
+
+        ``u``: ``[B, d]`` user rows; ``field``, ``relations``: the plan's receptive field;
+        ``table``: ``[n_local, d]`` from :meth:`local_table`.  Two fast paths compute it, because
+        the training step is this function: the compiled kernels (:meth:`_propagate_fused`, CPU)
+        fuse each batch row's tree in one pass, and the pure-torch weighted bags below (CUDA,
+        and CPU without a compiler) batch it as whole-tensor ops; both reorder the sums of
+        :func:`reference_item_representations` and are tested against it
+        (``tests/test_scoring.py::test_forward_fast_paths_equal_reference``).
+        """
+        d = self.cfg.dim
         # π(u, r) for every relation once per row: [B, R'], then gathered per edge.
         ur = (u @ self.relation_emb.t()) / d
         if self.use_kernels and _K.usable(table) is not None:
             return self._propagate_fused(ur, field, relations, table)
+        w = self._edge_weights(ur, relations)  # [B, S, K]
+        h = self._first_iteration(w, field, table)  # [B, S, d]
+        return self._later_iterations(h, w)
+
+    def _edge_weights(self, ur: Tensor, relations: Tensor) -> Tensor:
+        """Attention weights ``[B, S, K]`` of every edge of the field (``/K`` for the mean reduce)
+        from the ``[B, R']`` logits ``ur``; ``S = 1 + K + .. + K^(L-1)`` field nodes with children."""
+        cfg = self.cfg
+        B, K = ur.shape[0], cfg.n_neighbors
         # softmax over each node's K edges via exp once per (row, relation): shift by the row's
         # max over all relations (softmax is shift-invariant), exponentiate [B, R'], gather per
         # edge and normalise -- 2x cheaper than a softmax over a last dim of size K.  The clamp
@@ -400,7 +417,14 @@ class KGCN(nn.Module):
         S = relations.shape[1] // K  # S = 1 + K + .. + K^(L-1)
         g = e.gather(1, relations).view(B, S, K)
         z = g.sum(-1, keepdim=True)
-        w = g / (z * K if cfg.neighbor_reduce == "mean" else z)  # [B, S, K]
+        return g / (z * K if cfg.neighbor_reduce == "mean" else z)  # [B, S, K]
+
+    def _first_iteration(self, w: Tensor, field: Tensor, table: Tensor) -> Tensor:
+        """``[B, S, d]``: every field node at hops ``0..L-1`` after the first iteration, from the
+        edge weights ``w`` ``[B, S, K]`` and the initial local ``table``."""
+        cfg = self.cfg
+        B, S, K = w.shape
+        d, L = cfg.dim, cfg.n_iter
         # Iteration 0: every node at hops 0..L-1 aggregates its K neighbours' initial vectors;
         # embedding_bag does the weighted gather-sum without materialising [B, S, K, d].
         self_idx = field[:, :S].reshape(B * S, 1)
@@ -430,7 +454,12 @@ class KGCN(nn.Module):
         else:
             agg = _WeightedBag.apply(table, nbr_idx, w0)
             out = F.linear(torch.cat([table.index_select(0, self_idx.view(-1)), agg], 1) if cfg.aggregator == "concat" else agg, W, b)
-        h = (torch.tanh(out) if L == 1 else torch.relu(out)).view(B, S, d)
+        return (torch.tanh(out) if L == 1 else torch.relu(out)).view(B, S, d)
+
+    def _later_iterations(self, h: Tensor, w: Tensor) -> Tensor:
+        """Iterations ``1..L-1`` on the first iteration's ``h`` ``[B, S, d]``; returns ``[B, d]``."""
+        cfg = self.cfg
+        B, K, d, L = h.shape[0], cfg.n_neighbors, cfg.dim, cfg.n_iter
         # Iteration i >= 1: nodes [0, S_i) aggregate nodes [1, 1 + S_i*K) of the previous output.
         for i in range(1, L):
             S_i = sum(K**hop for hop in range(L - i))
@@ -460,6 +489,9 @@ class KGCN(nn.Module):
 
     def _propagate_fused(self, ur: Tensor, field: Tensor, relations: Tensor, table: Tensor) -> Tensor:
         """:meth:`_propagate` with the compiled kernels (:mod:`kgcl_lib.kernels`); same maths.
+
+        It exists because on the CPU the fused per-row kernels are the fast training step (see
+        ``BENCHMARKS.md``); it is tested against :func:`reference_item_representations`.
 
         ``ur``: ``[B, R']`` attention logits; returns ``[B, d]``.
         """

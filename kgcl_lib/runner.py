@@ -38,14 +38,11 @@ from pathlib import Path
 
 import yaml
 
-from .storage import ENV_RUNS_DIR, write_json
+from .storage import HEADLESS_ENV, REPO_ROOT, results_root, write_json
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 #: Parameters the runner sets itself; a profile may not override them.
 INJECTED = ("profile", "results_dir", "figures_dir", "headlines_path", "force")
-#: Set to "1" while notebooks execute (no frontend); read by :mod:`kgcl_lib.inspector`.
-HEADLESS_ENV = "KGCL_HEADLESS"
 
 
 @dataclass(frozen=True)
@@ -176,12 +173,6 @@ def new_warnings(executed: Path, seen: set[str], limit: int = 240) -> list[str]:
                     seen.add(line)
                     found.append(line)
     return found
-
-
-def results_root(profile: str, runs_dir: str | os.PathLike | None = None) -> Path:
-    """``<runs>/<profile>``: ``runs_dir``, else ``$KGCL_RUNS_DIR``, else ``runs/`` in the checkout."""
-    base = Path(runs_dir or os.environ.get(ENV_RUNS_DIR) or REPO_ROOT / "runs")
-    return (base / profile).resolve()
 
 
 def run(profile_name: str = "default", *, only: str | None = None, force: bool = False,

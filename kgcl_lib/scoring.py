@@ -15,6 +15,7 @@ at 1e-5).  ``mode="dot"`` is the paper's Fig. 4 inference ``sigmoid(u · h_c)``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -70,10 +71,55 @@ def _iter_kgcn_scores(model: KGCN, users: Tensor, chunk: int, progress: bool, it
     ``need[i + 1]`` (see :func:`_field_sets`) from those of ``need[i]``; an entity's
     representation for a user does not depend on the hop it is reached from, so each is computed
     once per user.  The linear maps are applied before the neighbour sum (``W_b Σ_k w_k e_k =
-    Σ_k w_k W_b e_k``), once per entity for the user-independent first iteration.  The last
-    iteration runs in tiles of ``item_block`` items so that its ``[tile, c, d]`` pre-activations
-    stay in cache while tanh and the dot product with ``u`` consume them.
+    Σ_k w_k W_b e_k``), once per entity for the user-independent first iteration
+    (:func:`_catalogue_plan`).  The last iteration runs in tiles of ``item_block`` items so that
+    its ``[tile, c, d]`` pre-activations stay in cache while tanh and the dot product with ``u``
+    consume them.
     """
+    plan = _catalogue_plan(model)
+    d = model.cfg.dim
+    R = model.relation_emb.detach()
+    U = model.user_emb.detach()
+    it = range(0, len(users), chunk)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="score_all(kgcn)", unit="chunk")
+    for s in it:
+        u = U.index_select(0, users[s : s + chunk])  # [c, d]
+        ur = (u @ R.t()) / d  # [c, R']  π(u, r) for every relation
+        if model.cfg.n_iter == 1:
+            logits = _one_iteration_logits(plan, u, ur, item_block)
+        else:
+            logits = _deep_logits(plan, u, ur, item_block)
+        yield s, torch.sigmoid_(logits)
+
+
+@dataclass(frozen=True, eq=False)
+class _CataloguePlan:
+    """The user-independent part of :func:`_iter_kgcn_scores`, for a model with ``L`` iterations.
+
+    ``steps[i]``: ``(self_pos int64[n], nbr_pos int64[n, K], rel int64[n, K])`` of the nodes
+    ``need[i + 1]``: their own and their neighbours' positions in ``need[i]`` and the edges'
+    relations.  ``split[i]``: iteration ``i``'s weight as ``(W_a or None, W_b)`` (self and
+    neighbour parts).  ``base0 [n1, d]`` = ``h0 W_a0ᵀ + b0`` and ``q0 [n1, K, d]`` = the
+    neighbours' ``h0 W_b0ᵀ`` (times ``1/K`` for the mean reduce) per node of ``need[1]``.
+    """
+
+    K: int
+    d: int
+    n_items: int
+    steps: list
+    split: list
+    biases: list
+    scale: float
+    base0: Tensor
+    q0: Tensor
+
+
+@torch.no_grad()
+def _catalogue_plan(model: KGCN) -> _CataloguePlan:
+    """Positions, split weights and the first iteration's projections (see :class:`_CataloguePlan`)."""
     cfg = model.cfg
     d, K, L = cfg.dim, cfg.n_neighbors, cfg.n_iter
     dev = model.adj_entity.device
@@ -108,70 +154,77 @@ def _iter_kgcn_scores(model: KGCN, users: Tensor, chunk: int, progress: bool, it
         base0 += (h0 @ Wa0.t()).index_select(0, self_pos0)
     # the 1/K of the mean-reduce is folded into q0 (saves a pass over the weights)
     q0 = (h0 @ Wb0.t()).index_select(0, nbr_pos0.reshape(-1)).view(n1, K, d) * scale
-    R = model.relation_emb.detach()
-    U = model.user_emb.detach()
-    it = range(0, len(users), chunk)
-    if progress:
-        from tqdm.auto import tqdm
+    return _CataloguePlan(K, d, model.n_items, steps, split, biases, scale, base0, q0)
 
-        it = tqdm(it, desc="score_all(kgcn)", unit="chunk")
-    for s in it:
-        u = U.index_select(0, users[s : s + chunk])  # [c, d]
-        c = u.shape[0]
-        u_sum = u.sum(-1)  # [c], for _tanh_dot
-        ur = (u @ R.t()) / d  # [c, R']  π(u, r) for every relation
-        urT = ur.t().contiguous()  # [R', c]
-        # exp(π − max_r π) per user once: the softmax over an item's K edges is then a gather
-        # and a normalisation (no exp per (user, item, edge)).  Exact: softmax is shift-invariant.
-        expT = (urT - urT.max(0, keepdim=True).values).exp_()  # [R', c], values in (0, 1]
-        logits = torch.empty(c, model.n_items, device=dev)
-        if L == 1:
-            for vs in range(0, n1, item_block):
-                ve = min(n1, vs + item_block)
-                nb = ve - vs
-                # softmax over each item's K edges, laid out [nb, K, c]
-                w = expT.index_select(0, rel0[vs:ve].reshape(-1)).view(nb, K, c)
-                z = w.sum(1, keepdim=True)
-                if bool((z < 1e-30).any()):  # π spread > ~69 for some user: exact softmax
-                    w = urT.index_select(0, rel0[vs:ve].reshape(-1)).view(nb, K, c).softmax(dim=1)
-                else:
-                    w.div_(z)
-                # [nb, c, d] = base + w^T @ q   (one small GEMM per item)
-                pre = torch.baddbmm(base0[vs:ve].unsqueeze(1), w.transpose(1, 2), q0[vs:ve])
-                logits[:, vs:ve] = _tanh_dot(pre, u, u_sum).t()
-            yield s, torch.sigmoid_(logits)
-            continue
-        # First iteration (user-independent inputs), all nodes of need[1]: h [c, n1, d]
-        w = urT.index_select(0, rel0.reshape(-1)).view(n1, K, c).softmax(dim=1)
-        h = torch.baddbmm(base0.unsqueeze(1), w.transpose(1, 2), q0).relu_().transpose(0, 1).contiguous()
-        for i in range(1, L):
-            Wa, Wb = split[i]
-            self_pos, nbr_pos, rel = steps[i]
-            n = len(self_pos)
-            p_nbr = h @ Wb.t()  # [c, n_prev, d]
-            p_self = h @ Wa.t() if Wa is not None else None
-            last = i == L - 1
-            out = logits if last else torch.empty(c, n, d, device=dev)
-            blk = item_block if last else n
-            for vs in range(0, n, blk):
-                ve = min(n, vs + blk)
-                nb = ve - vs
-                w = ur.index_select(1, rel[vs:ve].reshape(-1)).view(c * nb, 1, K).softmax(dim=-1)
-                if scale != 1.0:
-                    w.mul_(scale)
-                # index_select, not p_nbr[:, idx]: same gather, ~5x faster than aten::index on CPU
-                g = p_nbr.index_select(1, nbr_pos[vs:ve].reshape(-1)).view(c * nb, K, d)
-                pre = torch.bmm(w, g).view(c, nb, d)
-                if p_self is not None:
-                    pre += p_self.index_select(1, self_pos[vs:ve])
-                pre += biases[i]
-                if last:
-                    out[:, vs:ve] = _tanh_dot(pre, u.unsqueeze(1), u_sum.unsqueeze(1))
-                else:
-                    out[:, vs:ve] = pre.relu_()
-            if not last:
-                h = out
-        yield s, torch.sigmoid_(logits)
+
+def _one_iteration_logits(plan: _CataloguePlan, u: Tensor, ur: Tensor, item_block: int) -> Tensor:
+    """Logits ``[c, n_items]`` of a one-iteration model (``L = 1``) for the users ``u [c, d]``
+    with attention logits ``ur [c, R']``."""
+    K, c = plan.K, u.shape[0]
+    rel0 = plan.steps[0][2]
+    n1 = len(rel0)
+    u_sum = u.sum(-1)  # [c], for _tanh_dot
+    urT = ur.t().contiguous()  # [R', c]
+    # exp(π − max_r π) per user once: the softmax over an item's K edges is then a gather
+    # and a normalisation (no exp per (user, item, edge)).  Exact: softmax is shift-invariant.
+    expT = (urT - urT.max(0, keepdim=True).values).exp_()  # [R', c], values in (0, 1]
+    logits = torch.empty(c, plan.n_items, device=u.device)
+    for vs in range(0, n1, item_block):
+        ve = min(n1, vs + item_block)
+        nb = ve - vs
+        # softmax over each item's K edges, laid out [nb, K, c]
+        w = expT.index_select(0, rel0[vs:ve].reshape(-1)).view(nb, K, c)
+        z = w.sum(1, keepdim=True)
+        if bool((z < 1e-30).any()):  # π spread > ~69 for some user: exact softmax
+            w = urT.index_select(0, rel0[vs:ve].reshape(-1)).view(nb, K, c).softmax(dim=1)
+        else:
+            w.div_(z)
+        # [nb, c, d] = base + w^T @ q   (one small GEMM per item)
+        pre = torch.baddbmm(plan.base0[vs:ve].unsqueeze(1), w.transpose(1, 2), plan.q0[vs:ve])
+        logits[:, vs:ve] = _tanh_dot(pre, u, u_sum).t()
+    return logits
+
+
+def _deep_logits(plan: _CataloguePlan, u: Tensor, ur: Tensor, item_block: int) -> Tensor:
+    """Logits ``[c, n_items]`` of a model with ``L >= 2`` iterations (arguments as
+    :func:`_one_iteration_logits`); the last iteration runs in tiles of ``item_block`` items."""
+    K, d, c, L = plan.K, plan.d, u.shape[0], len(plan.steps)
+    u_sum = u.sum(-1)  # [c], for _tanh_dot
+    urT = ur.t().contiguous()  # [R', c]
+    rel0 = plan.steps[0][2]
+    n1 = len(rel0)
+    logits = torch.empty(c, plan.n_items, device=u.device)
+    # First iteration (user-independent inputs), all nodes of need[1]: h [c, n1, d]
+    w = urT.index_select(0, rel0.reshape(-1)).view(n1, K, c).softmax(dim=1)
+    h = torch.baddbmm(plan.base0.unsqueeze(1), w.transpose(1, 2), plan.q0).relu_().transpose(0, 1).contiguous()
+    for i in range(1, L):
+        Wa, Wb = plan.split[i]
+        self_pos, nbr_pos, rel = plan.steps[i]
+        n = len(self_pos)
+        p_nbr = h @ Wb.t()  # [c, n_prev, d]
+        p_self = h @ Wa.t() if Wa is not None else None
+        last = i == L - 1
+        out = logits if last else torch.empty(c, n, d, device=u.device)
+        blk = item_block if last else n
+        for vs in range(0, n, blk):
+            ve = min(n, vs + blk)
+            nb = ve - vs
+            w = ur.index_select(1, rel[vs:ve].reshape(-1)).view(c * nb, 1, K).softmax(dim=-1)
+            if plan.scale != 1.0:
+                w.mul_(plan.scale)
+            # index_select, not p_nbr[:, idx]: same gather, ~5x faster than aten::index on CPU
+            g = p_nbr.index_select(1, nbr_pos[vs:ve].reshape(-1)).view(c * nb, K, d)
+            pre = torch.bmm(w, g).view(c, nb, d)
+            if p_self is not None:
+                pre += p_self.index_select(1, self_pos[vs:ve])
+            pre += plan.biases[i]
+            if last:
+                out[:, vs:ve] = _tanh_dot(pre, u.unsqueeze(1), u_sum.unsqueeze(1))
+            else:
+                out[:, vs:ve] = pre.relu_()
+        if not last:
+            h = out
+    return logits
 
 
 def _tanh_dot(pre: Tensor, u: Tensor, u_sum: Tensor) -> Tensor:

@@ -19,6 +19,10 @@ from typing import Iterator
 ENV_DATA_DIR = "KGCL_DATA_DIR"
 ENV_CACHE_DIR = "KGCL_CACHE_DIR"
 ENV_RUNS_DIR = "KGCL_RUNS_DIR"
+#: Set to "1" by :mod:`kgcl_lib.runner` while notebooks execute (no frontend); read by :mod:`kgcl_lib.inspector`.
+HEADLESS_ENV = "KGCL_HEADLESS"
+#: The checkout (the folder holding ``kgcl_lib/``, ``notebooks/``, ``params/``).
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def cache_dir(sub: str | None = None) -> Path:
@@ -43,6 +47,12 @@ def runs_dir() -> Path:
     path = Path(os.environ.get(ENV_RUNS_DIR) or "runs")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def results_root(profile: str, runs_dir: str | os.PathLike | None = None) -> Path:
+    """``<runs>/<profile>``: ``runs_dir``, else ``$KGCL_RUNS_DIR``, else ``runs/`` in the checkout."""
+    base = Path(runs_dir or os.environ.get(ENV_RUNS_DIR) or REPO_ROOT / "runs")
+    return (base / profile).resolve()
 
 
 @contextlib.contextmanager

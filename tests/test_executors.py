@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from kgcl_lib import experiments as X
+from kgcl_lib.storage import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 DS = "synthetic-small"
@@ -101,10 +102,10 @@ def test_is_finished_needs_the_completion_marker(tmp_path):
     the marker's key must match."""
     s = X.RunSpec("d", "base")
     d = X.run_dir(tmp_path, s)
-    X.write_json(d / "config.json", {"config_key": "abc"})
-    X.write_json(d / "metrics.json", {})
+    write_json(d / "config.json", {"config_key": "abc"})
+    write_json(d / "metrics.json", {})
     assert not X.is_finished(tmp_path, s) and not X.is_finished(tmp_path, s, "abc")
-    X.write_json(d / X.COMPLETE_MARKER, {"run_id": s.run_id, "config_key": "abc"})
+    write_json(d / X.COMPLETE_MARKER, {"run_id": s.run_id, "config_key": "abc"})
     assert X.is_finished(tmp_path, s) and X.is_finished(tmp_path, s, "abc") and not X.is_finished(tmp_path, s, "xyz")
 
 

@@ -44,7 +44,7 @@ def test_table1_comparison_and_sentence():
     bx = cmp[cmp["dataset"] == "book-crossing"].set_index("quantity")
     assert bx.loc["users", "difference"] == 0 and bx.loc["contents", "difference"] == 14000 - 14967
     assert bx.loc["contents", "ratio"] == pytest.approx(14000 / 14967)
-    lines = findings.table1(cmp)
+    lines = findings.table1_counts(cmp)
     assert lines[0].startswith("book-crossing vs the paper's Book-Crossing: 2 of 3 counts are equal")
     assert lines[1] == "synthetic-small is not one of the paper's datasets: Table 1 has no number to compare with."
 

@@ -47,7 +47,7 @@ def counted(monkeypatch):
 
 def test_grid_without_text_or_metadata_trains_nothing_twice(tmp_path, monkeypatch, counted):
     ds = bare(make_synthetic(SHAPE, 0))
-    monkeypatch.setattr(X, "open_dataset", lambda name, data_dir=None, **kw: ds)
+    monkeypatch.setattr(X.execute, "open_dataset", lambda name, data_dir=None, **kw: ds)  # where run_grid opens it
     specs = X.grid_specs(["bare-books"], ("base", "cl_genre", "cl_title_genre"), seeds=[0, 1], overrides={"*": FAST})
     assert len(specs) == 12  # 2 text arms x 3 variants x 2 seeds
     df = X.run_grid(specs, tmp_path, pair_n=3, ev=EV, progress=False)

@@ -1,0 +1,204 @@
+"""Executing one run: :class:`RunInputs` (what a run needs besides its spec; picklable for Ray
+workers), :func:`execute_run` (train, evaluate, write the run folder atomically),
+:func:`prepare_inputs` and :func:`expected_keys` (what the executors call first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..constants import VARIANT_TEMPLATE
+from ..storage import atomic_dir, atomic_path, write_json
+from .evaluation import evaluate, _positive_pairs
+from .inputs import (
+    content_pairs,
+    _dataset_key,
+    llm_synopses,
+    make_split,
+    open_dataset,
+    synopsis_source,
+    text_embeddings,
+    text_source,
+)
+from .spec import COMPLETE_MARKER, EvalConfig, RunSpec, config_key, resolve_device_type, run_dir, train_config
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Everything :func:`execute_run` needs besides the spec; picklable, so a run can execute in
+    another process (a Ray worker) that opens the dataset and reads text/pairs from the stored
+    caches under ``results_dir``."""
+
+    data_dir: str | None = None
+    dataset_options: dict | None = None
+    text_model: str | None = None
+    pair_n: int = 10
+    ev: EvalConfig = EvalConfig()
+    threads: int | None = None
+    text_fallback: str = "metadata"
+
+
+#: Per-process memo of the last opened dataset and its text/pairs (a Ray worker reuses it
+#: across the tasks it runs; one dataset at a time bounds the memory).
+_OPENED: dict = {}
+
+
+_DATASET: dict = {}
+
+
+def _dataset_for(name: str, inputs: RunInputs):
+    """The dataset ``name`` as ``inputs`` opens it, memoised per process (the last one only)."""
+    memo_key = (name, inputs.data_dir, json.dumps(inputs.dataset_options or {}, sort_keys=True, default=str))
+    if _DATASET.get("key") != memo_key:
+        _DATASET.clear()
+        _DATASET.update(key=memo_key, ds=open_dataset(name, inputs.data_dir, **(inputs.dataset_options or {}).get(name, {})))
+    return _DATASET["ds"]
+
+
+def _opened_inputs(results_dir, name: str, inputs: RunInputs):
+    """``(ds, text_for, pairs_for)`` for dataset ``name``, memoised per process."""
+    ds = _dataset_for(name, inputs)
+    memo_key = (str(results_dir), id(ds), inputs.text_model, inputs.pair_n, inputs.text_fallback)
+    if _OPENED.get("key") != memo_key:
+        _OPENED.clear()
+        _OPENED.update(key=memo_key, cache={})
+    cache = _OPENED["cache"]
+
+    def text_for(kind):
+        if kind == "without" or text_source(ds, kind, inputs.text_fallback) == "none":
+            return None
+        if kind not in cache:
+            if kind == "llm":
+                cache[kind] = text_embeddings(results_dir, ds, "llm", inputs.text_model,
+                                              synopses=llm_synopses(results_dir, ds))
+            else:
+                cache[kind] = text_embeddings(results_dir, ds, "with", inputs.text_model,
+                                              text_fallback=inputs.text_fallback)
+        return cache[kind]
+
+    def pairs_for(template):
+        if template is None:
+            return None
+        if ("pairs", template) not in cache:
+            cache[("pairs", template)] = content_pairs(results_dir, ds, template, inputs.pair_n)
+        return cache[("pairs", template)]
+
+    return ds, text_for, pairs_for
+
+
+def prepare_inputs(specs: Iterable[RunSpec], results_dir, inputs: RunInputs) -> None:
+    """Build (or check) the stored text embeddings and content pairs ``specs`` need, once, so that
+    parallel runs only read them (no two workers build the same cache file)."""
+    by_ds: dict[str, set] = {}
+    for s in specs:
+        by_ds.setdefault(s.dataset, set()).add(s)
+    for name, group in by_ds.items():
+        _, text_for, pairs_for = _opened_inputs(results_dir, name, inputs)
+        pairs_for("title_genre")  # ℓ_align of every run
+        for s in group:
+            pairs_for(VARIANT_TEMPLATE[s.variant])
+            text_for(s.text)
+
+
+def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
+                device_type: str | None = None) -> dict:
+    """Train and evaluate one run and write its folder atomically; return a small summary.
+
+    Self-contained (the executors call it in this process or in a Ray worker): the dataset is
+    opened by name and the text embeddings / content pairs come from the stored caches under
+    ``results_dir`` (built on first use). Files are written into a hidden sibling folder
+    (:func:`kgcl_lib.storage.atomic_dir`), :data:`COMPLETE_MARKER` (with the config key) last, and
+    the folder is then renamed onto ``runs/<run_id>``, replacing a previous complete run as a
+    whole. An interrupted run (Ctrl-C, SIGKILL, a lost worker) therefore leaves the previous
+    complete run — or none — in place; its staging folder is removed on exception, or, after a
+    SIGKILL, by the next attempt at the same run on that host.
+
+    Returns ``{"run_id", "config_key", "test_auc", "train_seconds", "eval_seconds", "threads",
+    "device", "pid", "host"}``.
+    """
+    import socket
+
+    from ..train import train
+
+    ds, text_for, pairs_for = _opened_inputs(results_dir, spec.dataset, inputs)
+    source = text_source(ds, spec.text, inputs.text_fallback)
+    cfg = train_config(spec, ds.name, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads,
+                       text_source=source)
+    key = config_key(cfg, inputs.ev, device_type, source)
+    # atomic_dir: written into a hidden sibling, renamed onto runs/<run_id> when the block ends;
+    # removed on exception; a SIGKILLed writer's staging folder is deleted by the next attempt.
+    with atomic_dir(run_dir(results_dir, spec)) as tmp:
+        split = make_split(ds, spec.seed)
+        pairs, text = pairs_for(VARIANT_TEMPLATE[spec.variant]), text_for(spec.text)
+        t0 = time.perf_counter()
+        result = train(ds, split, cfg, pairs=pairs, text=text, progress=False)
+        t_train = time.perf_counter() - t0
+        # ℓ_align on the title+genre positives; datasets without metadata (Book-Crossing
+        # offline) get KG-attribute pairs from content_pairs' fallback instead.
+        align = _positive_pairs(pairs_for("title_genre"))
+        metrics, arrays = evaluate(ds, split, result.model, inputs.ev, align)
+        metrics = {"test_auc": float(result.test_auc), "test_f1": float(result.test_f1),
+                   "valid_auc": float(result.valid_auc), "best_epoch": int(result.best_epoch), **metrics}
+        device = str(result.info.get("device", resolve_device_type(cfg.device)))
+        config = _run_record(spec, key, cfg, source, inputs, ds, text, pairs, t_train, time.perf_counter() - t0 - t_train,
+                             device)
+        write_json(tmp / "config.json", config)
+        for name, arr in arrays.items():
+            _save_npy(tmp / f"{name}.npy", arr)
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / COMPLETE_MARKER, {"run_id": spec.run_id, "config_key": key,
+                                           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return {"run_id": spec.run_id, "config_key": key, "test_auc": metrics["test_auc"],
+            "train_seconds": config["train_seconds"], "eval_seconds": config["eval_seconds"],
+            "threads": config["threads"], "device": device, "pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _run_record(spec: RunSpec, key: str, cfg, source: str, inputs: RunInputs, ds, text, pairs, train_seconds: float,
+                eval_seconds: float, device: str) -> dict:
+    """A run's ``config.json``: spec, exact TrainConfig, evaluation settings, text / pairs
+    provenance, dataset key and stats, timings (seconds, rounded to 0.01), threads and device."""
+    import torch
+
+    return {
+        "run_id": spec.run_id, "config_key": key, "spec": spec.key(),
+        "train_config": _jsonable(dataclasses.asdict(cfg)),
+        "text_source": source,
+        "synopses": None if text is None else synopsis_source(ds, source) if spec.text == "with" else "LLM-generated",
+        "eval": _jsonable(dataclasses.asdict(inputs.ev)), "scoring": inputs.ev.scoring,
+        "text_model": getattr(text, "model", None),
+        "text_provenance": getattr(text, "provenance", None),
+        "pairs_provenance": getattr(pairs, "provenance", None),
+        "n_pairs": None if pairs is None else int(len(pairs.table)),
+        "dataset": {"name": ds.name, "key": _dataset_key(ds), "stats": ds.stats(), "provenance": ds.provenance},
+        "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
+        "threads": torch.get_num_threads(), "device": device,
+    }
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, arr)
+
+
+def expected_keys(specs: Sequence[RunSpec], inputs: RunInputs, device_type: str | None = None) -> dict:
+    """``{spec: config_key}`` the runs of ``specs`` would get (what :func:`is_finished` compares)."""
+    out = {}
+    for s in specs:
+        source = text_source(_dataset_for(s.dataset, inputs), s.text, inputs.text_fallback)
+        cfg = train_config(s, s.dataset, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads,
+                           text_source=source)
+        out[s] = config_key(cfg, inputs.ev, device_type, source)
+    return out
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=str))

@@ -1,0 +1,226 @@
+"""What a run is: :class:`RunSpec` (dataset, variant, text arm, seed, γ, overrides) and its stable
+``run_id``, the grid of specs (:func:`grid_specs`), the evaluation settings (:class:`EvalConfig`),
+the spec's :class:`~kgcl_lib.train.TrainConfig` (:func:`train_config`), and where a run lives and
+when it counts as finished (:func:`run_dir`, :func:`config_key`, :func:`is_finished`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+
+from ..constants import KS, NO_TEXT_VARIANTS, PERCENTILES, TEXT_ARMS, TEXT_SOURCES, VARIANTS
+
+
+#: Marker file of a grid cell that is a copy of another configuration (see the module docstring).
+NOT_APPLICABLE = "not_applicable.json"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the grid.
+
+    Attributes:
+        dataset: name understood by :func:`open_dataset` (``"ml-100k"``, ``"synthetic-tiny"`` …).
+        variant: ``"base"`` (L_base only, the paper's Table 1 settings), ``"cl_genre"``,
+            ``"cl_title_genre"`` or ``"kgcn_original"`` (L_base with KGCN's own published settings,
+            :func:`kgcl_lib.train.kgcn_settings`; text ``"without"`` only).
+        text: the text arm: ``"without"`` (free item embeddings), ``"with"`` (the dataset's own
+            text) or ``"llm"`` (LLM-generated synopses).
+        seed: split, neighbour sampling and initialisation seed.
+        gamma: weight of L_base against the contrastive loss (default: ``None`` = the
+            dataset's paper setting).
+        overrides: ``((field, value), ...)`` applied to the ``TrainConfig`` (e.g. epochs).
+        text_source: where the text must come from (a key of
+            :data:`~kgcl_lib.constants.TEXT_SOURCES`; ``None``: whatever the dataset has, see
+            :func:`text_source`). ``run_grid`` refuses a dataset whose text is another source.
+            The source actually used is always recorded with the run and labels its table rows.
+    """
+
+    dataset: str
+    variant: str
+    text: str = "without"
+    seed: int = 0
+    gamma: float | None = None
+    overrides: tuple = ()
+    text_source: str | None = None
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"RunSpec.variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.text not in TEXT_ARMS:
+            raise ValueError(f"RunSpec.text must be one of {TEXT_ARMS}, got {self.text!r}")
+        if self.text_source is not None and self.text_source not in TEXT_SOURCES:
+            raise ValueError(f"RunSpec.text_source must be None or one of {sorted(TEXT_SOURCES)}, got {self.text_source!r}")
+        fixed = {"without": "none", "llm": "llm"}.get(self.text)
+        if fixed and self.text_source not in (None, fixed):
+            raise ValueError(f"RunSpec(text={self.text!r}) has text_source {fixed!r}, not {self.text_source!r}")
+        if self.variant in NO_TEXT_VARIANTS and self.text != "without":
+            raise ValueError(f"RunSpec.variant {self.variant!r} has no text; got text={self.text!r}")
+        object.__setattr__(self, "overrides", tuple(sorted((str(k), v) for k, v in dict(self.overrides).items())))
+
+    def key(self) -> dict:
+        key = {"dataset": self.dataset, "variant": self.variant, "text": self.text, "seed": int(self.seed),
+               "gamma": None if self.gamma is None else float(self.gamma), "overrides": [list(o) for o in self.overrides]}
+        if self.text_source is not None:  # unpinned specs keep the hashes they always had
+            key["text_source"] = self.text_source
+        return key
+
+    @property
+    def run_id(self) -> str:
+        """``<dataset>-<variant>-<text>-s<seed>-<8 hex>``: readable, and stable across sessions."""
+        digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return f"{self.dataset}-{self.variant}-{self.text}-s{self.seed}-{digest}"
+
+
+def grid_specs(datasets: Sequence[str], variants: Sequence[str] = VARIANTS, texts: Sequence[str] = ("without", "with"),
+               seeds: Sequence[int] = (0,), gammas: Sequence[float | None] = (None,),
+               overrides: dict | None = None, text_sources: dict | None = None) -> list[RunSpec]:
+    """The cartesian product datasets × texts × variants × γ × seeds as :class:`RunSpec` s.
+
+    ``overrides`` maps a dataset name (or ``"*"`` for all) to TrainConfig overrides;
+    ``text_sources`` maps a dataset name to the source its ``"with"`` runs must use (default:
+    the dataset's own, recorded per run). Cells a dataset cannot fill are resolved by
+    :func:`run_grid` (see :func:`plan_grid`): they are never trained twice.
+    """
+    overrides, text_sources = overrides or {}, text_sources or {}
+    out = []
+    for ds in datasets:
+        ov = {**overrides.get("*", {}), **overrides.get(ds, {})}
+        for text in texts:
+            src = text_sources.get(ds) if text == "with" else None
+            for variant in variants:
+                if variant in NO_TEXT_VARIANTS and text != "without":
+                    continue
+                for gamma in gammas:
+                    for seed in seeds:
+                        out.append(RunSpec(ds, variant, text, int(seed), gamma, tuple(ov.items()), src))
+    return out
+
+
+#: Top-K ranking masks of :class:`EvalConfig` and how captions name them.
+EVAL_MASKS = {
+    "train_records": "top-K ranking excludes each user's training rows (positives and sampled negatives), as KGCN's code",
+    "train_valid_positives": "top-K ranking excludes each user's train and valid positives",
+}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How every run is evaluated (saved in ``config.json``).
+
+    Attributes:
+        ks: cut-offs of Recall/NDCG@K (Table 3).
+        diversity_k: cut-off of Inter/Intra-list diversity (Table 4).
+        topk: length of the stored top lists (≥ max(ks)).
+        scoring: ``"kgcn"`` (the KGCN score of every user–item pair) or ``"dot"``.
+        ndcg: ``"jurity"`` (the paper's library) or ``"standard"``.
+        percentiles: cumulative activity buckets of the cold-start analysis.
+        cold_k: cut-off of the cold-start NDCG (Figures 1/5 use NDCG@100).
+        mask: which items are removed from a user's top-K ranking (:data:`EVAL_MASKS`):
+            ``"train_records"`` (default; KGCN's reference code, ``topk_eval``: every item of the
+            user's *training* rows, positives and sampled negatives) or ``"train_valid_positives"``
+            (the user's train and valid positives; this project's earlier choice).  Valid rows
+            are not masked by default because KGCN does not mask them.
+    """
+
+    ks: tuple = KS
+    diversity_k: int = 20
+    topk: int = 100
+    scoring: str = "kgcn"
+    ndcg: str = "jurity"
+    percentiles: tuple = PERCENTILES
+    cold_k: int = 100
+    mask: str = "train_records"
+
+    def __post_init__(self):
+        if self.mask not in EVAL_MASKS:
+            raise ValueError(f"EvalConfig.mask={self.mask!r}: expected one of {sorted(EVAL_MASKS)}")
+
+
+def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, pair_n: int = 10,
+                 threads: int | None = None, text_source: str | None = None):
+    """The exact ``TrainConfig`` of ``spec``: the paper's settings for the dataset
+    (:func:`kgcl_lib.train.paper_settings`; the trainer's defaults for synthetic data), then the
+    spec's variant/text/seed/γ, then its overrides. ``text_source="none"`` (a dataset without
+    any text) trains without text vectors whatever the arm."""
+    from ..train import TrainConfig, kgcn_settings, paper_settings
+
+    settings = kgcn_settings if spec.variant == "kgcn_original" else paper_settings
+    try:
+        kw = dict(settings(ds_name))
+    except ValueError:  # synthetic / unknown datasets: the TrainConfig defaults
+        kw = {"aggregator": "sum"} if spec.variant == "kgcn_original" else {}
+    variant = "base" if spec.variant == "kgcn_original" else spec.variant
+    no_text = spec.text == "without" or text_source == "none"
+    kw.update(dataset=ds_name, variant=variant, text="none" if no_text else "synopsis",
+              seed=int(spec.seed), text_model=text_model, n_pairs=int(pair_n))
+    if threads is not None:
+        kw["threads"] = int(threads)
+    if spec.gamma is not None:
+        kw["gamma"] = float(spec.gamma)
+    kw.update(dict(spec.overrides))
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(kw) - fields)
+    if unknown:
+        raise ValueError(f"{spec.run_id}: TrainConfig has no field(s) {unknown}; fields are {sorted(fields)}")
+    return TrainConfig(**kw)
+
+
+def run_dir(results_dir, spec: RunSpec) -> Path:
+    return Path(results_dir) / "runs" / spec.run_id
+
+
+#: Written last into a run folder: ``{"run_id", "config_key", "finished_at"}``. Only a folder
+#: holding it (with the expected key) counts as a finished run.
+COMPLETE_MARKER = "complete.json"
+#: Suffix of the hidden staging folder a run is written into
+#: (``runs/.<run_id>.<host>-<pid>.<random>.tmp``, :func:`kgcl_lib.storage.atomic_dir`).
+PARTIAL_SUFFIX = ".tmp"
+
+
+def resolve_device_type(device: str) -> str:
+    """``"cuda"`` or ``"cpu"``: what ``TrainConfig.device`` resolves to in this process."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device).split(":", 1)[0]
+
+
+def config_key(cfg, ev: EvalConfig, device_type: str | None = None, text_source: str | None = None) -> str:
+    """Hash of everything that changes a run's numbers: the TrainConfig, the evaluation settings,
+    the effective torch thread count, the device type (``"cpu"`` / ``"cuda"``) and (runs with
+    text) the text source — e.g. "with" runs are retrained once synopses replace the metadata
+    substitute.
+
+    Threads and device are part of the identity because results made at 1 and 2 threads (or on
+    CPU and GPU) differ at ≈1e-6 (floating-point summation order): a run made under other
+    settings is stale and retrained rather than mixed into a table. ``cfg.threads == 0`` (torch's
+    default) counts as the current ``torch.get_num_threads()``; ``device_type`` defaults to what
+    ``cfg.device`` resolves to here (:func:`resolve_device_type`) — pass it when the run executes
+    elsewhere (a Ray worker with a GPU).
+    """
+    import torch
+
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("threads", "device")}
+    d["threads"] = int(cfg.threads) if cfg.threads else int(torch.get_num_threads())
+    d["device_type"] = device_type or resolve_device_type(cfg.device)
+    parts = [d, dataclasses.asdict(ev)] + ([{"text_source": text_source}] if text_source not in (None, "none") else [])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def is_finished(results_dir, spec: RunSpec, key: str | None = None) -> bool:
+    """The run folder holds :data:`COMPLETE_MARKER` (and, with ``key``, the marker's
+    ``config_key`` equals it). Folders from before the marker existed count as unfinished."""
+    marker = run_dir(results_dir, spec) / COMPLETE_MARKER
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return key is None or data.get("config_key") == key
