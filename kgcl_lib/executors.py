@@ -140,7 +140,7 @@ def _init_worker(threads: int) -> None:
 
 def _remove_partials(results_dir, specs) -> None:
     """Delete the temporary folders that killed workers left (they cannot clean up themselves)."""
-    from .experiments import PARTIAL_SUFFIX
+    from .experiments.spec import PARTIAL_SUFFIX
 
     for spec in specs:
         for partial in (Path(results_dir) / "runs").glob(f".{spec.run_id}.*{PARTIAL_SUFFIX}"):
@@ -170,7 +170,7 @@ class ProcessExecutor:
             out=sys.stdout) -> list[dict]:
         from tqdm.auto import tqdm
 
-        from .experiments import prepare_inputs
+        from .experiments.execute import prepare_inputs
 
         todo = _todo(specs, results_dir, inputs, force, None)
         if self.workers <= 1 or len(todo) <= 1:
