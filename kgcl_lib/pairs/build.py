@@ -64,11 +64,11 @@ from .templates import infer_domain, verbalize
 
 log = logging.getLogger("kgcl_lib.pairs")
 
-CACHE_VERSION = "kgcl-pairs-v2"  # v2: bi-encoder scores in exact fixed point (chunk-independent)
+PAIRS_CACHE_VERSION = "kgcl-pairs-v2"  # v2: bi-encoder scores in exact fixed point (chunk-independent)
 #: Anchors per checkpointed chunk.
 ANCHOR_CHUNK = 256
 SAMPLERS = ("text", "kg", "text+kg")
-COLUMNS = {"anchor": np.int64, "other": np.int64, "label": np.int8, "score": np.float32}
+PAIR_COLUMNS = {"anchor": np.int64, "other": np.int64, "label": np.int8, "score": np.float32}
 #: The paper's Table 1 "c-c" counts: (domain, template) -> content-content pairs
 #: (MovieLens-20M for movies, Book-Crossing for books).
 PAPER_CC = {("movie", "genre"): 336_176, ("movie", "title_genre"): 305_172, ("book", "genre"): 221_617, ("book", "title_genre"): 223_140}
@@ -152,7 +152,7 @@ def _save_part(path: Path, **arrays) -> None:
 def _load_part(path: Path) -> dict | None:
     try:
         with np.load(path) as z:
-            return {k: z[k] for k in COLUMNS}
+            return {k: z[k] for k in PAIR_COLUMNS}
     except (OSError, ValueError, KeyError):
         return None  # unreadable checkpoint: recompute the chunk
 
@@ -259,7 +259,7 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
             domain = None  # the KG sampler does not need it
 
     params: dict = {"sampler": sampler, "n": n, "domain": domain, "chunk": ANCHOR_CHUNK}
-    checksum_parts = [CACHE_VERSION, ds.name, str(ds.n_items)]
+    checksum_parts = [PAIRS_CACHE_VERSION, ds.name, str(ds.n_items)]
     prov: dict = {"dataset": ds.name, "sampler": sampler, "template": template if use_text else None, "domain": domain, "n": n,
                   "seed": seed_record, "items_with_metadata": 0, "kg_anchors": 0}
 
@@ -314,7 +314,7 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
 
     prov["dataset_checksum"] = storage.sha256_text(*checksum_parts)
     params.update(dataset=prov["dataset_checksum"], seed=entropy)
-    key = storage.sha256_text(CACHE_VERSION, json.dumps(params, sort_keys=True, default=str))
+    key = storage.sha256_text(PAIRS_CACHE_VERSION, json.dumps(params, sort_keys=True, default=str))
     stem = f"{_slug(ds.name)}-{sampler}-{template if use_text else 'kg'}-n{n}-{key[:16]}"
     folder = storage.cache_dir("pairs") if cache else None
     table_path = folder / f"{stem}.parquet" if folder else None
@@ -323,7 +323,7 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
         table = pd.read_parquet(table_path)
         cached = json.loads(prov_path.read_text())
         cached.update(cache_hit=True, seconds=round(time.perf_counter() - t0, 3))
-        return ContentPairs(table=table.astype(COLUMNS), provenance=cached, path=table_path)
+        return ContentPairs(table=table.astype(PAIR_COLUMNS), provenance=cached, path=table_path)
 
     # ---- compute, chunk by chunk, with checkpoints -------------------------------------------
     parts_dir = folder / f"{stem}.parts" if folder else None
@@ -385,7 +385,7 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
         pair_bar.close()
         bar.close()
 
-    table = pd.DataFrame({c: np.concatenate([ch[c] for ch in chunks]).astype(t) if chunks else np.zeros(0, t) for c, t in COLUMNS.items()})
+    table = pd.DataFrame({c: np.concatenate([ch[c] for ch in chunks]).astype(t) if chunks else np.zeros(0, t) for c, t in PAIR_COLUMNS.items()})
     prov.update(pairs=int(len(table)), positives=int((table["label"] == 1).sum()), negatives=int((table["label"] == 0).sum()),
                 anchors_with_pairs=int(table["anchor"].nunique()), cross_pairs_scored=int(memo.scored) if memo else 0,
                 seconds=round(time.perf_counter() - t0, 3), created=_now(), kgcl_version=__version__, cache_key=key, cache_hit=False)
