@@ -33,7 +33,8 @@ DATASET_CACHE_VERSION = 1
 
 def cache_key(sources: dict[str, str], params: dict) -> str:
     """16 hex chars of sha256 over ``{file name: sha256}``, parameters and :data:`DATASET_CACHE_VERSION`."""
-    blob = json.dumps({"sources": sources, "params": params, "version": DATASET_CACHE_VERSION}, sort_keys=True, default=str)
+    blob = json.dumps({"sources": sources, "params": params, "version": DATASET_CACHE_VERSION},
+                      sort_keys=True, default=str)
     return storage.sha256_text(blob)[:16]
 
 
