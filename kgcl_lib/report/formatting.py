@@ -173,14 +173,36 @@ def format_table(
         ``(markdown, latex)``; Markdown marks best as ``**x**`` and second as ``<u>x</u>``,
         LaTeX as ``\\textbf{x}`` and ``\\underline{x}``.
     """
-    long = combine_with_paper(df, paper_df) if paper_df is not None or "source" not in df.columns else df.copy()
     index, columns = list(index), list(columns)
+    long = _ranked_cells(df, paper_df, index, columns, list(compare_within), decimals)
+    row_keys = _sorted_keys(long, index, row_order)
+    col_keys = _sorted_keys(long, columns, row_order)
+    cells: dict[tuple, tuple[str, str]] = {}
+    for r in long.to_dict("records"):
+        cells[(tuple(r[c] for c in index), tuple(r[c] for c in columns))] = (r["cell"], r["mark"])
+    head = [c.capitalize() for c in index]
+    row_labels = _row_labels(row_keys, index)
+    markdown = _markdown_table(cells, head, row_keys, row_labels, columns, col_keys, caption)
+    latex = _latex_table(cells, head, row_keys, row_labels, index, columns, col_keys, caption, label)
+    return markdown, latex
+
+
+def _ranked_cells(df: pd.DataFrame, paper_df: pd.DataFrame | None, index: list, columns: list, compare_within: list,
+                  decimals: int) -> pd.DataFrame:
+    """The long frame (ours, with the paper's beside it) plus each row's rank ``mark`` and ``cell`` text."""
+    long = combine_with_paper(df, paper_df) if paper_df is not None or "source" not in df.columns else df.copy()
     missing = [c for c in index + columns + ["metric", "value"] if c not in long.columns]
     if missing:
         raise ValueError(f"format_table: long frame lacks columns {missing}; has {list(long.columns)}")
     long = long.reset_index(drop=True)
-    long["mark"] = rank_marks(long, list(compare_within))
+    long["mark"] = rank_marks(long, compare_within)
     long["cell"] = [_cell_text(r, decimals) for r in long.to_dict("records")]
+    return long
+
+
+def _sorted_keys(long: pd.DataFrame, levels: list, row_order: dict | None) -> list[tuple]:
+    """The distinct ``levels`` tuples of ``long``, sorted level by level: values listed in
+    ``row_order`` (or the variant / text orders) first in that order, the rest by first appearance."""
 
     def ordered(col: str, values) -> list:
         seen = list(dict.fromkeys(values))
@@ -188,42 +210,43 @@ def format_table(
                                                list(TEXT_LABELS) if col == "text" else [])
         return [v for v in order if v in seen] + [v for v in seen if v not in order]
 
-    row_keys = list(dict.fromkeys(map(tuple, long[index].to_numpy().tolist())))
-    for lvl in reversed(range(len(index))):  # stable sort from the last level: lexicographic order
-        pos = {v: i for i, v in enumerate(ordered(index[lvl], long[index[lvl]]))}
-        row_keys.sort(key=lambda k: pos[k[lvl]])
-    col_keys = list(dict.fromkeys(map(tuple, long[columns].to_numpy().tolist())))
-    for lvl in reversed(range(len(columns))):
-        pos = {v: i for i, v in enumerate(ordered(columns[lvl], long[columns[lvl]]))}
-        col_keys.sort(key=lambda k: pos[k[lvl]])
+    keys = list(dict.fromkeys(map(tuple, long[levels].to_numpy().tolist())))
+    for lvl in reversed(range(len(levels))):  # stable sort from the last level: lexicographic order
+        pos = {v: i for i, v in enumerate(ordered(levels[lvl], long[levels[lvl]]))}
+        keys.sort(key=lambda k: pos[k[lvl]])
+    return keys
 
-    cells: dict[tuple, tuple[str, str]] = {}
-    for r in long.to_dict("records"):
-        cells[(tuple(r[c] for c in index), tuple(r[c] for c in columns))] = (r["cell"], r["mark"])
+
+def _markdown_table(cells: dict, head: list, row_keys: list, row_labels: list, columns: list, col_keys: list,
+                    caption: str) -> str:
+    """Markdown: best as ``**x**``, second as ``<u>x</u>``."""
 
     def md_cell(c):
         text, mark = c
         text = text.replace("*", r"\*")  # significance stars must not read as emphasis
         return f"**{text}**" if mark == "best" else f"<u>{text}</u>" if mark == "second" else text
 
-    def tex_cell(c):
-        text, mark = c
-        t = _latex_escape(text)
-        return rf"\textbf{{{t}}}" if mark == "best" else rf"\underline{{{t}}}" if mark == "second" else t
-
-    head = [c.capitalize() for c in index]
     col_names = [" / ".join(_label(columns[i], k[i]) for i in range(len(columns))) for k in col_keys]
     md = []
     if caption:
         md.append(f"*{caption}*\n")
     md.append("| " + " | ".join(head + col_names) + " |")
     md.append("|" + "---|" * len(head) + "---:|" * len(col_names))
-    row_labels = _row_labels(row_keys, index)
     for rk, shown in zip(row_keys, row_labels):
         md.append("| " + " | ".join(shown + [md_cell(cells.get((rk, ck), ("", ""))) for ck in col_keys]) + " |")
-    markdown = "\n".join(md) + "\n"
+    return "\n".join(md) + "\n"
 
-    # LaTeX: a header row per column level, multicolumn spans over repeated values.
+
+def _latex_table(cells: dict, head: list, row_keys: list, row_labels: list, index: list, columns: list, col_keys: list,
+                 caption: str, label: str) -> str:
+    """LaTeX: a header row per column level, multicolumn spans over repeated values; best as
+    ``\\textbf{x}``, second as ``\\underline{x}``."""
+
+    def tex_cell(c):
+        text, mark = c
+        t = _latex_escape(text)
+        return rf"\textbf{{{t}}}" if mark == "best" else rf"\underline{{{t}}}" if mark == "second" else t
+
     tex = [r"\begin{table*}[t]", r"\centering", r"\small"]
     if caption:
         tex.append(rf"\caption{{{_latex_escape(caption)}}}")
@@ -249,7 +272,7 @@ def format_table(
         tex.append(" & ".join([_latex_escape(t) for t in shown] + [tex_cell(cells.get((rk, ck), ("", ""))) for ck in col_keys])
                    + r" \\")
     tex += [r"\bottomrule", r"\end{tabular}", r"\end{table*}"]
-    return markdown, "\n".join(tex) + "\n"
+    return "\n".join(tex) + "\n"
 
 
 def _row_labels(row_keys: list[tuple], index: Sequence[str]) -> list[list[str]]:
