@@ -49,6 +49,44 @@ def ttest_vs_baseline(
         MetricsError: missing columns/baseline, NaN metric values, a seed repeated within a
         variant, or (paired) variants whose seed sets differ.
     """
+    metrics, variants, values = _checked_inputs(results, baseline, metrics, test)
+    order = [baseline] + [v for v in variants if v != baseline]
+    frame = pd.concat([results[["variant", "seed"]], values], axis=1)
+    grouped = frame.groupby("variant", sort=False)[metrics]
+    mean = grouped.mean().reindex(order)  # [n_variants, n_metrics]
+    var = grouped.var(ddof=1).reindex(order)
+    n = grouped.count().reindex(order).astype(float)
+    m0, v0, n0 = mean.loc[baseline], var.loc[baseline], n.loc[baseline]
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if test == "paired":
+            tstat, dof = _paired_t(frame, baseline, order, metrics, n)
+        elif test == "welch":
+            a, b = var / n, v0 / n0
+            se = np.sqrt(a + b)
+            tstat = (mean - m0) / se
+            dof = (a + b) ** 2 / (a**2 / (n - 1) + b**2 / (n0 - 1))
+        else:  # student
+            pooled = ((n - 1) * var + (n0 - 1) * v0) / (n + n0 - 2)
+            tstat = (mean - m0) / np.sqrt(pooled * (1.0 / n + 1.0 / n0))
+            dof = n + n0 - 2
+        tstat = tstat.astype(float)
+        dof = dof.astype(float)
+        # Fewer than two runs on either side: no variance estimate, no test.
+        invalid = (n < 2) | (n0 < 2)
+        tstat = tstat.mask(invalid)
+        dof = dof.mask(invalid | tstat.isna())
+        p = 2.0 * scipy.stats.t.sf(np.abs(tstat.to_numpy()), dof.to_numpy())
+    p = pd.DataFrame(p, index=order, columns=metrics)
+    tstat.loc[baseline] = np.nan
+    dof.loc[baseline] = np.nan
+    p.loc[baseline] = np.nan
+    return _long_table(order, n, mean, var, m0, v0, tstat, dof, p, test)
+
+
+def _checked_inputs(results, baseline: str, metrics, test: str) -> tuple[list, list, pd.DataFrame]:
+    """``(metrics, variants, values)`` after the checks :func:`ttest_vs_baseline` documents;
+    ``values`` holds the metric columns as numbers."""
     if test not in T_TESTS:
         raise MetricsError(f"test must be one of {T_TESTS}, got {test!r}")
     if not isinstance(results, pd.DataFrame):
@@ -82,53 +120,31 @@ def ttest_vs_baseline(
         raise MetricsError(
             f"variant {results['variant'].iloc[r]!r} has seed {results['seed'].iloc[r]} more than once"
         )
-    order = [baseline] + [v for v in variants if v != baseline]
-    frame = pd.concat([results[["variant", "seed"]], values], axis=1)
-    grouped = frame.groupby("variant", sort=False)[metrics]
-    mean = grouped.mean().reindex(order)  # [n_variants, n_metrics]
-    var = grouped.var(ddof=1).reindex(order)
-    n = grouped.count().reindex(order).astype(float)
-    m0, v0, n0 = mean.loc[baseline], var.loc[baseline], n.loc[baseline]
+    return metrics, variants, values
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if test == "paired":
-            base = frame[frame["variant"] == baseline].set_index("seed")[metrics]
-            seeds0 = set(base.index)
-            diff_mean = pd.DataFrame(index=order, columns=metrics, dtype=float)
-            diff_var = pd.DataFrame(index=order, columns=metrics, dtype=float)
-            for v in order:  # a handful of variants, each fully vectorised over seeds x metrics
-                cur = frame[frame["variant"] == v].set_index("seed")[metrics]
-                if set(cur.index) != seeds0:
-                    raise MetricsError(
-                        f"paired t-test needs the same seeds; variant {v!r} has {sorted(cur.index.tolist())}, "
-                        f"baseline {baseline!r} has {sorted(base.index.tolist())}"
-                    )
-                d = cur - base.loc[cur.index]
-                diff_mean.loc[v] = d.mean()
-                diff_var.loc[v] = d.var(ddof=1)
-            se = np.sqrt(diff_var / n)
-            tstat = diff_mean / se
-            dof = n - 1
-        elif test == "welch":
-            a, b = var / n, v0 / n0
-            se = np.sqrt(a + b)
-            tstat = (mean - m0) / se
-            dof = (a + b) ** 2 / (a**2 / (n - 1) + b**2 / (n0 - 1))
-        else:  # student
-            pooled = ((n - 1) * var + (n0 - 1) * v0) / (n + n0 - 2)
-            tstat = (mean - m0) / np.sqrt(pooled * (1.0 / n + 1.0 / n0))
-            dof = n + n0 - 2
-        tstat = tstat.astype(float)
-        dof = dof.astype(float)
-        # Fewer than two runs on either side: no variance estimate, no test.
-        invalid = (n < 2) | (n0 < 2)
-        tstat = tstat.mask(invalid)
-        dof = dof.mask(invalid | tstat.isna())
-        p = 2.0 * scipy.stats.t.sf(np.abs(tstat.to_numpy()), dof.to_numpy())
-    p = pd.DataFrame(p, index=order, columns=metrics)
-    tstat.loc[baseline] = np.nan
-    dof.loc[baseline] = np.nan
-    p.loc[baseline] = np.nan
+
+def _paired_t(frame: pd.DataFrame, baseline: str, order: list, metrics: list, n: pd.DataFrame):
+    """Paired t and df ``[n_variants, n_metrics]`` over seeds matched by ``seed``."""
+    base = frame[frame["variant"] == baseline].set_index("seed")[metrics]
+    seeds0 = set(base.index)
+    diff_mean = pd.DataFrame(index=order, columns=metrics, dtype=float)
+    diff_var = pd.DataFrame(index=order, columns=metrics, dtype=float)
+    for v in order:  # a handful of variants, each fully vectorised over seeds x metrics
+        cur = frame[frame["variant"] == v].set_index("seed")[metrics]
+        if set(cur.index) != seeds0:
+            raise MetricsError(
+                f"paired t-test needs the same seeds; variant {v!r} has {sorted(cur.index.tolist())}, "
+                f"baseline {baseline!r} has {sorted(base.index.tolist())}"
+            )
+        d = cur - base.loc[cur.index]
+        diff_mean.loc[v] = d.mean()
+        diff_var.loc[v] = d.var(ddof=1)
+    se = np.sqrt(diff_var / n)
+    return diff_mean / se, n - 1
+
+
+def _long_table(order, n, mean, var, m0, v0, tstat, dof, p, test: str) -> pd.DataFrame:
+    """The ``[n_variants, n_metrics]`` frames stacked into one row per (variant, metric)."""
 
     def long(df: pd.DataFrame, name: str) -> pd.Series:
         return df.stack(future_stack=True).rename(name)
