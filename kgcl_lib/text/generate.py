@@ -388,8 +388,6 @@ def generate_synopses(
     Returns:
         :class:`GeneratedSynopses`. The model is loaded only when some prompt is not cached.
     """
-    from tqdm.auto import tqdm
-
     for col in ("title", "year"):
         if col not in ds_items.columns:
             raise ValueError(f"ds_items needs columns 'title' and 'year'; missing {col!r} (has {list(ds_items.columns)})")
@@ -398,93 +396,19 @@ def generate_synopses(
     params = GenerationParams(max_new_tokens, do_sample, temperature, top_p, repetition_penalty, no_repeat_ngram_size, seed)
     spec = resolve_generator(model, gguf_file)
     group = storage.sha256_text(spec.label, json.dumps(params.key_dict(), sort_keys=True))
-
-    # Prompts (string work per item; cheap next to generation).
-    titles = [_clean_title(t) for t in ds_items["title"].tolist()]
-    if natural_titles:
-        titles = [natural_title(t) if t is not None else None for t in titles]
-    years = ds_items["year"].tolist()
-    prompts = [
-        synopsis_prompt(t, y, domain, trailing_space=trailing_space) if t is not None else None
-        for t, y in zip(titles, years)
-    ]
+    titles, prompts = _item_prompts(ds_items, domain, natural_titles, trailing_space)
     keys = [_cache_key(group, p) if p is not None else None for p in prompts]
-
-    # Cache lookup.
-    cache_file: Path | None = None
-    records: dict[str, dict] = {}
-    if cache is not False:
-        root = storage.cache_dir("llm") if cache is True else Path(cache)
-        root.mkdir(parents=True, exist_ok=True)
-        cache_file = root / f"synopses-{group[:20]}.jsonl"
-        records, bad = read_cache(cache_file)
-        if bad:
-            log.warning("%s: ignoring %d unreadable line(s) (interrupted write); compacting", cache_file, bad)
-            _compact_cache(cache_file, records)
-        meta = root / f"synopses-{group[:20]}.json"
-        if not meta.exists():
-            storage.write_json(meta, {"model": spec.label, "params": params.key_dict(), "group": group})
+    cache_file, records = _open_cache(cache, group, spec, params)
     todo = {k: p for k, p in zip(keys, prompts) if k is not None and k not in records}
     hits = sum(1 for k in keys if k is not None and k in records)
 
     seconds = load_seconds = 0.0
     new_tokens = 0
     if todo:
-        t0 = time.perf_counter()
-        tok, lm = load_generator(spec, device)
-        classes = _token_classes(tok, max(len(tok), lm.get_output_embeddings().weight.shape[0]))
-        load_seconds = time.perf_counter() - t0
-        todo_keys = list(todo)
-        lengths = np.array([len(x) for x in tok([todo[k] for k in todo_keys])["input_ids"]])
-        order = np.argsort(lengths, kind="stable")
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        sink = open(cache_file, "a", encoding="utf-8") if cache_file is not None else None
-        try:
-            if sink is not None and sink.tell() > 0:
-                # Make sure a torn last line cannot swallow our first record.
-                with open(cache_file, "rb") as f:
-                    f.seek(-1, os.SEEK_END)
-                    if f.read(1) != b"\n":
-                        sink.write("\n")
-            t0 = time.perf_counter()
-            bar = tqdm(total=len(todo_keys), unit="item", desc=f"LLM synopses [{spec.label}]", disable=not progress)
-            for b in batches:
-                bkeys = [todo_keys[i] for i in b]
-                bseed = int(storage.sha256_text(str(seed), *bkeys)[:8], 16) if do_sample else None
-                texts, n_new = _generate_batch(tok, lm, [todo[k] for k in bkeys], params, classes, bseed)
-                batch_recs = [
-                    {"key": k, "prompt": todo[k], "raw": t, "new_tokens": int(n)} for k, t, n in zip(bkeys, texts, n_new)
-                ]
-                records.update((r["key"], r) for r in batch_recs)
-                if sink is not None:
-                    sink.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in batch_recs))
-                    sink.flush()
-                    os.fsync(sink.fileno())
-                new_tokens += int(n_new.sum())
-                bar.update(len(bkeys))
-                bar.set_postfix(tok_s=f"{new_tokens / max(time.perf_counter() - t0, 1e-9):.0f}")
-            bar.close()
-            seconds = time.perf_counter() - t0
-        finally:
-            if sink is not None:
-                sink.close()
-
-    # Assemble: post-process each distinct prompt once.
-    processed = {k: postprocess(records[k]["raw"], records[k]["prompt"], rule) for k in set(keys) if k is not None}
-    synopsis = [processed[k][0] if k is not None else pd.NA for k in keys]
-    status = [processed[k][1] if k is not None else "no_title" for k in keys]
-    table = pd.DataFrame(
-        {
-            "item": ds_items.index.to_numpy(),
-            "title": pd.Series(titles, dtype="object").fillna(pd.NA).to_numpy(),
-            "prompt": pd.Series(prompts, dtype="object").fillna(pd.NA).to_numpy(),
-            "raw": [records[k]["raw"] if k is not None else pd.NA for k in keys],
-            "synopsis": pd.Series(synopsis, dtype="object").fillna(pd.NA).to_numpy(),
-            "status": status,
-            "new_tokens": np.array([records[k].get("new_tokens", 0) if k is not None else 0 for k in keys], dtype=np.int64),
-        },
-        index=ds_items.index,
-    )
+        seconds, load_seconds, new_tokens = _generate_missing(spec, device, todo, params, batch_size, cache_file, records,
+                                                              progress)
+    table = _synopsis_table(ds_items, titles, prompts, keys, records, rule)
+    status = table["status"].tolist()
     counts = {s: int(c) for s, c in pd.Series(status).value_counts().reindex(list(STATUSES), fill_value=0).items()}
     n_new = len(todo)
     provenance = {
@@ -509,6 +433,113 @@ def generate_synopses(
         "cache_file": str(cache_file) if cache_file is not None else None,
     }
     return GeneratedSynopses(table=table, model=spec.label, provenance=provenance)
+
+
+def _item_prompts(ds_items: pd.DataFrame, domain: str, natural_titles: bool, trailing_space: bool) -> tuple[list, list]:
+    """Each item's cleaned title and prompt (``None`` for both when the title is missing or a
+    placeholder); string work per item, cheap next to generation."""
+    titles = [_clean_title(t) for t in ds_items["title"].tolist()]
+    if natural_titles:
+        titles = [natural_title(t) if t is not None else None for t in titles]
+    years = ds_items["year"].tolist()
+    prompts = [
+        synopsis_prompt(t, y, domain, trailing_space=trailing_space) if t is not None else None
+        for t, y in zip(titles, years)
+    ]
+    return titles, prompts
+
+
+def _open_cache(cache: bool | str | os.PathLike, group: str, spec: GeneratorSpec,
+                params: GenerationParams) -> tuple[Path | None, dict[str, dict]]:
+    """``(cache_file, {key: record})`` of the generation group ``group`` (``(None, {})`` without a
+    cache); a torn last line is dropped and the file compacted, and the group's ``.json`` written once."""
+    cache_file: Path | None = None
+    records: dict[str, dict] = {}
+    if cache is not False:
+        root = storage.cache_dir("llm") if cache is True else Path(cache)
+        root.mkdir(parents=True, exist_ok=True)
+        cache_file = root / f"synopses-{group[:20]}.jsonl"
+        records, bad = read_cache(cache_file)
+        if bad:
+            log.warning("%s: ignoring %d unreadable line(s) (interrupted write); compacting", cache_file, bad)
+            _compact_cache(cache_file, records)
+        meta = root / f"synopses-{group[:20]}.json"
+        if not meta.exists():
+            storage.write_json(meta, {"model": spec.label, "params": params.key_dict(), "group": group})
+    return cache_file, records
+
+
+def _generate_missing(spec: GeneratorSpec, device: str | None, todo: dict[str, str], params: GenerationParams,
+                      batch_size: int, cache_file: Path | None, records: dict[str, dict], progress: bool):
+    """Generate the ``todo`` prompts (``{key: prompt}``) in batches of similar token length,
+    adding each record to ``records`` and appending it (fsync'ed per batch) to ``cache_file``.
+
+    Returns:
+        ``(seconds, load_seconds, new_tokens)``: generation time, model load time, tokens generated.
+    """
+    from tqdm.auto import tqdm
+
+    seconds = 0.0
+    new_tokens = 0
+    t0 = time.perf_counter()
+    tok, lm = load_generator(spec, device)
+    classes = _token_classes(tok, max(len(tok), lm.get_output_embeddings().weight.shape[0]))
+    load_seconds = time.perf_counter() - t0
+    todo_keys = list(todo)
+    lengths = np.array([len(x) for x in tok([todo[k] for k in todo_keys])["input_ids"]])
+    order = np.argsort(lengths, kind="stable")
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    sink = open(cache_file, "a", encoding="utf-8") if cache_file is not None else None
+    try:
+        if sink is not None and sink.tell() > 0:
+            # Make sure a torn last line cannot swallow our first record.
+            with open(cache_file, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    sink.write("\n")
+        t0 = time.perf_counter()
+        bar = tqdm(total=len(todo_keys), unit="item", desc=f"LLM synopses [{spec.label}]", disable=not progress)
+        for b in batches:
+            bkeys = [todo_keys[i] for i in b]
+            bseed = int(storage.sha256_text(str(params.seed), *bkeys)[:8], 16) if params.do_sample else None
+            texts, n_new = _generate_batch(tok, lm, [todo[k] for k in bkeys], params, classes, bseed)
+            batch_recs = [
+                {"key": k, "prompt": todo[k], "raw": t, "new_tokens": int(n)} for k, t, n in zip(bkeys, texts, n_new)
+            ]
+            records.update((r["key"], r) for r in batch_recs)
+            if sink is not None:
+                sink.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in batch_recs))
+                sink.flush()
+                os.fsync(sink.fileno())
+            new_tokens += int(n_new.sum())
+            bar.update(len(bkeys))
+            bar.set_postfix(tok_s=f"{new_tokens / max(time.perf_counter() - t0, 1e-9):.0f}")
+        bar.close()
+        seconds = time.perf_counter() - t0
+    finally:
+        if sink is not None:
+            sink.close()
+    return seconds, load_seconds, new_tokens
+
+
+def _synopsis_table(ds_items: pd.DataFrame, titles: list, prompts: list, keys: list, records: dict[str, dict],
+                    rule: QualityRule) -> pd.DataFrame:
+    """One row per item (see :class:`GeneratedSynopses`); each distinct prompt post-processed once."""
+    processed = {k: postprocess(records[k]["raw"], records[k]["prompt"], rule) for k in set(keys) if k is not None}
+    synopsis = [processed[k][0] if k is not None else pd.NA for k in keys]
+    status = [processed[k][1] if k is not None else "no_title" for k in keys]
+    return pd.DataFrame(
+        {
+            "item": ds_items.index.to_numpy(),
+            "title": pd.Series(titles, dtype="object").fillna(pd.NA).to_numpy(),
+            "prompt": pd.Series(prompts, dtype="object").fillna(pd.NA).to_numpy(),
+            "raw": [records[k]["raw"] if k is not None else pd.NA for k in keys],
+            "synopsis": pd.Series(synopsis, dtype="object").fillna(pd.NA).to_numpy(),
+            "status": status,
+            "new_tokens": np.array([records[k].get("new_tokens", 0) if k is not None else 0 for k in keys], dtype=np.int64),
+        },
+        index=ds_items.index,
+    )
 
 
 def write_synopses_tsv(result: GeneratedSynopses, raw_ids: Sequence, path: str | os.PathLike) -> Path:
