@@ -29,6 +29,11 @@ Tests per kind of row:
 * LLM synopses (Table 5): non-inferiority — supported when the lower 95 % bound of
   ``LLM − human`` lies above −½ × the human-text gain over the baseline (the LLM text keeps at
   least half the gain), contradicted when LLM is significantly worse than that margin allows.
+
+Modules (every public name is importable from ``kgcl_lib.claims``): ``definitions`` (the claims,
+:data:`CLAIMS_COLUMNS`), ``statistics`` (t / Welch estimates, Holm, MDE, bootstrap), ``rows`` (one
+claim on one dataset -> rows), ``table`` (:func:`claims_table`, :func:`judge`, :func:`load_frames`),
+``render`` (display frame, Markdown/LaTeX, summary sentences, headlines).
 """
 
 from __future__ import annotations

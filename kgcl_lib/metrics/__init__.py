@@ -31,6 +31,10 @@ whose stored non-zeros are the users' test positives, row ``u`` aligned with ``t
 * Users with no test positive are **skipped** (as jurity does): their per-user values are NaN,
   means are over the remaining users, and the summary dicts report ``n_users`` (evaluated) and
   ``n_skipped``.  If *no* user has a positive, a :class:`MetricsError` is raised.
+
+Modules (every name above is importable from ``kgcl_lib.metrics``): ``checks`` (input checks,
+:class:`MetricsError`), ``ctr`` (AUC, F1), ``ranking`` (top-K, Recall/NDCG, cold start),
+``diversity`` (inter/intra-list diversity, alignment, uniformity), ``significance`` (t-tests).
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ and get neither a rank mark nor a p-value.
 
 Figures use seaborn/matplotlib (Agg-safe) and are saved as PNG and PDF by :func:`save_figure`
 at the paper's column width so they stay readable when printed.
+
+Modules (every public name is importable from ``kgcl_lib.report``): ``formatting`` (the paper's
+transcribed numbers, number formatting, :func:`format_table`, captions), ``figures``, ``tables``
+(the paper's Tables 1-5 from a results frame, headline numbers).
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ Standard library only (``urllib.request``), so the project does not depend on ``
   a rerun answers from it and makes no request.
 
 Clock, sleep and the jitter RNG are injectable so tests run in milliseconds.
+
+Modules (every public name is importable from ``kgcl_lib.data.download``): ``errors``, ``policy``
+(retries, Retry-After, rate limits), ``manifest`` (trust on first use), ``client``
+(:class:`HttpClient`, :func:`download`), ``jsonl_cache`` (:class:`JsonlCache`, :func:`cached_json`).
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ The last two hold explicit ratings and are converted with the KGCN protocol
 
 Every parse error names ``file:line`` and the offending text; a missing file names the file
 and how to obtain it.
+
+Modules (every public name is importable from ``kgcl_lib.data.readers``): ``kgcn``, ``recbole``,
+``ml20m`` (one per format), ``parsing`` (file:line errors), ``metadata`` (synopses.tsv, books.tsv,
+genres), ``sampling`` (negative sampling), ``convert`` (the KGCN protocol), ``folder`` (detection).
 """
 
 from __future__ import annotations
