@@ -169,7 +169,7 @@ def _resolve_cross(cross_encoder, device):
     except EncoderLoadError as exc:
         msg = (f"CROSS-ENCODER SKIPPED: {cross_encoder!r} cannot be loaded ({str(exc)[:300]}); no cross-encoder ships offline, "
                f"so the rerank step is skipped and positives/negatives come from the bi-encoder ranking. Recorded in provenance.")
-        warnings.warn(msg, CrossEncoderSkippedWarning, stacklevel=3)
+        warnings.warn(msg, CrossEncoderSkippedWarning, stacklevel=4)  # the caller of build_pairs
         log.warning(msg)
         return None, {"requested": str(cross_encoder), "name": None, "skipped": str(exc)}
     return ce, ce.describe()
