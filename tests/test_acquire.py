@@ -649,7 +649,7 @@ def test_every_url_in_one_registry():
     import re
 
     here = Path(srcs.__file__).parent
-    for f in [*sorted((here / "acquire").glob("*.py")), here / "download.py"]:
+    for f in [*sorted((here / "acquire").glob("*.py")), *sorted((here / "download").glob("*.py"))]:
         text = f.read_text()
         urls = [u for u in re.findall(r"https?://[^\s\"')]+", text) if "themoviedb.org/settings" not in u]
         assert urls == [], (f, urls)

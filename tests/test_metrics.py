@@ -217,7 +217,7 @@ def test_ndcg_conventions_hand_case():
 
 @pytest.mark.parametrize("conv", M.NDCG_CONVENTIONS)
 def test_ranking_vectorised_equals_naive_loop(conv, monkeypatch):
-    monkeypatch.setattr(M, "_HIT_BUFFER_CELLS", 200)  # force many user blocks (5 users of 40 items)
+    monkeypatch.setattr(M.ranking, "_HIT_BUFFER_CELLS", 200)  # force many user blocks (5 users of 40 items)
     rng = np.random.default_rng(3)
     n_users, n_items, ks = 57, 40, (1, 3, 5, 10)
     topk = random_topk(rng, n_users, n_items, 10)
@@ -410,7 +410,7 @@ def test_uniformity_hand_case_and_pdist(monkeypatch):
     x = rng.normal(size=(101, 5))
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     ref = math.log(np.mean(np.exp(-2 * pdist(xn, "sqeuclidean"))))
-    monkeypatch.setattr(M, "_GRAM_CHUNK_ELEMS", 500)  # many row blocks
+    monkeypatch.setattr(M.diversity, "_GRAM_CHUNK_ELEMS", 500)  # many row blocks
     assert M.uniformity(x) == pytest.approx(ref, abs=1e-12)
     ref3 = math.log(np.mean(np.exp(-3 * pdist(xn, "sqeuclidean"))))
     assert M.uniformity(x, t=3) == pytest.approx(ref3, abs=1e-12)

@@ -28,12 +28,13 @@ from .. import storage
 from .dataset import ITEM_COLUMNS, DatasetError, KGDataset, make_items
 
 #: Bump when the saved layout or a reader's output changes, to invalidate old entries.
-CACHE_VERSION = 1
+DATASET_CACHE_VERSION = 1
 
 
 def cache_key(sources: dict[str, str], params: dict) -> str:
-    """16 hex chars of sha256 over ``{file name: sha256}``, parameters and :data:`CACHE_VERSION`."""
-    blob = json.dumps({"sources": sources, "params": params, "version": CACHE_VERSION}, sort_keys=True, default=str)
+    """16 hex chars of sha256 over ``{file name: sha256}``, parameters and :data:`DATASET_CACHE_VERSION`."""
+    blob = json.dumps({"sources": sources, "params": params, "version": DATASET_CACHE_VERSION},
+                      sort_keys=True, default=str)
     return storage.sha256_text(blob)[:16]
 
 
@@ -76,7 +77,7 @@ def save_dataset(ds: KGDataset, folder: Path, meta: dict | None = None) -> Path:
             "n_entities": ds.n_entities,
             "n_relations": ds.n_relations,
             "provenance": ds.provenance,
-            "cache_version": CACHE_VERSION,
+            "cache_version": DATASET_CACHE_VERSION,
             **(meta or {}),
         }
         storage.write_json(tmp / "meta.json", info)  # written last: marks the entry complete

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import storage
-from .cache import CACHE_VERSION, cached_build, load_saved
+from .cache import DATASET_CACHE_VERSION, cached_build, load_saved
 from .dataset import DatasetError, KGDataset
 from .readers import BOOKS, SYNOPSES, detect_format, read_folder, source_files
 
@@ -131,7 +131,8 @@ def _find_processed(name: str, threshold: float, seed: int) -> Path | None:
             continue
         params = meta.get("params") or {}
         fmt = params.get("format")
-        if fmt not in _PARAMS or params != _params(fmt, threshold, seed) or meta.get("cache_version") != CACHE_VERSION:
+        stale = meta.get("cache_version") != DATASET_CACHE_VERSION
+        if fmt not in _PARAMS or params != _params(fmt, threshold, seed) or stale:
             continue
         if best is None or meta_path.stat().st_mtime > best.stat().st_mtime:
             best = meta_path

