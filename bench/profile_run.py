@@ -36,23 +36,23 @@ sys.path.insert(0, str(REPO))
 
 #: phase -> (module file suffix, function name) whose cumulative time it is.
 PHASES = {
-    "open_dataset": ("kgcl_lib/experiments.py", "open_dataset"),
-    "text_load": ("kgcl_lib/experiments.py", "text_embeddings"),
-    "pairs_load": ("kgcl_lib/experiments.py", "content_pairs"),
-    "split": ("kgcl_lib/experiments.py", "make_split"),
+    "open_dataset": ("kgcl_lib/experiments/inputs.py", "open_dataset"),
+    "text_load": ("kgcl_lib/experiments/inputs.py", "text_embeddings"),
+    "pairs_load": ("kgcl_lib/experiments/inputs.py", "content_pairs"),
+    "split": ("kgcl_lib/experiments/inputs.py", "make_split"),
     "train": ("kgcl_lib/train.py", "train"),
     "validation": ("kgcl_lib/train.py", "ctr_metrics"),
-    "evaluate": ("kgcl_lib/experiments.py", "evaluate"),
-    "topk": ("kgcl_lib/model.py", "topk"),
-    "ranking": ("kgcl_lib/metrics.py", "ranking_metrics"),
-    "cold_start": ("kgcl_lib/metrics.py", "cold_start_ndcg"),
-    "inter": ("kgcl_lib/metrics.py", "inter_list_diversity"),
-    "intra": ("kgcl_lib/metrics.py", "intra_list_diversity"),
-    "uniformity": ("kgcl_lib/metrics.py", "uniformity"),
+    "evaluate": ("kgcl_lib/experiments/evaluation.py", "evaluate"),
+    "topk": ("kgcl_lib/scoring.py", "topk"),
+    "ranking": ("kgcl_lib/metrics/ranking.py", "ranking_metrics"),
+    "cold_start": ("kgcl_lib/metrics/ranking.py", "cold_start_ndcg"),
+    "inter": ("kgcl_lib/metrics/diversity.py", "inter_list_diversity"),
+    "intra": ("kgcl_lib/metrics/diversity.py", "intra_list_diversity"),
+    "uniformity": ("kgcl_lib/metrics/diversity.py", "uniformity"),
     "write_json": ("kgcl_lib/storage.py", "write_json"),
-    "save_npy": ("kgcl_lib/experiments.py", "_save_npy"),
-    "load_results": ("kgcl_lib/experiments.py", "load_results"),
-    "run_grid": ("kgcl_lib/experiments.py", "run_grid"),
+    "save_npy": ("kgcl_lib/experiments/execute.py", "_save_npy"),
+    "load_results": ("kgcl_lib/experiments/store.py", "load_results"),
+    "run_grid": ("kgcl_lib/experiments/grid.py", "run_grid"),
 }
 
 
