@@ -132,10 +132,24 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _init_worker(threads: int) -> None:
-    """Pool initializer: cap the BLAS/OpenMP pools before torch is imported in this process."""
+#: Where the ``processes`` executor's workers write their output, under the results folder.
+WORKER_LOGS = "logs"
+
+
+def _init_worker(threads: int, log_dir: str | None = None) -> None:
+    """Pool initializer: cap the BLAS/OpenMP pools before torch is imported in this process, and
+    send its stdout/stderr (progress bars, warnings) to ``<log_dir>/worker-<pid>.log``: several
+    workers writing progress bars to one terminal interleave into noise, and a run's outcome
+    (summary or traceback) travels back to the parent anyway."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
+    if log_dir:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        log = open(Path(log_dir) / f"worker-{os.getpid()}.log", "a", buffering=1, encoding="utf-8")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
 
 
 def _remove_partials(results_dir, specs) -> None:
@@ -184,6 +198,8 @@ class ProcessExecutor:
         results_dir = str(Path(results_dir).resolve())
         summaries, failures = [], {}
         workers = min(self.workers, len(queue))
+        print(f"[kgcl] {len(todo)} run(s) in {workers} worker processes; their output (progress bars, "
+              f"warnings): {Path(results_dir) / WORKER_LOGS}/worker-<pid>.log", file=out, flush=True)
         bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"runs ({workers} processes)",
                    disable=not progress)
 
@@ -229,7 +245,8 @@ class ProcessExecutor:
 
         lost = []
         pool = self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(self.threads_per_run,))
+                                                initializer=_init_worker,
+                                                initargs=(self.threads_per_run, str(Path(results_dir) / WORKER_LOGS)))
         # no `with`: its exit waits for the runs in flight, and Ctrl-C must not (run() kills them)
         pending = {pool.submit(_execute_run_task, s, results_dir, inputs, None): s for s in specs}
         while pending:

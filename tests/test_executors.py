@@ -407,6 +407,11 @@ def test_processes_executor_matches_local_and_reruns_nothing(plain_local_store, 
     assert sorted(s["run_id"] for s in summaries) == sorted(s.run_id for s in specs)
     assert os.getpid() not in {s["pid"] for s in summaries}
     _assert_same_runs(local, store, specs)
+    # the workers' own output went to one log per worker, not to the notebook's terminal
+    from kgcl_lib.executors import WORKER_LOGS
+
+    logs = {p.name for p in (store / WORKER_LOGS).glob("worker-*.log")}
+    assert {f"worker-{pid}.log" for pid in {s["pid"] for s in summaries}} <= logs
     assert {json.loads((X.run_dir(store, s) / "config.json").read_text())["threads"] for s in specs} == {1}
     before = {s.run_id: (X.run_dir(store, s) / X.COMPLETE_MARKER).stat().st_mtime_ns for s in specs}
     df = X.run_grid(specs, store, executor="processes", resources_per_run={"num_cpus": 1, "workers": 2}, **RUN_KW)
