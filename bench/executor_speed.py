@@ -80,7 +80,7 @@ def main(argv=None) -> int:
             if name == "local":
                 X.run_grid(specs, stores[name], threads=1, progress=False)
             elif name == "processes":
-                ProcessExecutor(workers=args.workers).run(specs, stores[name], inputs, progress=False)
+                ProcessExecutor(workers=args.workers).run(specs, stores[name], inputs, progress=False, out=sys.stderr)
             else:
                 RayExecutor().run(specs, stores[name], inputs, progress=False)
             wall = time.perf_counter() - t0
