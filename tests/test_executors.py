@@ -484,3 +484,29 @@ def test_processes_ctrl_c_stops_workers_without_partial_folders(plain_local_stor
     present = [d.name for d in (store / "runs").iterdir()]
     assert len(present) < len(specs), "nothing was stopped"
     assert all((store / "runs" / name / X.COMPLETE_MARKER).exists() for name in present)
+
+
+def test_processes_failed_run_is_reported_and_the_others_finish(plain_local_store, tmp_path, monkeypatch):
+    """A run that raises inside its worker (here: it asks for CUDA on a machine without it) is
+    reported by run id with its traceback, the other runs of the grid still finish, and the grid
+    ends with GridRunError naming only the failed run."""
+    import torch
+
+    from kgcl_lib.executors import GridRunError, ProcessExecutor
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA (the failing run asks for CUDA)")
+    local, cache = plain_local_store
+    monkeypatch.setenv("KGCL_CACHE_DIR", str(cache))
+    store = _fresh_store(local, tmp_path)
+    good = _specs()[:2]
+    bad = X.grid_specs([DS], ["base"], ["without"], [0], overrides={"*": {**OVERRIDES["*"], "device": "cuda"}})[0]
+    inputs = X.RunInputs(dataset_options=OPTIONS, text_model=TEXT_MODEL, pair_n=4, threads=1)
+    with pytest.raises(GridRunError) as err:
+        ProcessExecutor(workers=2).run([bad, *good], store, inputs, progress=False)
+    assert set(err.value.failures) == {bad.run_id}
+    assert "CUDA is not available" in err.value.failures[bad.run_id]
+    assert "Traceback" in err.value.failures[bad.run_id]
+    assert all(X.is_finished(store, s) for s in good) and not X.is_finished(store, bad)
+    assert not list((store / "runs").glob(".*")), "partial folders left behind"
+    _assert_same_runs(local, store, good)
