@@ -48,6 +48,7 @@ Without an address a local Ray instance is started on this machine (``ray.init()
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -124,12 +125,39 @@ class LocalExecutor:
 # --------------------------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------------------------
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
+def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup") -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (``quota / period``), or ``None`` if none.
+
+    Containers (Docker ``--cpus``, Kubernetes limits) cap CPU time by a quota while the affinity
+    mask still lists every CPU of the host; sizing a pool by the mask there starts one worker per
+    host CPU, each holding a dataset in memory. Reads cgroup v2 ``cpu.max`` ("max 100000" or
+    "200000 100000") or v1 ``cpu/cpu.cfs_quota_us`` / ``cpu.cfs_period_us``.
+    """
+    root = Path(root)
     try:
-        return len(os.sched_getaffinity(0)) or 1
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota <= 0 or period <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity mask (else ``os.cpu_count()``), capped by a
+    container's CPU quota (:func:`cgroup_cpu_limit`, rounded up)."""
+    try:
+        n = len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        n = min(n, max(1, math.ceil(limit)))
+    return n
 
 
 #: Where the ``processes`` executor's workers write their output, under the results folder.

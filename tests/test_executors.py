@@ -510,3 +510,33 @@ def test_processes_failed_run_is_reported_and_the_others_finish(plain_local_stor
     assert all(X.is_finished(store, s) for s in good) and not X.is_finished(store, bad)
     assert not list((store / "runs").glob(".*")), "partial folders left behind"
     _assert_same_runs(local, store, good)
+
+
+def test_pool_size_respects_a_container_cpu_quota(tmp_path):
+    """cgroup v2 and v1 quotas are read as CPUs; no quota (or none readable) means no cap."""
+    from kgcl_lib.executors import cgroup_cpu_limit
+
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_limit(v2) == 1.5
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(v2) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_limit(v1) == 3.0
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_limit(v1) is None
+    assert cgroup_cpu_limit(tmp_path / "absent") is None
+
+
+def test_usable_cpus_is_capped_by_the_quota(monkeypatch):
+    """An 8-CPU affinity mask under a 1.5-CPU quota gives 2 workers' worth; no quota gives 8."""
+    from kgcl_lib import executors as E
+
+    monkeypatch.setattr(E.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    for limit, want in ((1.5, 2), (None, 8), (0.2, 1), (16.0, 8)):
+        monkeypatch.setattr(E, "cgroup_cpu_limit", lambda *a, _l=limit, **k: _l)
+        assert E.usable_cpus() == want, limit
