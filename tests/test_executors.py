@@ -534,7 +534,7 @@ def test_pool_size_respects_a_container_cpu_quota(tmp_path):
 
 def test_usable_cpus_is_capped_by_the_quota(monkeypatch):
     """An 8-CPU affinity mask under a 1.5-CPU quota gives 2 workers' worth; no quota gives 8."""
-    from kgcl_lib import executors as E
+    from kgcl_lib.executors import processes as E
 
     monkeypatch.setattr(E.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     for limit, want in ((1.5, 2), (None, 8), (0.2, 1), (16.0, 8)):
