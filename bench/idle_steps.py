@@ -2,8 +2,9 @@
 
 Under KGCN's whole-table L2 every element of the user and entity tables takes one dense-Adam
 step with gradient ``λ·p`` every optimisation step, used by the batch or not; ``TableAdam``
-iterates those idle steps lazily in the compiled row kernels (``rows_begin`` mode 2, one
-``sqrt`` and two IEEE divisions per element and step, as ``torch.optim.Adam`` does them).
+iterates those idle steps lazily in the compiled row kernels (``rows_begin`` mode 2: per element
+and step one ``sqrt`` and a Newton-refined reciprocal in AVX2/AVX-512 registers, m and v as
+``torch.optim.Adam`` computes them; see ``kgcl_lib/csrc/kernels.cpp``).
 This times a :meth:`TableAdam.flush` of a ``rows × dim`` table that stayed idle for ``steps``
 steps -- the work one epoch adds per table element -- and reports the rate, so an epoch's cost is
 ``(users + entities) · dim · steps_per_epoch / rate``.

@@ -8,7 +8,11 @@ moves every step: an idle row (one no batch uses) still gets the gradient ``λ·
 ``(p, m, v)`` follow a fixed per-element recurrence, which is iterated lazily -- when a batch next
 needs the row, and at :meth:`TableAdam.flush` (epoch end, before evaluation and checkpoints) --
 in registers inside the compiled row kernels (``csrc/kernels.cpp``) or, without them, in pure
-torch.  The arithmetic is ``torch.optim.Adam``'s single-tensor update (tested against it).
+torch.  The arithmetic is ``torch.optim.Adam``'s single-tensor update (tested against it): the
+pure-torch path operation for operation; the compiled AVX2/AVX-512 idle iteration keeps m and v
+in torch's operations and computes the parameter step ``(η_s·√(1−β2^s))·m / (√v + ε·√(1−β2^s))``
+(the same quantity) with a Newton-refined reciprocal instead of two divisions -- ~1 ulp per step,
+1.6x the throughput, since the divide unit bounds this loop.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ class TableAdam:
           ``g = λ p;  m ← m + (1−β1)(g − m);  v ← β2 v + (1−β2) g²;
           p ← p − (η/(1−β1^s))·m / (√v/√(1−β2^s) + ε)``
 
-      (``torch.optim.Adam``'s single-tensor update, same operations in the same order).  In
+      (``torch.optim.Adam``'s single-tensor update; see the module docstring for the compiled
+      path's reciprocal).  In
       ``"deferred"`` mode these idle steps are iterated lazily, ``Δ`` of them at once when the row
       is next used and at :meth:`flush` -- exact, not a closed form.
     * ``None`` (``l2_scope="batch"``; *not* KGCN's): no L2 here beyond what the caller passes to
