@@ -185,3 +185,30 @@ def test_idle_iteration_any_width_equals_dense_torch_adam(use_cpp, dim):
     opt.flush()
     _assert_close(P, ref.detach(), f"dim {dim}")
     assert float((ref.detach() - p0).abs().min()) > 0  # every element moved
+
+
+@pytest.mark.skipif(cpp_kernels() is None, reason="no compiled kernels")
+def test_idle_iteration_same_bits_on_any_thread_count():
+    """The row kernels cut the rows into per-thread ranges of equal idle work; each element's
+    arithmetic does not depend on which range or vector group it lands in, so 1, 2 and 3 threads
+    give the same bits."""
+    g = torch.Generator().manual_seed(7)
+    p0 = torch.randn(301, 40, generator=g)
+    last = torch.randint(0, 250, (301,), generator=g)
+    out = []
+    for threads in (1, 2, 3):
+        torch.set_num_threads(threads)
+        try:
+            P = p0.clone()
+            opt = TableAdam({"x": P}, lr=0.01, table_l2=0.05)
+            opt.state["x"]["mv"].normal_(0, 1e-3, generator=torch.Generator().manual_seed(8))
+            opt.state["x"]["mv"][:, 1].abs_()
+            opt.state["x"]["last"].copy_(last)
+            opt.t = 260
+            opt.flush()
+            out.append((P.clone(), opt.state["x"]["mv"].clone()))
+        finally:
+            torch.set_num_threads(1)
+    for p, mv in out[1:]:
+        assert torch.equal(p, out[0][0]) and torch.equal(mv, out[0][1])
+    assert not torch.equal(out[0][0], p0)

@@ -700,7 +700,24 @@ std::vector<torch::Tensor> rows_begin(torch::Tensor param, torch::Tensor mv, tor
   float* MO = mvr.data_ptr<float>();
   const AdamConsts c{(float)(1.0 - b1), (float)b2, (float)(1.0 - b2), (float)eps};
   const float fl2 = (float)l2;
-  at::parallel_for(0, m, mode == 2 ? 16 : 512, [&](int64_t b, int64_t e) {
+  // Whole-table L2: a row's cost is its idle steps, which vary by orders of magnitude between rows
+  // (a user seen last step vs an entity untouched all epoch), so the rows are cut into one range
+  // per thread of equal total idle steps instead of equal row counts.
+  std::vector<int64_t> cut{0, m};
+  if (mode == 2) {
+    const int64_t T = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), m / 16));
+    std::vector<int64_t> work(m + 1, 0);
+    for (int64_t i = 0; i < m; ++i) work[i + 1] = work[i] + 1 + std::max<int64_t>(0, target - LAST[I[i]]);
+    cut.assign(1, 0);
+    for (int64_t k = 1, i = 0; k < T; ++k) {
+      while (i < m && work[i] * T < work[m] * k) ++i;
+      if (i > cut.back()) cut.push_back(i);
+    }
+    cut.push_back(m);
+  }
+  const int64_t nchunk = (int64_t)cut.size() - 1;
+  at::parallel_for(0, mode == 2 ? nchunk : m, mode == 2 ? 1 : 512, [&](int64_t b0, int64_t e0) {
+    const int64_t b = mode == 2 ? cut[b0] : b0, e = mode == 2 ? cut[e0] : e0;
     for (int64_t i = b; i < e; ++i) {
       if (i + kAhead < e) prefetch_row(P, MV, LAST, I[i + kAhead], d);
       const int64_t id = I[i];
