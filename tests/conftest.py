@@ -21,6 +21,19 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def pytest_sessionstart(session):
+    """Build (or load) the compiled CPU kernels once, before any test runs.
+
+    The build is cached per kernel source (``$TORCH_EXTENSIONS_DIR``), and a cold build takes
+    30-60 s on two busy cores.  Without this, the first test to need the kernels may be one that
+    runs training in a child process under a timeout (tests/test_executors.py,
+    tests/test_reliability.py), which would then spend its time compiling and fail.
+    """
+    from kgcl_lib.kernels import cpp_kernels
+
+    cpp_kernels()  # None where no compiler / KGCL_NO_CPP: the tests then take the pure-torch paths
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
