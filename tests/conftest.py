@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,13 @@ def pytest_sessionstart(session):
     from kgcl_lib.kernels import cpp_kernels
 
     cpp_kernels()  # None where no compiler / KGCL_NO_CPP: the tests then take the pure-torch paths
+    # A test runner started in the background by a non-interactive shell (`bash .ci/run &`)
+    # inherits SIGINT *ignored*, and so does every child it spawns: the Ctrl-C tests
+    # (test_executors, test_reliability) would then time out waiting for an interrupt that never
+    # arrives.  A handler here (not inherited across exec) gives the children SIGINT's default
+    # back, and this process Python's KeyboardInterrupt.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
