@@ -677,8 +677,9 @@ inline void idle_rows(float* PO, float* MO, const int64_t* I, const int64_t* LAS
 //     p -= lr * F(t0, delta) * m / sqrt(v);  m *= b1^delta;  v *= b2^delta
 //     where F = win[delta] for delta < H and finf[t0] otherwise; decay[delta] = (b1^delta, b2^delta)
 //     for delta < decay.size(0) (std::pow beyond);
-//   mode 2: whole-table L2 -- every idle step s = t0+1 .. target iterated exactly as dense Adam
-//     with gradient l2 * p; sched[s] = (lr / (1 - b1^s), sqrt(1 - b2^s)) as float32.
+//   mode 2: whole-table L2 -- every idle step s = t0+1 .. target iterated one by one as dense
+//     Adam with gradient l2 * p (idle_rows; the vector path's rounding: idle_slots_run);
+//     sched[s] = (lr / (1 - b1^s), sqrt(1 - b2^s)) as float32.
 std::vector<torch::Tensor> rows_begin(torch::Tensor param, torch::Tensor mv, torch::Tensor last, torch::Tensor ids,
                                       int64_t target, torch::Tensor win, torch::Tensor finf, torch::Tensor decay,
                                       torch::Tensor sched, double lr, double b1, double b2, double eps, double l2,
