@@ -310,6 +310,24 @@ class KGCN(nn.Module):
             rels.append(self.adj_relation.index_select(0, flat).view(B, -1))
         return torch.cat(ents, 1), torch.cat(rels, 1)
 
+    def readable_entities(self) -> Tensor:
+        """``bool[n_entities]``: the entity rows some forward pass can read -- every item
+        (``0..n_items-1``) and the entities of its receptive field over the fixed sampled
+        neighbours (``adj_entity``, ``n_iter`` hops).  No score depends on the other rows (on
+        Book-Crossing at K = 4, L = 1: 69 % of the entity table), so the trainer leaves their idle
+        optimiser steps until it returns the weights.  Text items are included (conservative).
+        """
+        dev = self.adj_entity.device
+        seen = torch.zeros(self.n_entities, dtype=torch.bool, device=dev)
+        frontier = torch.arange(self.n_items, device=dev)
+        seen[frontier] = True
+        for _ in range(self.cfg.n_iter):
+            nxt = torch.zeros_like(seen)
+            nxt[self.adj_entity.index_select(0, frontier).view(-1)] = True
+            frontier = (nxt & ~seen).nonzero().view(-1)
+            seen |= nxt
+        return seen
+
     def plan(self, users: Tensor, items: Tensor, extra_items: Tensor | None = None) -> BatchPlan:
         """Unique rows touched by ``(users, items)`` (+ ``extra_items``) and local indices.
 

@@ -6,7 +6,8 @@ l2(weights))`` (``tf.nn.l2_loss`` = ``½ Σ x²``) with dense Adam, so every row
 moves every step: an idle row (one no batch uses) still gets the gradient ``λ·p``.
 :class:`TableAdam` reproduces that without streaming the whole tables each step: an idle row's
 ``(p, m, v)`` follow a fixed per-element recurrence, which is iterated lazily -- when a batch next
-needs the row, and at :meth:`TableAdam.flush` (epoch end, before evaluation and checkpoints) --
+needs the row, and at :meth:`TableAdam.flush` (epoch end, before evaluation and checkpoints;
+rows no forward pass reads, :attr:`TableAdam.live`, only once at the end of training) --
 in registers inside the compiled row kernels (``csrc/kernels.cpp``) or, without them, in pure
 torch.  The arithmetic is ``torch.optim.Adam``'s single-tensor update (tested against it): the
 pure-torch path operation for operation; the compiled AVX2/AVX-512 idle iteration keeps m and v
@@ -101,6 +102,11 @@ class TableAdam:
                 except (RuntimeError, ValueError):  # fused kernel unavailable for this device/dtype
                     self._dense[k] = torch.optim.Adam([p], lr=lr, betas=betas, eps=eps, foreach=True)
         self._pending: dict[str, tuple[Tensor, Tensor]] = {}
+        #: per table (optional), ``bool[n]``: the rows a forward pass can read.  :meth:`flush`
+        #: advances only these; the others ("unread": e.g. KG entities no item reaches within
+        #: L hops of the fixed sampled neighbours) cannot change a score, so their idle steps
+        #: wait for ``flush(unread=True)`` (end of training, before weights are read as a whole).
+        self.live: dict[str, Tensor] = {}
         dev = next(iter(params.values())).device
         self._finf = torch.zeros(0, device=dev)  # F(t0, H) for t0 = 0, 1, ...
         self._window: dict[int, Tensor] = {}
@@ -317,21 +323,41 @@ class TableAdam:
             st["last"].index_fill_(0, ids, self.t)
 
     @torch.no_grad()
-    def flush(self) -> None:
-        """Apply every deferred idle update so the tables equal dense Adam's at step ``t``."""
+    def flush(self, target: int | None = None, unread: bool = False) -> None:
+        """Apply the deferred idle updates up to step ``target`` (default: the current step ``t``).
+
+        Default: the rows in :attr:`live` (all rows of a table without a mask), so every row a
+        forward pass can read equals dense Adam's at step ``t`` (epoch end, before evaluation).
+        ``unread=True``: the rows *outside* :attr:`live` instead, to any ``target`` ≤ ``t`` not
+        before their last update -- e.g. the step of the epoch whose weights a run returns.  A row
+        takes the same steps, each with the same operations, however its idle stretch is split
+        between calls, so the result does not depend on when (or how often) rows were flushed.
+        """
         if self.mode != "deferred":
             return
+        target = self.t if target is None else int(target)
+        if not 0 <= target <= self.t:
+            raise ValueError(f"TableAdam.flush target {target} outside 0..{self.t} (the current step)")
         for name, param in self.params.items():
-            ids = (self.state[name]["last"] < self.t).nonzero().view(-1)
+            last = self.state[name]["last"]
+            mask = last < target
+            live = self.live.get(name)
+            if live is not None:
+                mask &= ~live if unread else live
+            elif unread:
+                continue
+            if unread and live is not None and bool((last[~live] > target).any()):
+                raise ValueError(f"TableAdam.flush: unread rows of {name!r} are already past step {target}")
+            ids = mask.nonzero().view(-1)
             if len(ids):
                 mod = self._kernels(param)
                 if mod is not None:  # the compiled gather + idle updates
-                    p, mv = self._begin_cpp(mod, name, ids, self.t)
+                    p, mv = self._begin_cpp(mod, name, ids, target)
                 else:
-                    p, mv = self._catch_up(name, ids, self.t)
+                    p, mv = self._catch_up(name, ids, target)
                 param.index_copy_(0, ids, p)
                 self.state[name]["mv"].index_copy_(0, ids, mv)
-                self.state[name]["last"].index_fill_(0, ids, self.t)
+                self.state[name]["last"].index_fill_(0, ids, target)
 
     def state_dict(self) -> dict:
         return {"t": self.t, "state": self.state, "lr": self.lr, "betas": self.betas, "eps": self.eps, "mode": self.mode,

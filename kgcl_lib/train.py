@@ -6,7 +6,7 @@ valid AUC/F1 every epoch, optionally stops early, and returns a :class:`TrainRes
 
 Layout: :func:`train` is a short loop over :func:`run_epoch` (shuffle, then
 :func:`train_step` per batch), :func:`select_best` (best valid AUC, early stop),
-:func:`restore_best` and :func:`write_run`.  The run config lives in
+:func:`restore_best`, :func:`finish_unread_rows` and :func:`write_run`.  The run config lives in
 :mod:`kgcl_lib.train_config`, checkpoints and the run folder in :mod:`kgcl_lib.train_io`, the
 argument parsing in :mod:`kgcl_lib.train_cli`; their public names are importable from here.
 
@@ -26,7 +26,10 @@ KGCN's: Adam (``torch.optim.Adam``) for the dense weights (relations, aggregator
 :class:`~kgcl_lib.optim.TableAdam` for the user and entity tables, which only reads and writes
 the rows a batch touches.  ``optimizer="adam"`` (default) keeps *dense* Adam semantics: the steps
 an idle row misses are applied when the row is next used and at every epoch end (exact, tested
-against ``torch.optim.Adam``); ``"lazy_adam"`` is ``torch.optim.SparseAdam``'s lazy Adam (idle
+against ``torch.optim.Adam``) -- except for entity rows no forward pass reads
+(:meth:`~kgcl_lib.model.KGCN.readable_entities`: not an item nor in an item's sampled receptive
+field), which no score depends on; :func:`finish_unread_rows` brings those to the returned
+epoch's step once, after the last epoch (same bits as flushing them every epoch); ``"lazy_adam"`` is ``torch.optim.SparseAdam``'s lazy Adam (idle
 rows frozen, moments not decayed -- under-trains at the paper's learning rates); ``"dense_adam"``
 rewrites the whole tables every step (reference; what makes RecBole's Book-Crossing epoch slow).
 
@@ -148,7 +151,8 @@ class TrainResult:
     """Outcome of :func:`train`.
 
     ``history``: one dict per epoch (``epoch, loss, base_loss, cl_loss, l2_loss, valid_auc,
-    valid_f1, seconds``); ``seconds`` is the total training wall time (evaluation excluded);
+    valid_f1, seconds``); ``seconds`` is the total training wall time (evaluation excluded; the
+    epochs plus :func:`finish_unread_rows`, also in ``info["finish_seconds"]``);
     ``train_rows_per_s`` = labelled training rows processed per second of training.
     """
 
@@ -254,13 +258,15 @@ def _train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, 
     opt = make_optimizer(model, cfg)
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
+    # Entity rows no forward pass reads skip the per-epoch flush (see finish_unread_rows).
+    opt.rows.live["entity_emb"] = model.readable_entities()
     gen = torch.Generator().manual_seed(cfg.seed + 7919)  # epoch shuffles
     rows = training_rows(ds, split, cfg, pairs)
     if out_dir is not None:
         out_dir = Path(out_dir)
         write_json(out_dir / "config.json", cfg.to_dict())
 
-    history, best = [], Best(-math.inf, 0, None)
+    history, best, step_of = [], Best(-math.inf, 0, None), {}
     bar_cls = None
     if progress:
         from tqdm.auto import tqdm as bar_cls
@@ -269,6 +275,7 @@ def _train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, 
         if len(split.valid):
             rec["valid_auc"], rec["valid_f1"] = ctr_metrics(model, split.valid, cfg.eval_batch_size)
         history.append(rec)
+        step_of[epoch] = opt.rows.t
         if bar_cls is not None:
             _print_epoch(rec)
         best, stop = select_best(best, rec, model, cfg)
@@ -276,7 +283,8 @@ def _train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, 
             break
 
     final_epoch, best_epoch = restore_best(model, history, best, cfg)
-    result = _result(model, split, cfg, history, best_epoch, rows, device)
+    finish_seconds = finish_unread_rows(opt, step_of[best_epoch], device)
+    result = _result(model, split, cfg, history, best_epoch, rows, device, finish_seconds)
     if out_dir is not None:
         write_run(out_dir, result, opt, final_epoch)
     return result
@@ -448,14 +456,32 @@ def restore_best(model: KGCN, history: list, best: Best, cfg: TrainConfig) -> tu
     return final_epoch, (best.epoch if cfg.restore_best else final_epoch)
 
 
+def finish_unread_rows(opt: Optimizer, step: int, device: torch.device) -> float:
+    """Bring the table rows that no forward pass reads (:meth:`KGCN.readable_entities`) to
+    optimiser step ``step`` -- the step of the epoch whose weights the run returns -- so the
+    returned tables equal dense Adam's everywhere; returns the wall time (s).
+
+    Until now those rows only held their state: they cannot change a score, so the per-epoch
+    flush skips them, and after :func:`restore_best` they still hold what the best epoch's copy
+    holds.  Cost: ``step`` idle steps per such row once per run, instead of every epoch's.
+    """
+    t0 = time.perf_counter()
+    opt.rows.flush(target=step, unread=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
 def _result(model: KGCN, split, cfg: TrainConfig, history: list, best_epoch: int, rows: TrainRows,
-            device: torch.device) -> TrainResult:
-    """The :class:`TrainResult`: test AUC/F1 of ``model`` as it is now, valid AUC/F1 of ``best_epoch``."""
+            device: torch.device, finish_seconds: float = 0.0) -> TrainResult:
+    """The :class:`TrainResult`: test AUC/F1 of ``model`` as it is now, valid AUC/F1 of ``best_epoch``
+    (``finish_seconds``: :func:`finish_unread_rows`' time, counted in the training time)."""
     chosen = history[best_epoch - 1]
     test_auc, test_f1 = ctr_metrics(model, split.test, cfg.eval_batch_size) if len(split.test) else (float("nan"),) * 2
     train_seconds = 0.0
     for rec in history:
         train_seconds += rec["seconds"]
+    train_seconds += finish_seconds
     use_cl = rows.pair_anchor is not None
     return TrainResult(
         model=model, config=cfg, history=history, test_auc=test_auc, test_f1=test_f1,
@@ -464,7 +490,7 @@ def _result(model: KGCN, split, cfg: TrainConfig, history: list, best_epoch: int
         train_rows_per_s=rows.n * len(history) / train_seconds if train_seconds > 0 else float("nan"),
         info={"device": str(device), "threads": torch.get_num_threads(), "n_train": rows.n, "steps_per_epoch": rows.steps,
               "n_pairs": int(rows.n_pairs) if use_cl else 0, "cl_batch": int(rows.cl_batch) if use_cl else 0,
-              "optimizer": cfg.optimizer},
+              "optimizer": cfg.optimizer, "finish_seconds": finish_seconds},
     )
 
 

@@ -212,3 +212,42 @@ def test_idle_iteration_same_bits_on_any_thread_count():
     for p, mv in out[1:]:
         assert torch.equal(p, out[0][0]) and torch.equal(mv, out[0][1])
     assert not torch.equal(out[0][0], p0)
+
+
+@pytest.mark.parametrize("use_cpp", [True, False])
+def test_unread_rows_flush_later_in_pieces_same_bits(use_cpp):
+    """Rows outside ``live`` wait for ``flush(unread=True)``; advancing them in pieces to an
+    earlier target and then on to the end gives the bits of flushing them every step."""
+    from kgcl_lib.optim import TableAdam
+
+    g = torch.Generator().manual_seed(3)
+    n, d = 40, 24
+    p0 = torch.randn(n, d, generator=g)
+    live = torch.zeros(n, dtype=torch.bool)
+    live[::3] = True
+    runs = {}
+    for how in ("every step", "pieces"):
+        p = p0.clone()
+        opt = TableAdam({"t": p}, lr=0.05, table_l2=0.3)
+        opt.use_cpp = use_cpp
+        if how == "pieces":
+            opt.live["t"] = live
+        for step in range(1, 61):
+            opt.tick()
+            ids = live.nonzero().view(-1)[step % 2 :: 2]  # live rows only, idle every other step
+            rows = opt.begin("t", ids)
+            opt.finish("t", ids, rows, torch.randn(rows.shape, generator=torch.Generator().manual_seed(step)))
+            if how == "every step":
+                opt.flush()
+            elif step == 25:
+                opt.flush()
+                assert torch.equal(p[~live], p0[~live])  # unread rows wait
+                opt.flush(target=17, unread=True)
+                opt.flush(target=17, unread=True)  # idempotent
+                with pytest.raises(ValueError, match="past step 9"):
+                    opt.flush(target=9, unread=True)
+        opt.flush()
+        opt.flush(unread=True)
+        runs[how] = p
+    assert not torch.equal(runs["pieces"][~live], p0[~live])
+    assert torch.equal(runs["pieces"], runs["every step"])

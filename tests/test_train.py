@@ -400,3 +400,55 @@ def test_cli_paper_settings_are_the_default(monkeypatch, ds, argv, want):
     else:
         assert cfg == TrainConfig(**{**paper.to_dict(), "lr": 0.5})
     assert cfg.l2_scope == "table" and cfg.optimizer == "adam"  # KGCN's optimiser either way
+
+
+# ----------------------------------------------------------------------------- rows no score reads
+@pytest.mark.parametrize("n_iter, K", [(1, 2), (2, 3), (1, 5)])
+@pytest.mark.parametrize("kernels", [True, False])
+def test_readable_entities_cover_every_row_a_forward_reads(ds, n_iter, K, kernels):
+    """``readable_entities`` is exactly the union of every item's receptive field, and the row
+    planner (compiled and pure torch) never asks for an entity row outside it."""
+    from kgcl_lib.train import build_model
+
+    model = build_model(ds, small_cfg(n_iter=n_iter, n_neighbors=K))
+    model.use_kernels = kernels
+    mask = model.readable_entities()
+    items = torch.arange(ds.n_items)
+    field, _ = model.receptive_field(items)
+    want = torch.zeros(ds.n_entities, dtype=torch.bool)
+    want[field.reshape(-1)] = True
+    assert torch.equal(mask, want)
+    plan = model.plan(torch.zeros(ds.n_items, dtype=torch.int64), items, extra_items=items)
+    assert bool(mask[plan.plain_ids].all()) and bool(mask[plan.text_ids].all())
+    if n_iter == 1:
+        assert int((~mask).sum()) > 0  # the fixture really has rows no forward reads
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_unread_rows_flushed_once_give_the_same_weights(ds, split, monkeypatch, restore):
+    """Skipping the unread rows' per-epoch flush and bringing them to the returned epoch's step at
+    the end gives the same bits as flushing every row every epoch -- with the best epoch before
+    the last (restore_best) and without -- and those rows did move (whole-table λ)."""
+    from kgcl_lib.model import KGCN
+
+    cfg = small_cfg(n_iter=1, n_neighbors=2, epochs=8, lr=0.05, l2=0.05, restore_best=restore)
+    got = train(ds, split, cfg, progress=False)
+    if restore:
+        assert got.best_epoch < got.epochs  # the end flush targets an earlier step than the last
+    unread = ~got.model.readable_entities()
+    assert int(unread.sum()) > 0
+    monkeypatch.setattr(KGCN, "readable_entities", lambda self: torch.ones(self.n_entities, dtype=torch.bool))
+    ref = train(ds, split, cfg, progress=False)
+    assert ref.info["finish_seconds"] >= 0 and got.seconds >= got.info["finish_seconds"]
+    for name in ("user_emb", "entity_emb", "relation_emb"):
+        assert torch.equal(getattr(got.model, name), getattr(ref.model, name)), name
+    init = build_model_for(ds, cfg).entity_emb.detach()
+    assert not torch.equal(got.model.entity_emb.detach()[unread], init[unread])
+    assert [h["loss"] for h in got.history] == [h["loss"] for h in ref.history]
+    assert (got.test_auc, got.valid_auc) == (ref.test_auc, ref.valid_auc)
+
+
+def build_model_for(ds, cfg):
+    from kgcl_lib.train import build_model
+
+    return build_model(ds, cfg)
