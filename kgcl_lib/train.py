@@ -29,9 +29,10 @@ an idle row misses are applied when the row is next used and at every epoch end 
 against ``torch.optim.Adam``) -- except for entity rows no forward pass reads
 (:meth:`~kgcl_lib.model.KGCN.readable_entities`: not an item nor in an item's sampled receptive
 field), which no score depends on; :func:`finish_unread_rows` brings those to the returned
-epoch's step once, after the last epoch (same bits as flushing them every epoch); ``"lazy_adam"`` is ``torch.optim.SparseAdam``'s lazy Adam (idle
-rows frozen, moments not decayed -- under-trains at the paper's learning rates); ``"dense_adam"``
-rewrites the whole tables every step (reference; what makes RecBole's Book-Crossing epoch slow).
+epoch's step once, after the last epoch (same bits as flushing them every epoch).
+``"lazy_adam"`` is ``torch.optim.SparseAdam``'s lazy Adam (idle rows frozen, moments not decayed
+-- under-trains at the paper's learning rates); ``"dense_adam"`` rewrites the whole tables every
+step (reference; what makes RecBole's Book-Crossing epoch slow).
 
 L2 scope: ``l2_scope="table"`` (default) is KGCN's reference code: λ on the *whole* user, entity
 and relation tables and the weights every step, so idle rows shrink too (their missed steps are
