@@ -9,9 +9,19 @@ This times a :meth:`TableAdam.flush` of a ``rows × dim`` table that stayed idle
 steps -- the work one epoch adds per table element -- and reports the rate, so an epoch's cost is
 ``(users + entities) · dim · steps_per_epoch / rate``.
 
+``--dense`` also times the reference the issue compares against, side by side on the same table:
+``steps`` dense steps of fused ``torch.optim.Adam`` with the whole-table gradient ``λ·p`` built as
+``TableAdam(mode="dense")`` builds it (``param · λ``, then the batch rows' gradient added -- none
+here), and reports both rates and their ratio ``idle_over_dense``.  Why it matters: both training
+modes run the same forward/backward, so even if that cost nothing, dense fused Adam ÷ the
+faithful default per epoch is at most ``(all table rows ÷ rows a forward pass can read) ×
+idle_over_dense`` (the faithful epoch iterates only the readable rows' idle steps; the others
+once per run).
+
 Usage::
 
     python bench/idle_steps.py --rows 20000 --dim 64 --steps 328 --threads 1 2 --json
+    python bench/idle_steps.py --rows 95763 --dim 64 --steps 328 --threads 1 --dense --json
 """
 
 from __future__ import annotations
@@ -52,6 +62,25 @@ def idle_rate(rows: int, dim: int, steps: int, threads: int, use_cpp: bool = Tru
             "g_element_steps_per_cpu_s": round(n / cpu / 1e9, 3), "g_element_steps_per_wall_s": round(n / wall / 1e9, 3)}
 
 
+def dense_rate(rows: int, dim: int, steps: int, threads: int, seed: int = 0) -> dict:
+    """``steps`` dense fused ``torch.optim.Adam`` steps of a ``rows × dim`` table, gradient ``λ·p``."""
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(seed)
+    table = (torch.rand(rows, dim, generator=g) - 0.5) * 0.2
+    opt = TableAdam({"t": table}, lr=2e-4, table_l2=2e-5, mode="dense")
+    none = torch.zeros(0, dtype=torch.int64)
+    c0, w0 = time.process_time(), time.perf_counter()
+    for _ in range(steps):  # what TableAdam.finish does in dense mode, with no batch rows
+        opt.tick()
+        got = opt.begin("t", none)
+        opt.finish("t", none, got, torch.zeros_like(got))
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    n = rows * dim * steps
+    return {"rows": rows, "dim": dim, "steps": steps, "threads": threads, "dense_fused_adam": True,
+            "element_steps": n, "cpu_s": round(cpu, 3), "wall_s": round(wall, 3),
+            "g_element_steps_per_cpu_s": round(n / cpu / 1e9, 3), "g_element_steps_per_wall_s": round(n / wall / 1e9, 3)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=20000, help="table rows (default: 20000)")
@@ -59,11 +88,17 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=328, help="idle steps (default: 328, one Book-Crossing epoch)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1], help="torch threads to time (default: 1)")
     ap.add_argument("--pure-torch", action="store_true", help="also time the pure-torch path (slow)")
+    ap.add_argument("--dense", action="store_true",
+                    help="also time dense fused torch Adam on the same table and report idle_over_dense")
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
     args = ap.parse_args(argv)
     out = []
     for th in args.threads:
         out.append(idle_rate(args.rows, args.dim, args.steps, th))
+        if args.dense:
+            d = dense_rate(args.rows, args.dim, args.steps, th)
+            d["idle_over_dense"] = round(out[-1]["g_element_steps_per_wall_s"] / d["g_element_steps_per_wall_s"], 2)
+            out.append(d)
         if args.pure_torch:
             out.append(idle_rate(args.rows, args.dim, args.steps, th, use_cpp=False))
     for r in out:

@@ -55,7 +55,8 @@ CLI::
 For the paper's datasets (``book-crossing``, ``ml-*``) the run starts from Table 1's settings
 (:func:`paper_settings`; ``--paper`` is a no-op alias kept for old scripts); ``--settings kgcn``
 starts from KGCN's own published settings (:func:`kgcn_settings`), ``--settings generic`` from
-:class:`TrainConfig`'s defaults.  Any flag overrides them.
+:class:`TrainConfig`'s defaults.  Any flag overrides them.  From Python the same starting points are
+``TrainConfig.for_dataset(name, settings, **fields)``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import torch
 
 from .constants import TRAIN_TEXTS, TRAIN_VARIANTS, VARIANT_TEMPLATE
 from .model import AGGREGATORS, NEIGHBOR_REDUCE
-from .train_config import CL_LOSSES, OPTIMIZERS, TrainConfig, kgcn_settings, paper_settings, resolve_device
+from .train_config import CL_LOSSES, OPTIMIZERS, SETTINGS, TrainConfig, paper_settings, resolve_device
 
 
 def load_pairs(ds, cfg: TrainConfig, rng_seed: int, sampler: str = "text", cache: bool = True):
@@ -88,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True,
                    help="ml-100k, book-crossing, ml-20m, synthetic:<shape>, or a folder name under --data-dir")
     p.add_argument("--data-dir", default=None, help="folder holding DATASET/ (default: $KGCL_DATA_DIR, then the cache)")
-    p.add_argument("--settings", choices=("paper", "kgcn", "generic"), default="paper",
+    p.add_argument("--settings", choices=SETTINGS, default="paper",
                    help="paper (default): start from the paper's Table 1 settings for the paper's datasets "
                         "(book-crossing, ml-100k, ml-20m; other datasets start from TrainConfig's defaults); "
                         "kgcn: KGCN's own published settings (sum aggregator; books K = 8), the 'KGCN (original "
@@ -133,15 +133,14 @@ def config_from_args(args) -> TrainConfig:
 
     if args.paper and not has_paper_settings(args.dataset):
         raise arg_error("--paper", "", f"no paper settings for dataset {args.dataset!r} (allowed with: book-crossing, ml-100k, ml-20m)")
-    use_paper = args.paper or (args.settings in ("paper", "kgcn") and has_paper_settings(args.dataset))
-    settings = kgcn_settings if args.settings == "kgcn" else paper_settings
-    kwargs = settings(args.dataset) if use_paper else {}
+    settings = "paper" if args.paper and args.settings == "generic" else args.settings
+    kwargs = {}
     for f in fields(TrainConfig):
         v = getattr(args, f.name, None)
         if v is not None and f.name != "dataset":
             kwargs[f.name] = v
     try:
-        cfg = TrainConfig(dataset=args.dataset, **kwargs)
+        cfg = TrainConfig.for_dataset(args.dataset, settings, **kwargs)
     except ValueError as e:
         m = re.match(r"TrainConfig\.(\w+)=(.*?): (.*)$", str(e))
         if m is None:

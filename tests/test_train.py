@@ -91,6 +91,30 @@ def test_paper_settings():
         paper_settings("netflix")
 
 
+def test_for_dataset_starts_from_the_paper_settings():
+    """``TrainConfig.for_dataset`` (the API twin of the CLI's ``--settings``): Table 1 for the
+    paper's datasets, KGCN's own with ``"kgcn"``, TrainConfig's defaults with ``"generic"`` and
+    for other datasets; field overrides win.  Expected values typed out from the papers."""
+    bx = TrainConfig.for_dataset("book-crossing")
+    assert (bx.dataset, bx.aggregator, bx.n_neighbors, bx.n_iter, bx.dim, bx.lr, bx.l2, bx.batch_size, bx.epochs) == (
+        "book-crossing", "concat", 4, 1, 64, 2e-4, 2e-5, 256, 10)
+    assert bx.optimizer == "adam" and bx.l2_scope == "table"
+    ml = TrainConfig.for_dataset("ml-100k", seed=3, lr=0.5)
+    assert (ml.aggregator, ml.n_neighbors, ml.n_iter, ml.dim, ml.l2, ml.batch_size, ml.seed, ml.lr) == (
+        "concat", 4, 2, 32, 1e-7, 2048, 3, 0.5)
+    kg = TrainConfig.for_dataset("book-crossing", "kgcn")
+    assert (kg.aggregator, kg.n_neighbors, kg.dim, kg.n_iter, kg.lr, kg.l2, kg.batch_size) == ("sum", 8, 64, 1, 2e-4, 2e-5, 256)
+    assert TrainConfig.for_dataset("book-crossing", "generic") == TrainConfig(dataset="book-crossing")
+    assert TrainConfig.for_dataset("synthetic:tiny") == TrainConfig(dataset="synthetic:tiny")
+    assert TrainConfig.for_dataset("synthetic:tiny", "kgcn").aggregator == "sum"
+    with pytest.raises(ValueError, match="settings='table1'"):
+        TrainConfig.for_dataset("book-crossing", "table1")
+    with pytest.raises(ValueError, match="TrainConfig.dim=0"):  # overrides are validated as usual
+        TrainConfig.for_dataset("book-crossing", dim=0)
+    with pytest.raises(TypeError, match="multiple values"):
+        TrainConfig.for_dataset("book-crossing", dataset="ml-100k")
+
+
 def test_pairs_with_unknown_items_raise(ds, split):
     bad = pd.DataFrame({"anchor": [0, 1], "other": [2, ds.n_items + 5], "label": [1, 0]})
     with pytest.raises(ValueError, match=r"row 1: other item"):

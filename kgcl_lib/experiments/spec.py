@@ -149,27 +149,26 @@ def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, 
     (:func:`kgcl_lib.train.paper_settings`; the trainer's defaults for synthetic data), then the
     spec's variant/text/seed/γ, then its overrides. ``text_source="none"`` (a dataset without
     any text) trains without text vectors whatever the arm."""
-    from ..train import TrainConfig, kgcn_settings, paper_settings
+    from ..train import TrainConfig
 
-    settings = kgcn_settings if spec.variant == "kgcn_original" else paper_settings
-    try:
-        kw = dict(settings(ds_name))
-    except ValueError:  # synthetic / unknown datasets: the TrainConfig defaults
-        kw = {"aggregator": "sum"} if spec.variant == "kgcn_original" else {}
     variant = "base" if spec.variant == "kgcn_original" else spec.variant
     no_text = spec.text == "without" or text_source == "none"
-    kw.update(dataset=ds_name, variant=variant, text="none" if no_text else "synopsis",
-              seed=int(spec.seed), text_model=text_model, n_pairs=int(pair_n))
+    kw = {"variant": variant, "text": "none" if no_text else "synopsis", "seed": int(spec.seed),
+          "text_model": text_model, "n_pairs": int(pair_n)}
     if threads is not None:
         kw["threads"] = int(threads)
     if spec.gamma is not None:
         kw["gamma"] = float(spec.gamma)
     kw.update(dict(spec.overrides))
+    if "dataset" in kw:
+        raise ValueError(f"{spec.run_id}: overrides cannot set 'dataset' (the run's dataset is {ds_name!r})")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(kw) - fields)
     if unknown:
         raise ValueError(f"{spec.run_id}: TrainConfig has no field(s) {unknown}; fields are {sorted(fields)}")
-    return TrainConfig(**kw)
+    # the paper's settings for the dataset (TrainConfig's defaults for synthetic data), KGCN's own
+    # for its row, then the spec's variant/text/seed/γ and overrides
+    return TrainConfig.for_dataset(ds_name, "kgcn" if spec.variant == "kgcn_original" else "paper", **kw)
 
 
 def run_dir(results_dir, spec: RunSpec) -> Path:
