@@ -14,6 +14,11 @@ Adam over the whole tables (``optimizer="dense_adam"``), and reports the epoch-t
 Each run's ``finish_seconds`` is the end-of-run flush of the table rows no forward pass reads
 (``kgcl_lib.train.finish_unread_rows``: the per-epoch flush skips them) and ``run_seconds`` the
 epochs plus that; ``ratio_run_default_vs_batch_scope`` compares whole runs.
+``speedup_default_vs_dense_adam_bound_free_forward_backward`` (CPU) is the ceiling of
+``speedup_default_vs_dense_adam`` if plan/forward/backward cost nothing: ``(all table rows ÷ rows
+a forward reads) × (idle-iteration rate ÷ dense fused Adam rate)``, both rates timed in this run
+on this table (``bench/idle_steps.py --dense``; BENCHMARKS.md, "Why ≥ 10× over dense fused Adam
+cannot hold").
 ``--settings paper`` runs Table 1's settings (the trainer's default: Book-Crossing K=4, concat)
 instead of the peer's.  ``--rounds R`` repeats the three set-ups R times, rotating their order
 each round, and reports each round's ratios and their median: on a shared machine whose speed
@@ -184,7 +189,30 @@ COMPARED = (("default", dict(optimizer="adam", l2_scope="table")),
             ("dense_adam_table", dict(optimizer="dense_adam", l2_scope="table")))
 
 
-def compare_optimisers(ds, s: dict, args, first_default: dict) -> dict:
+def dense_speedup_bound(model, steps: int, threads: int) -> dict:
+    """The most dense fused Adam ÷ the faithful default could be if forward/backward cost nothing.
+
+    Dense streams all ``users + entities`` rows each step; the faithful epoch iterates only the
+    idle steps of the rows a forward pass reads (``KGCN.readable_entities`` + every user), so
+    the ratio is at most ``(all ÷ readable rows) × (idle rate ÷ dense rate)``, both rates timed
+    here on this run's table size (``bench/idle_steps.py``).
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from idle_steps import dense_rate, idle_rate
+
+    n_users, (n_entities, dim) = model.user_emb.shape[0], model.entity_emb.shape
+    readable = n_users + int(model.readable_entities().sum())
+    idle = idle_rate(n_users + n_entities, dim, steps, threads)
+    dense = dense_rate(n_users + n_entities, dim, steps, threads)
+    per_element = idle["g_element_steps_per_wall_s"] / dense["g_element_steps_per_wall_s"]
+    return {"table_rows": n_users + n_entities, "readable_rows": readable, "dim": dim, "steps": steps,
+            "idle_g_element_steps_per_s": idle["g_element_steps_per_wall_s"],
+            "dense_g_element_steps_per_s": dense["g_element_steps_per_wall_s"],
+            "idle_over_dense": round(per_element, 2),
+            "bound": round((n_users + n_entities) / readable * per_element, 2)}
+
+
+def compare_optimisers(ds, s: dict, args, first_default: dict, model=None) -> dict:
     """The faithful default, the batch-row scope and dense fused Adam, ``args.rounds`` rounds.
 
     Round 0 runs default (already timed: ``first_default``), batch, dense; round r runs the same
@@ -209,6 +237,9 @@ def compare_optimisers(ds, s: dict, args, first_default: dict) -> dict:
            # whole runs: the epochs plus the end-of-run flush of rows no forward reads
            "ratio_run_default_vs_batch_scope": round(float(np.median(ratio_run)), 2),
            "speedup_default_vs_dense_adam": round(float(np.median(speedup)), 2)}
+    if model is not None and args.device == "cpu":
+        steps = -(-first_default["train_rows"] // s["batch_size"])
+        out["speedup_default_vs_dense_adam_bound_free_forward_backward"] = dense_speedup_bound(model, steps, args.threads)
     if len(rounds) > 1:
         out["rounds"] = {"seconds_per_epoch_median": med, "ratio_default_vs_batch_scope": ratio,
                          "run_seconds": run, "ratio_run_default_vs_batch_scope": ratio_run,
@@ -258,7 +289,7 @@ def main(argv=None):
                                   args.epochs, args.device)
     out["ours"] = ours
     if args.compare_l2:
-        out.update(compare_optimisers(ds, s, args, ours))
+        out.update(compare_optimisers(ds, s, args, ours, model))
     if args.eval:
         out["ours_eval"] = run_eval(model, split, ds, args.eval_users, args.eval_chunk)
     if not args.no_recbole and not args.dataset.startswith("synthetic"):
