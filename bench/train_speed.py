@@ -135,6 +135,7 @@ def run_ours(ds, s: dict, threads: int, epochs: int, device: str) -> dict:
         "seconds_per_epoch": [round(x, 3) for x in secs],
         "seconds_per_epoch_median": round(med, 3),
         "train_rows": int(len(split.train)),
+        "steps_per_epoch": int(res.info["steps_per_epoch"]),
         "train_rows_per_s": round(len(split.train) / med, 1),
         "train_positives_per_s": round(pos_frac * len(split.train) / med, 1),
         # rows no forward reads are brought up to date once, after the last epoch (not in the epochs)
@@ -238,8 +239,8 @@ def compare_optimisers(ds, s: dict, args, first_default: dict, model=None) -> di
            "ratio_run_default_vs_batch_scope": round(float(np.median(ratio_run)), 2),
            "speedup_default_vs_dense_adam": round(float(np.median(speedup)), 2)}
     if model is not None and args.device == "cpu":
-        steps = -(-first_default["train_rows"] // s["batch_size"])
-        out["speedup_default_vs_dense_adam_bound_free_forward_backward"] = dense_speedup_bound(model, steps, args.threads)
+        out["speedup_default_vs_dense_adam_bound_free_forward_backward"] = dense_speedup_bound(
+            model, first_default["steps_per_epoch"], args.threads)
     if len(rounds) > 1:
         out["rounds"] = {"seconds_per_epoch_median": med, "ratio_default_vs_batch_scope": ratio,
                          "run_seconds": run, "ratio_run_default_vs_batch_scope": ratio_run,
