@@ -1,10 +1,12 @@
-"""``python -m kgcl_lib.data {stats,synth,fetch}``.
+"""``python -m kgcl_lib.data {stats,synth,export,fetch}``.
 
 * ``stats --dataset NAME [--data-dir DIR] [--json]``: the paper's Table 1 rows of a dataset
   (``--json``: one JSON object with keys ``users, contents, uc_rows, entities, relations,
   kg_triples``).
 * ``synth --shape PRESET --format {kgcn,recbole,ml20m-raw} --out DIR [--seed N]``: write a
   synthetic dataset in a reader's format.
+* ``export --dataset NAME|PATH --format plain --out DIR [--no-kg] [--no-text]``: write a dataset
+  in the plain format (docs/your-data.md; :func:`kgcl_lib.data.export.write_plain`).
 * ``fetch --dataset NAME ...``: download a dataset and its text (ML-100K: the RecBole wheel +
   synopses; see :func:`kgcl_lib.data.acquire.fetch_cli`).
 
@@ -81,6 +83,30 @@ def _synth(argv: list[str]) -> int:
     return 0
 
 
+def _export(argv: list[str]) -> int:
+    from .export import write_plain
+    from .registry import load_dataset
+
+    p = CliParser(prog="python -m kgcl_lib.data export",
+                  description="Write a dataset in the plain format (ratings.csv, items.csv, kg.tsv; docs/your-data.md).")
+    p.add_argument("--dataset", required=True, help="ml-100k, book-crossing, ml-20m, synthetic:<preset>, or a dataset folder")
+    p.add_argument("--data-dir", help="folder holding NAME/ (default: $KGCL_DATA_DIR, then the cache)")
+    p.add_argument("--format", default="plain", choices=("plain",), help="output format (default: plain)")
+    p.add_argument("--out", required=True, help="output folder (replaced when complete)")
+    p.add_argument("--no-kg", action="store_true", help="write no kg.tsv: the reader builds a KG from item attributes (default: off)")
+    p.add_argument("--no-text", action="store_true", help="leave the items' synopses out of items.csv (default: off)")
+    p.add_argument("--labels", action="store_true",
+                   help="write the labelled rows (label column) even when the source has explicit ratings (default: off)")
+    p.add_argument("--threshold", type=float, default=4, help="rating at or above which a raw rating is a positive (default: 4)")
+    p.add_argument("--seed", type=int, default=0, help="negative-sampling seed (default: 0)")
+    args = p.parse_args(argv)
+    ds = load_dataset(args.dataset, args.data_dir, threshold=args.threshold, seed=args.seed)
+    out = write_plain(ds, Path(args.out), kg=not args.no_kg, text=not args.no_text, explicit=not args.labels)
+    files = sorted(f.name for f in out.iterdir())
+    print(json.dumps({"out": str(out), "format": args.format, "files": files, **ds.stats()}))
+    return 0
+
+
 def _fetch(argv: list[str]) -> int:
     try:
         from .acquire import fetch_cli
@@ -94,7 +120,7 @@ def _fetch(argv: list[str]) -> int:
         return 1
 
 
-COMMANDS = {"stats": _stats, "synth": _synth, "fetch": _fetch}
+COMMANDS = {"stats": _stats, "synth": _synth, "export": _export, "fetch": _fetch}
 
 
 def main(argv: list[str] | None = None) -> int:

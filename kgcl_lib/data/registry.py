@@ -71,7 +71,8 @@ ALIASES = {
     "bx": "book-crossing",
 }
 #: Conversion parameters that matter per format (the processed-cache key uses only these).
-_PARAMS = {"recbole": ("threshold", "seed"), "ml20m-raw": ("threshold", "seed"), "kgcn": ()}
+_PARAMS = {"recbole": ("threshold", "seed"), "ml20m-raw": ("threshold", "seed"), "kgcn": (),
+           "plain": ("threshold", "seed", "kg_columns")}
 
 
 def canonical(name: str) -> str:
@@ -115,8 +116,9 @@ def find_source(name: str, data_dir: str | Path | None = None) -> Path | None:
     return None
 
 
-def _params(fmt: str, threshold: float, seed: int) -> dict:
-    values = {"threshold": float(threshold), "seed": int(seed)}
+def _params(fmt: str, threshold: float, seed: int, kg_columns=None) -> dict:
+    values = {"threshold": float(threshold), "seed": int(seed),
+              "kg_columns": None if kg_columns is None else [str(c) for c in kg_columns]}
     return {"format": fmt, **{k: values[k] for k in _PARAMS[fmt]}}
 
 
@@ -166,13 +168,16 @@ def load_dataset(
     force: bool = False,
     cache: bool = True,
     acquire: bool = True,
+    path: str | Path | None = None,
+    kg_columns=None,
 ) -> KGDataset:
-    """Load a dataset by name (see the module docstring for the search order).
+    """Load a dataset by name (see the module docstring for the search order), or from a folder.
 
     Args:
         name: ``"ml-100k"``, ``"book-crossing"``, ``"ml-20m"`` (aliases ``movie``, ``bx``, ...),
-            ``"synthetic:<preset>"`` (:data:`kgcl_lib.data.synthetic.SHAPES`), or any other
-            name whose folder is found under ``data_dir`` / ``$KGCL_DATA_DIR``.
+            ``"synthetic:<preset>"`` (:data:`kgcl_lib.data.synthetic.SHAPES`), any other
+            name whose folder is found under ``data_dir`` / ``$KGCL_DATA_DIR``, or the path of
+            a dataset folder (named after the folder; e.g. the plain format, docs/your-data.md).
         data_dir: explicit folder holding ``<name>/`` (or the files themselves).
         threshold: rating ``>= threshold`` is a positive (raw-rating formats only; KGCN files
             are already labelled).
@@ -180,7 +185,16 @@ def load_dataset(
         force: rebuild the processed cache entry.
         cache: read/write the processed cache (``False``: always build, write nothing).
         acquire: allow downloading when the files are not found.
+        path: the folder holding this dataset's files (a dataset registered in a profile under
+            ``name``); nothing else is searched.
+        kg_columns: plain format without ``kg.tsv``: the ``items.csv`` columns that become KG
+            relations (default: every attribute column).
     """
+    if path is None and _looks_like_path(name):
+        path, name = Path(name), Path(name).resolve().name
+    if path is not None:
+        return _load_folder(str(name), Path(path), threshold=threshold, seed=seed, force=force, cache=cache,
+                            kg_columns=kg_columns)
     name = canonical(name)
     if name.startswith(("synthetic:", "synthetic-")):
         return _load_synthetic(name, seed=seed, force=force, cache=cache)
@@ -212,10 +226,11 @@ def load_dataset(
                 break
     text_source = text_source_of(synopses.parent if synopses is not None else folder, fmt)
     sources += [p for p in (folder / TEXT_RECORD, folder / "coverage.json") if p.is_file() and p not in sources]
-    params = _params(fmt, threshold, seed)
+    params = _params(fmt, threshold, seed, kg_columns)
 
     def build() -> KGDataset:
-        ds = read_folder(folder, name, threshold=threshold, seed=seed, synopses=synopses, how=_how(name, tried))
+        ds = read_folder(folder, name, threshold=threshold, seed=seed, synopses=synopses, how=_how(name, tried),
+                         kg_columns=kg_columns)
         ds.provenance["source"] = str(folder)
         ds.provenance["text_source"] = text_source if ds.items["synopsis"].notna().any() else "none"
         return ds if ds.name == name else dataclasses.replace(ds, name=name)
@@ -226,6 +241,34 @@ def load_dataset(
                  + (f" and {env / name}" if env and env / name != folder else "") + "). "
                  f"Runs 'with semantic text' have no human text. {TEXT_HINTS[name]}")
     return ds
+
+
+def _looks_like_path(name) -> bool:
+    """A dataset argument that names a folder rather than a registry entry (``./mine``, ``/data/x``)."""
+    text = str(name)
+    if canonical(text) in DATASETS or text.startswith(("synthetic:", "synthetic-")):
+        return False
+    return isinstance(name, Path) or "/" in text or "\\" in text or Path(text).is_dir()
+
+
+def _load_folder(name: str, folder: Path, *, threshold: float, seed: int, force: bool, cache: bool,
+                 kg_columns=None) -> KGDataset:
+    """The dataset in ``folder`` (any format of :data:`~kgcl_lib.data.readers.FORMATS`), named ``name``."""
+    fmt = detect_format(folder)
+    if fmt is None:
+        why = "does not exist" if not folder.exists() else "holds no dataset files"
+        raise DatasetError(f"{name}: {folder} {why} (need a plain ratings.csv with a user,item header, see "
+                           "docs/your-data.md, or RecBole / KGCN / ML-20M files)")
+    sources = source_files(folder, fmt) + [p for p in (folder / SYNOPSES, folder / TEXT_RECORD) if p.is_file()]
+    params = {**_params(fmt, threshold, seed, kg_columns), "folder": str(folder.resolve())}
+
+    def build() -> KGDataset:
+        ds = read_folder(folder, name, threshold=threshold, seed=seed, kg_columns=kg_columns)
+        ds.provenance["source"] = str(folder)
+        ds.provenance["text_source"] = text_source_of(folder, fmt) if ds.items["synopsis"].notna().any() else "none"
+        return ds if ds.name == name else dataclasses.replace(ds, name=name)
+
+    return build() if not cache else cached_build(name, sources, params, build, force=force)
 
 
 #: How to get a dataset's synopses, for the one-time notice when they are absent.

@@ -1,6 +1,7 @@
 """Readers: raw dataset files -> :class:`KGDataset`.
 
-Three on-disk formats are understood:
+Four on-disk formats are understood (the plain one, ``ratings.csv`` [+ ``items.csv``] [+
+``kg.tsv``] with string ids, is described in :mod:`.plain` and docs/your-data.md):
 
 * **KGCN / RippleNet processed** (``ratings_final.txt``, ``kg_final.txt``,
   ``item_index2entity_id*.txt``): already labelled and integer-indexed (Book-Crossing).
@@ -26,7 +27,7 @@ Every parse error names ``file:line`` and the offending text; a missing file nam
 and how to obtain it.
 
 Modules (every public name is importable from ``kgcl_lib.data.readers``): ``kgcn``, ``recbole``,
-``ml20m`` (one per format), ``parsing`` (file:line errors), ``metadata`` (synopses.tsv, books.tsv,
+``ml20m``, ``plain`` (one per format), ``parsing`` (file:line errors), ``metadata`` (synopses.tsv, books.tsv,
 genres), ``sampling`` (negative sampling), ``convert`` (the KGCN protocol), ``folder`` (detection).
 """
 
@@ -41,5 +42,6 @@ from .convert import index_kg, kgcn_convert, labelled_rows  # noqa: F401
 from .kgcn import KGCN_ITEM_MAP_GLOB, KGCN_KG, KGCN_RATINGS, read_kgcn  # noqa: F401
 from .recbole import ATOMIC_FIELDS, ATOMIC_REQUIRED, RECBOLE_TYPES, check_atomic_header, read_recbole  # noqa: F401
 from .ml20m import ML20M_ITEM_MAP, ML20M_KG, ML20M_LINKS, ML20M_MOVIES, ML20M_RATINGS, read_ml20m_raw  # noqa: F401
+from .plain import KG_FROM_ATTRIBUTES, PLAIN_ITEMS, PLAIN_KG, PLAIN_RATINGS, read_items_csv, read_plain  # noqa: F401
 from .folder import FORMATS, detect_format, read_folder, source_files  # noqa: F401
 
