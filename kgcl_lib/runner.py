@@ -23,6 +23,10 @@
   notebook declares is an error (a typo would otherwise be silently ignored).
 * ``--force`` deletes the executed copies and headline files of the selected notebooks and
   passes ``force=True`` so their cached results are recomputed.
+* After the notebooks, ``figures/<profile>/index.html`` (:mod:`kgcl_lib.report.html`): the claims
+  table, Tables 1–5, the figures and the executed notebooks rendered as HTML.
+* ``--profile`` also takes the path of a ``.yaml`` (named after the file); its ``datasets`` may
+  list ``{name, path, threshold, kg_columns, settings}`` entries (:func:`expand_datasets`).
 * The first failing notebook stops the run: its name and failing cell are printed and the
   exit status is 1.
 """
@@ -57,9 +61,12 @@ class Profile:
 
 
 def load_profile(name: str, params_dir: Path | None = None) -> Profile:
-    """Read ``params/<name>.yaml``; raise ``ValueError`` naming the file for a bad layout."""
+    """Read ``params/<name>.yaml`` (or ``name`` itself when it is a path to a ``.yaml``; the profile
+    is then named after the file); raise ``ValueError`` naming the file for a bad layout."""
     params_dir = Path(params_dir or REPO_ROOT / "params")
     path = params_dir / f"{name}.yaml"
+    if str(name).endswith((".yaml", ".yml")):
+        path, name = Path(name).resolve(), Path(name).stem
     if not path.is_file():
         have = sorted(p.stem for p in params_dir.glob("*.yaml"))
         raise ValueError(f"no profile {name!r}: {path} does not exist (profiles: {', '.join(have)})")
@@ -73,8 +80,52 @@ def load_profile(name: str, params_dir: Path | None = None) -> Profile:
     bad = [k for k in INJECTED if k in data or any(k in v for v in per.values())]
     if bad:
         raise ValueError(f"{path}: parameters {bad} are set by the runner, not by a profile")
+    if any(isinstance(d, dict) for d in data.get("datasets") or []):
+        data = expand_datasets(data, path)
     return Profile(name=name, path=path, globals=data, per_notebook={str(k): v for k, v in per.items()},
                    description=str(desc))
+
+
+#: Keys of a dataset entry in a profile's ``datasets`` list (docs/your-data.md).
+DATASET_KEYS = ("name", "path", "threshold", "seed", "kg_columns", "settings")
+
+
+def expand_datasets(data: dict, path: Path) -> dict:
+    """Turn ``datasets: [{name, path, threshold, kg_columns, settings}, ...]`` entries into what the
+    notebooks declare: the names in ``datasets``, the loading options in ``dataset_options[name]``
+    (``path`` resolved against the profile's folder) and ``settings`` (TrainConfig fields) in
+    ``train_overrides[name]``.  Plain string entries pass through."""
+    from .train_config import TrainConfig
+
+    data = dict(data)
+    options = dict(data.get("dataset_options") or {})
+    overrides = dict(data.get("train_overrides") or {})
+    names = []
+    fields = set(TrainConfig.__dataclass_fields__)
+    for i, entry in enumerate(data["datasets"]):
+        if not isinstance(entry, dict):
+            names.append(entry)
+            continue
+        where = f"{path}: datasets[{i}]"
+        unknown = sorted(set(entry) - set(DATASET_KEYS))
+        if unknown or "name" not in entry:
+            raise ValueError(f"{where}: keys {sorted(entry)}; a dataset entry takes {', '.join(DATASET_KEYS)} "
+                             "(name required)")
+        name = str(entry["name"])
+        opts = {k: entry[k] for k in ("threshold", "seed", "kg_columns") if k in entry}
+        if "path" in entry:
+            folder = Path(str(entry["path"])).expanduser()
+            opts["path"] = str(folder if folder.is_absolute() else (path.parent / folder).resolve())
+        options[name] = {**options.get(name, {}), **opts}
+        settings = entry.get("settings") or {}
+        if not isinstance(settings, dict) or set(settings) - fields:
+            bad = sorted(set(settings) - fields) if isinstance(settings, dict) else settings
+            raise ValueError(f"{where}: settings {bad!r} are not TrainConfig fields")
+        if settings:
+            overrides[name] = {**overrides.get(name, {}), **settings}
+        names.append(name)
+    data.update(datasets=names, dataset_options=options, train_overrides=overrides)
+    return data
 
 
 def discover(notebooks_dir: Path | None = None) -> list[Path]:
@@ -212,6 +263,7 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
     from papermill.exceptions import PapermillExecutionError
 
     profile = load_profile(profile_name, Path(params_dir) if params_dir else None)
+    profile_name = profile.name  # a path to a .yaml is named after the file
     all_nbs = discover(Path(notebooks_dir) if notebooks_dir else None)
     nbs = select(all_nbs, only)
     declared = {nb: declared_parameters(nb) for nb in all_nbs}
@@ -281,6 +333,10 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
     total = round(time.perf_counter() - t_all, 2)
     write_json(results / "timings.json", {"profile": profile_name, "notebooks": timings, "total_s": total})
     print(f"[kgcl] all {len(nbs)} notebook(s) done in {total:.1f} s ({total / 60:.1f} min)", file=out, flush=True)
+    from .report.html import write_report
+
+    index = write_report(figures, executed, profile_name, description=profile.description, timings=timings)
+    print(f"[kgcl] report: {index}", file=out, flush=True)
     return 0
 
 
@@ -294,7 +350,7 @@ def _main(argv) -> int:
     from .cli import CliParser
 
     ap = CliParser(prog="python -m kgcl_lib.runner", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", default="default", help="params/<profile>.yaml (default: default)")
+    ap.add_argument("--profile", default="default", help="params/<profile>.yaml, or the path of a .yaml (default: default)")
     ap.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 03,04 (default: all notebooks)")
     ap.add_argument("--force", action="store_true", help="recompute the selected notebooks' cached results (default: off)")
     ap.add_argument("--runs-dir", default=None, help="base folder for results (default: $KGCL_RUNS_DIR or runs/)")

@@ -169,6 +169,7 @@ def check_dataset_arg(name: str, data_dir) -> None:
     """Reject an unknown ``--dataset`` before any work: not registered, not synthetic, no folder."""
     from .cli import arg_error
     from .data import DatasetError
+    from .data.readers import detect_format
     from .data.registry import DATASETS, canonical, find_source
     from .data.synthetic import SHAPES
 
@@ -181,11 +182,12 @@ def check_dataset_arg(name: str, data_dir) -> None:
             raise arg_error("--dataset", name, f"unknown synthetic shape (allowed: {', '.join('synthetic:' + s for s in sorted(SHAPES))})")
         return
     try:
-        if find_source(key, data_dir) is not None:
+        if find_source(key, data_dir) is not None or detect_format(name) is not None:  # a name, or a dataset folder
             return
     except DatasetError:
         pass
-    allowed = ", ".join(sorted(DATASETS)) + ", synthetic:<shape>, or a folder name under --data-dir / $KGCL_DATA_DIR"
+    allowed = (", ".join(sorted(DATASETS)) + ", synthetic:<shape>, a folder name under --data-dir / $KGCL_DATA_DIR, "
+               "or a dataset folder (e.g. the plain format, docs/your-data.md)")
     raise arg_error("--dataset", name, f"unknown dataset (allowed: {allowed})")
 
 

@@ -18,6 +18,7 @@ same split and the same trained model for a seed):
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,9 @@ def _explicit_ratings(ds: KGDataset) -> pd.DataFrame | None:
     return out[out["item"].isin(ds.items["raw_id"].astype(str))]
 
 
-def _entity_names(ds: KGDataset) -> np.ndarray:
-    """``str[n_entities]``: item ``i`` is named by its item id, other entities by their raw KG id."""
+def _entity_names(ds: KGDataset, rated: np.ndarray) -> np.ndarray:
+    """``str[n_entities]``: item ``i`` is named by its item id, other entities by their raw KG id
+    (``rated``: ``bool[n_items]``, items with a row in the exported ratings.csv)."""
     names = (np.asarray(ds.entity_raw_ids).astype(str) if ds.entity_raw_ids is not None
              else np.char.add("e", np.arange(ds.n_entities).astype(str)))
     names = names.astype(object)
@@ -53,6 +55,12 @@ def _entity_names(ds: KGDataset) -> np.ndarray:
     clash = pd.Index(names[ds.n_items:]).isin(names[: ds.n_items])
     if clash.any():  # a KG entity spelt like an item id would read back as that item
         names[ds.n_items:][clash] = "entity:" + names[ds.n_items:][clash]
+    unrated = ~rated
+    if unrated.any():  # the plain format's items are rated items: these stay in the KG as plain entities
+        warnings.warn(f"{ds.name}: {int(unrated.sum())} item(s) without any rating row (e.g. "
+                      f"{names[int(np.flatnonzero(unrated)[0])]!r}) are written to kg.tsv as entities 'unrated:<id>' "
+                      "and left out of items.csv; the plain reader's items are the rated ones", stacklevel=3)
+        names[: ds.n_items][unrated] = "unrated:" + names[: ds.n_items][unrated]
     return names
 
 
@@ -77,7 +85,8 @@ def write_plain(ds: KGDataset, out: str | Path, *, kg: bool = True, text: bool =
             rows = pd.DataFrame({"user": users[ds.ratings[:, 0]], "item": raw[ds.ratings[:, 1]],
                                  "label": ds.ratings[:, 2]})
         rows.to_csv(tmp / PLAIN_RATINGS, index=False)
-        it = ds.items
+        rated = ds.items["raw_id"].astype(str).isin(rows["item"]).to_numpy()
+        it = ds.items[rated]
         items = pd.DataFrame({"item": it["raw_id"].astype(str)})
         if it["title"].notna().any():
             items["title"] = it["title"]
@@ -91,7 +100,7 @@ def write_plain(ds: KGDataset, out: str | Path, *, kg: bool = True, text: bool =
             items["text"] = it["synopsis"]
         items.to_csv(tmp / PLAIN_ITEMS, index=False)
         if kg and len(ds.kg):
-            ent = _entity_names(ds)
+            ent = _entity_names(ds, rated)
             rel = np.asarray(ds.relation_names).astype(str)
             cols = [pd.Series(ent[ds.kg[:, 0]]), pd.Series(rel[ds.kg[:, 1]], dtype=object), pd.Series(ent[ds.kg[:, 2]])]
             for c in cols:  # kg.tsv has no quoting: a tab or newline inside a name would split it

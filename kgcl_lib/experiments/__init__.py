@@ -73,6 +73,8 @@ from .spec import (  # noqa: F401
 from .inputs import (  # noqa: F401
     available_datasets,
     content_pairs,
+    kg_caption_notes,
+    kg_source,
     llm_synopses,
     llm_synopses_path,
     make_split,

@@ -189,7 +189,7 @@ def open_datasets(names: Sequence[str], data_dir=None, options: dict | None = No
     default profile lists Book-Crossing "when available"). With ``results_dir`` the outcome is
     written to ``<results_dir>/datasets.json`` for later notebooks (:func:`available_datasets`).
     """
-    loaded, skipped, texts = {}, {}, {}
+    loaded, skipped, texts, kgs = {}, {}, {}, {}
     for name in names:
         try:
             loaded[name] = open_dataset(name, data_dir, **(options or {}).get(name, {}))
@@ -198,10 +198,32 @@ def open_datasets(names: Sequence[str], data_dir=None, options: dict | None = No
             print(f"[kgcl] skipping dataset {name!r}: {skipped[name]}")
             continue
         texts[name] = {"text_source": text_source(loaded[name], "with"), "text": synopsis_source(loaded[name])}
-        print(f"[kgcl] {name}: semantic text = {texts[name]['text']}")
+        kgs[name] = kg_source(loaded[name])
+        print(f"[kgcl] {name}: semantic text = {texts[name]['text']}; knowledge graph = {kgs[name]}")
     if results_dir is not None:
-        write_json(Path(results_dir) / "datasets.json", {"available": list(loaded), "skipped": skipped, "text": texts})
+        write_json(Path(results_dir) / "datasets.json",
+                   {"available": list(loaded), "skipped": skipped, "text": texts, "kg": kgs})
     return loaded, skipped
+
+
+def kg_source(ds) -> str:
+    """One caption phrase naming where the dataset's KG comes from: the plain format's
+    ``provenance["kg"]`` (``kg.tsv``, ``KG built from item attributes (columns)``, ``none``), else
+    the source format's KG files."""
+    kg = ds.provenance.get("kg")
+    if kg == "none" or len(ds.kg) == 0:
+        return "no KG (no kg.tsv and no item attribute columns): items are isolated entities"
+    if kg:
+        return str(kg)
+    if str(ds.name).startswith("synthetic"):
+        return "synthetic KG"
+    return f"{ds.provenance.get('format', 'source')} KG files"
+
+
+def kg_caption_notes(kgs: dict, datasets) -> str:
+    """The caption sentence for datasets whose KG is not a KG file (built from attributes, absent)."""
+    notes = [f"{d}: {kgs[d]}" for d in datasets if d in kgs and str(kgs[d]).startswith(("KG built", "no KG"))]
+    return ("Knowledge graph: " + "; ".join(notes)) if notes else ""
 
 
 def available_datasets(results_dir, names: Sequence[str]) -> list[str]:

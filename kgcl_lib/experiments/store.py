@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..storage import REPO_ROOT, results_root, write_json
+from .inputs import kg_caption_notes
 from .spec import EVAL_MASKS, NOT_APPLICABLE, RunSpec, run_dir
 
 
@@ -200,6 +201,9 @@ def load_manifest(results_dir, name: str) -> tuple[pd.DataFrame, dict]:
     specs = [RunSpec(r["dataset"], r["variant"], r["text"], r["seed"], r["gamma"],
                      tuple((k, v) for k, v in r["overrides"]), r.get("text_source")) for r in data.pop("runs")]
     df = load_results(results_dir, specs)
+    datasets_json = Path(results_dir) / "datasets.json"  # notebook 01: where each KG comes from (captions)
+    if datasets_json.exists():
+        data.setdefault("kg", json.loads(datasets_json.read_text()).get("kg", {}))
     if len(df) < len(specs):
         print(f"[kgcl] manifest {name!r}: {len(specs) - len(df)} of {len(specs)} runs are not finished")
     return df, data
@@ -237,7 +241,8 @@ def caption_info(df: pd.DataFrame, info: dict, extra: str = "") -> dict:
     pairs = sorted({s for s in df.get("pairs", pd.Series(dtype=object)).dropna()}) if len(df) else []
     masks = sorted({s for s in df.get("eval_mask", pd.Series(dtype=object)).dropna()}) if len(df) else []
     mask_text = "; ".join(EVAL_MASKS.get(m, m) for m in masks)
-    extra = ". ".join(x for x in (mask_text, extra) if x)
+    kg_text = kg_caption_notes(info.get("kg") or {}, sorted(df["dataset"].unique()) if len(df) else [])
+    extra = ". ".join(x for x in (mask_text, kg_text, extra) if x)
     return {"datasets": sorted(df["dataset"].unique()) if len(df) else [],
             "seeds": info.get("seeds", sorted(df["seed"].unique()) if len(df) else []),
             "scoring": info.get("scoring", "kgcn"),

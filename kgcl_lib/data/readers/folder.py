@@ -18,15 +18,16 @@ FORMATS = ("recbole", "plain", "ml20m-raw", "kgcn")
 
 
 def _is_plain(ratings_csv: Path) -> bool:
-    """``ratings.csv`` whose header names ``user`` and ``item`` (ML-20M's says ``userId,movieId``)."""
+    """A ``ratings.csv`` that is not ML-20M's (header ``userId,movieId,...``): the plain format,
+    whose reader names a missing ``user`` / ``item`` column."""
     with open(ratings_csv, encoding="utf-8", errors="replace", newline="") as f:
         header = [h.strip().strip('"').lower() for h in f.readline().rstrip("\r\n").split(",")]
-    return "user" in header and "item" in header
+    return not {"userid", "movieid"} <= set(header)
 
 
 def detect_format(folder: Path) -> str | None:
     """Which format ``folder`` holds: ``"recbole"`` (a ``*.inter``), ``"plain"`` (``ratings.csv``
-    with a ``user,item`` header, docs/your-data.md), ``"ml20m-raw"`` (another ``ratings.csv``),
+    with any header but ML-20M's, docs/your-data.md), ``"ml20m-raw"`` (``userId,movieId,...``),
     ``"kgcn"`` (``ratings_final.txt``), checked in that order; ``None``."""
     folder = Path(folder)
     if not folder.is_dir():

@@ -12,7 +12,8 @@
   split on ``|``; ``kg_columns`` picks the columns), recorded as ``provenance["kg"]``.
 
 Indices (what the split depends on): items are the rated items (with ``kg.tsv``: those that
-occur in it, as KGCN keeps only KG-linked items), users those with a positive (``rating`` /
+occur in it or are listed in ``items.csv``, the catalogue -- KGCN keeps only KG-linked items; a
+listed item in no triple is an isolated entity), users those with a positive (``rating`` /
 implicit) or every user (``label``); both are numbered in ascending id order, numerically when
 every id is an integer (the rule of the RecBole conversion); KG entities follow the items in
 order of first appearance (head, then tail, line by line), relations are numbered by sorted
@@ -197,7 +198,8 @@ def read_plain(folder: Path, name: str | None = None, *, threshold: float = 4, s
                 r = int(np.flatnonzero(hit)[0])
                 raise DatasetError(f"{kpath}:{r + 1}: item {o!r} (listed in {PLAIN_ITEMS}) is absent from "
                                    f"{PLAIN_RATINGS}; every item in the KG needs at least one rating")
-        item_raw = _sorted_raw_ids(rated[rated.isin(ends)].to_numpy(dtype=object))
+        linked = rated.isin(ends) | (rated.isin(meta.index) if meta is not None else False)
+        item_raw = _sorted_raw_ids(rated[linked].to_numpy(dtype=object))
         if len(item_raw) == 0:
             raise DatasetError(f"{kpath}: no item of {PLAIN_RATINGS} occurs in the KG (items are named by their "
                                f"item id, e.g. {rated[0]!r})")
