@@ -81,6 +81,19 @@ def _datasets_section(results_dir: Path) -> str:
             "</tr>" + "".join(rows) + "</table>")
 
 
+def _caption_file(figures_dir: Path, stem: str) -> Path | None:
+    """``<stem>.caption.txt``, or a shared one such as ``figure1_5.caption.txt`` (Figures 1 and 5)."""
+    own = figures_dir / f"{stem}.caption.txt"
+    if own.is_file():
+        return own
+    prefix, _, number = stem.rpartition("figure")
+    for cand in sorted(figures_dir.glob("figure*.caption.txt")):
+        numbers = cand.name[len("figure"): -len(".caption.txt")].split("_")
+        if not prefix and number and number in numbers:
+            return cand
+    return None
+
+
 def write_report(figures_dir: str | Path, executed_dir: str | Path, profile: str, *, description: str = "",
                  timings: dict | None = None) -> Path:
     """Write ``<figures_dir>/index.html`` (and ``notebooks/*.html``); returns the page's path."""
@@ -101,12 +114,14 @@ def write_report(figures_dir: str | Path, executed_dir: str | Path, profile: str
             parts.append(f"<p class=missing>n/a ({stem}.md was not written by this profile's notebooks)</p>")
     parts.append(_datasets_section(executed_dir.parent))
     parts.append("<h2 id=figures>Figures</h2>")
-    for stem, title in FIGURES:
-        png, cap = figures_dir / f"{stem}.png", figures_dir / f"{stem}.caption.txt"
+    known = {stem for stem, _ in FIGURES}
+    others = [(p.stem, p.stem) for p in sorted(figures_dir.glob("*.png")) if p.stem not in known]
+    for stem, title in list(FIGURES) + others:
+        png, cap = figures_dir / f"{stem}.png", _caption_file(figures_dir, stem)
         parts.append(f"<h3>{html.escape(title)}</h3>")
         if png.is_file():
             parts.append(f"<img src='{stem}.png' alt='{html.escape(title)}' id={stem}>")
-            if cap.is_file():
+            if cap is not None:
                 parts.append(f"<p class=caption>{html.escape(cap.read_text(encoding='utf-8').strip())}</p>")
         else:
             parts.append(f"<p class=missing>n/a ({stem}.png was not written by this profile's notebooks)</p>")
