@@ -295,3 +295,59 @@ def test_table2_notebook_in_jupyterlab(store, lab, page, tmp_path):
                              f"stderr/errors {[e[-300:] for e in errors]}") from exc
     page.locator(f"{ACTIVE_PANEL} .jp-RenderedMarkdown table").first.scroll_into_view_if_needed()
     assert _screenshot(page, tmp_path, "05_table2.png").stat().st_size > 10_000
+
+
+# --- the report page (figures/<profile>/index.html) ----------------------------------------
+@pytest.fixture(scope="module")
+def plain_page():
+    """A chromium page without JupyterLab (the report page is a static file)."""
+    executable = _chromium()
+    sync_playwright = _sync_playwright()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1300, "height": 1600})
+        yield context.new_page()
+        browser.close()
+
+
+def test_report_index_html(store, plain_page, tmp_path):
+    """The runner's report page on a real results store: notebooks 05 and 11 write Table 2 and the
+    claims table, 08 the figures; the page shows the claims table first, and its images load."""
+    import papermill
+
+    params = store["params"]
+    figures, executed = Path(params["figures_dir"]), store["results"] / "notebooks"
+    executed.mkdir(parents=True, exist_ok=True)
+    for name in ("05_table2", "08_cold_start", "11_claims"):
+        nb = REPO / "notebooks" / f"{name}.ipynb"
+        keys = runner.declared_parameters(nb)
+        papermill.execute_notebook(str(nb), str(executed / nb.name), kernel_name="python3", cwd=str(nb.parent),
+                                   parameters={k: v for k, v in {**params, "n_boot": 200}.items() if k in keys},
+                                   progress_bar=False, config=runner.KERNEL_CONFIG)
+    from kgcl_lib.report.html import write_report
+
+    index = write_report(figures, executed, "smoke")
+    page = plain_page
+    page.goto(index.as_uri())
+    first_table = page.locator("table").first
+    assert first_table.locator("th").first.inner_text().strip() == "Claim"
+    verdicts = first_table.locator("tbody tr").count()
+    assert verdicts >= 10  # one row per claim and metric
+    assert page.locator("h2").first.inner_text().startswith("Claims")
+    images = page.locator("img")
+    assert images.count() >= 2
+    loaded = page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+    assert loaded and all(loaded), loaded
+    links = page.locator("#notebooks ~ ul a")
+    assert links.count() == 3
+    href = links.first.get_attribute("href")
+    page.goto((figures / href).as_uri())
+    assert "05" in page.title() or page.locator("body").inner_text().count("Table 2") >= 1
+    page.goto(index.as_uri())
+    path = tmp_path / "report_index.png"
+    page.screenshot(path=str(path), full_page=True)
+    extra = os.environ.get("KGCL_SCREENSHOT_DIR")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(extra) / path.name)
+    assert path.stat().st_size > 10_000

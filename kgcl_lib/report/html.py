@@ -34,7 +34,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; 
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
-img { max-width: 100%; border: 1px solid #ddd; }
+img { max-width: min(100%, 800px); border: 1px solid #ddd; }
 .missing { color: #a00; }
 .caption { color: #555; font-size: 0.9em; }
 nav a { margin-right: 1em; }
