@@ -27,6 +27,8 @@ NUMBER_WORDS = {w: i for i, w in enumerate(
 COUNT = re.compile(r"\b(\d+|" + "|".join(NUMBER_WORDS) + r")\s+notebooks\b", re.IGNORECASE)
 #: "`01_data` … `10_table5_llm`": a span that claims to cover the whole collection.
 SPAN = re.compile(r"`?(\d\d_[a-z][a-z0-9_]*)`?\s*(?:…|\.\.\.)\s*`?(\d\d_[a-z][a-z0-9_]*)`?")
+#: "notebooks 02–11": a range of notebook numbers.
+RANGE = re.compile(r"\bnotebooks?\s+(\d\d)\s*[–-]\s*(\d\d)\b")
 #: Markdown links ``[text](target)``; images too.
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
@@ -35,6 +37,9 @@ def notebook_name_problems(text: str, where: str, names: list[str]) -> list[str]
     """Every ``NN_name`` in ``text`` is a notebook; every ``A … B`` span runs first to last."""
     out = [f"{where}: '{ref}' is not a notebook (notebooks/: {', '.join(names)})"
            for ref in NOTEBOOK_REF.findall(text) if ref not in names]
+    for low, high in RANGE.findall(text):
+        if not 1 <= int(low) < int(high) <= len(names):
+            out.append(f"{where}: notebooks {low}–{high} is not a range of the {len(names)} notebooks")
     for first, last in SPAN.findall(text):
         if (first, last) != (names[0], names[-1]):
             out.append(f"{where}: '{first} … {last}' does not span the collection ({names[0]} … {names[-1]})")
@@ -177,6 +182,8 @@ def test_a_renamed_notebook_is_reported():
     assert notebook_name_problems("`01_data` … `08_cold_start`", "X.md", NAMES) == [
         "X.md: '01_data … 08_cold_start' does not span the collection (01_data … 11_claims)"]
     assert notebook_name_problems("`01_data` … `11_claims`, see runs/x/02_text.json", "X.md", NAMES) == []
+    assert notebook_name_problems("notebooks 02–05 read it; notebook 02-04", "X.md", NAMES) == [
+        "X.md: notebooks 02–05 is not a range of the 4 notebooks"]
 
 
 def test_a_wrong_count_is_reported():
