@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: bootstrap the environment, then execute the notebook collection headlessly.
 #   ./run_all.sh [--profile default|smoke|paper] [--only 03,04] [--force]
-# See README.md. Executed notebooks and results go to runs/<profile>/ (git-ignored; override with
+# See docs/notebooks.md. Executed notebooks and results go to runs/<profile>/ (git-ignored; override with
 # KGCL_RUNS_DIR), tables and figures to figures/<profile>/.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -37,8 +37,8 @@ step (reference; what makes RecBole's Book-Crossing epoch slow).
 L2 scope: ``l2_scope="table"`` (default) is KGCN's reference code: λ on the *whole* user, entity
 and relation tables and the weights every step, so idle rows shrink too (their missed steps are
 iterated exactly by :class:`~kgcl_lib.optim.TableAdam`).  ``l2_scope="batch"`` (*not* KGCN's)
-regularises only the rows a batch uses; on Book-Crossing it costs ≈ 0.02 AUC (README, "L2
-scope").
+regularises only the rows a batch uses; on Book-Crossing it costs ≈ 0.02 AUC (docs/method.md,
+"L2 scope").
 
 Determinism: the same seed and device give identical losses on CPU (all randomness comes from
 one ``torch.Generator`` and one ``numpy.random.Generator`` made from the seed; on CUDA,

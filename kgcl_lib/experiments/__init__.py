@@ -20,7 +20,7 @@ yet and stores, under ``<results_dir>/runs/<run_id>/``:
   per-user NDCG@K / Recall@K, ``user_metric_ks.npy`` their K, ``user_activity.npy`` each test
   user's training positives (runs stored before these existed: :mod:`kgcl_lib.claims` rebuilds them).
 
-A run is written into a temporary sibling folder (``runs/.<run_id>.<host>-<pid>-<ns>.partial``)
+A run is written into a temporary sibling folder (``runs/.<run_id>.<host>-<pid>.<random>.tmp``)
 and renamed onto ``runs/<run_id>`` only when complete, so an interrupted run (Ctrl-C, SIGKILL, a
 lost Ray worker) never leaves a folder mixing two runs: the previous complete run, or none, stays
 (:func:`execute_run`). The config key covers the ``TrainConfig``, the evaluation settings, the
