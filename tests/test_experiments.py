@@ -192,7 +192,7 @@ def test_run_is_quiet_and_says_each_warning_once(tmp_path, capfd):
     assert log.count("model X unavailable offline; using fallback Y") == 1, log
     assert "warning (first in 01_a): model X unavailable" in log  # warned and logged: said once
     assert log.count("a second, different warning") == 1 and "warning (first in 02_b)" in log
-    assert len(log.strip().splitlines()) == 1 + 2 + 2 + 1, log  # header, 2 notebooks, 2 warnings, total
+    assert len(log.strip().splitlines()) == 1 + 2 + 2 + 1 + 1, log  # header, 2 notebooks, 2 warnings, total, report
     assert "say(" not in log  # the source line Python prints under a warning is not a warning
     captured = capfd.readouterr()
     assert "without encryption" not in captured.err + captured.out
