@@ -139,3 +139,23 @@ def test_kgcn_original_is_its_own_configuration():
     specs = X.grid_specs(["bare-books"], ("base", "kgcn_original"), ("without",), seeds=[0])
     plan = X.plan_grid(specs, ds, pair_n=3)
     assert len(specs) == 2 and all(canon == s and reason is None for s, (canon, reason, _) in plan.items())
+
+
+def test_no_kg_and_no_metadata_means_no_content_pairs():
+    """A plain dataset with only ratings.csv: no KG, no titles or genres, so the CL variants have no
+    content pairs at all and are L_base; they become "n/a (no content pairs)" copies of it."""
+    ds = bare(make_synthetic(SHAPE, np.random.default_rng(0)))
+    ds = dataclasses.replace(ds, kg=np.zeros((0, 3), dtype=np.int64), n_entities=ds.n_items, n_relations=0,
+                             entity_raw_ids=None)
+    specs = X.grid_specs(["bare-books"], ["base", "cl_genre", "cl_title_genre"], ["without"], [0])
+    plan = X.plan_grid(specs, ds, pair_n=4)
+    base = next(s for s in specs if s.variant == "base")
+    assert plan[base] == (base, None, None)
+    for s in specs:
+        if s.variant != "base":
+            canon, reason, detail = plan[s]
+            assert canon == base and reason == "no content pairs" and "no KG" in detail
+    # with its KG back, the CL variants share the KG-attribute pairs instead (one run for both templates)
+    with_kg = bare(make_synthetic(SHAPE, np.random.default_rng(0)))
+    reasons = sorted(str(r) for _, r, _ in X.plan_grid(specs, with_kg, pair_n=4).values())
+    assert reasons == ["None", "None", "same KG pairs"]

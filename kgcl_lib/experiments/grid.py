@@ -33,12 +33,13 @@ def plan_grid(specs: Sequence[RunSpec], ds, *, pair_n: int = 10, text_fallback: 
     """Map every spec of dataset ``ds`` to the configuration it really trains.
 
     Two specs are the same configuration when they differ only in what ``ds`` cannot supply:
-    the text arm when the ``"with"`` text source is ``"none"``, and the CL template when both
-    templates fall back to KG-attribute pairs. Per group, the *canonical* spec (the one whose
+    the text arm when the ``"with"`` text source is ``"none"``, the CL template when both
+    templates fall back to KG-attribute pairs, and the CL loss itself when there are no pairs at
+    all (no KG and no metadata, e.g. a plain dataset with only ratings.csv). Per group, the *canonical* spec (the one whose
     arm is the effective one, earliest variant) is trained; the others are "n/a".
 
     Returns: ``{spec: (canonical spec, reason or None, detail or None)}``; ``reason`` is the
-    short text of the table cell ("no text", "same KG pairs").
+    short text of the table cell ("no text", "same KG pairs", "no content pairs").
 
     Raises: ``ValueError`` when a spec pins a ``text_source`` the dataset does not have.
     """
@@ -54,6 +55,8 @@ def plan_grid(specs: Sequence[RunSpec], ds, *, pair_n: int = 10, text_fallback: 
         eff_text = "without" if s.text == "with" and src_with == "none" else s.text
         template = VARIANT_TEMPLATE[s.variant]
         eff_pairs = "kg" if template and collapse else template
+        if eff_pairs == "kg" and len(ds.kg) == 0:  # no metadata and no KG: no content pairs, CL is L_base
+            eff_pairs = None
         settings = s.variant if s.variant in NO_TEXT_VARIANTS else "paper"  # kgcn_original: other hyper-parameters
         groups.setdefault((eff_text, eff_pairs, settings, s.seed, s.gamma, s.overrides), []).append(s)
     plan = {}
@@ -67,6 +70,10 @@ def plan_grid(specs: Sequence[RunSpec], ds, *, pair_n: int = 10, text_fallback: 
                 reason = "no text"
                 detail = (f"{ds.name} has no synopses, titles or genres: 'with semantic text' trains exactly "
                           f"'without' ({canon.run_id})")
+            elif VARIANT_TEMPLATE[canon.variant] is None:
+                reason = "no content pairs"
+                detail = (f"{ds.name} has no KG and too few items with genres/titles: {VARIANT_LABELS[s.variant]} "
+                          f"has no content pairs and trains exactly {canon.run_id}")
             else:
                 reason = "same KG pairs"
                 detail = (f"{ds.name}: too few items with genres/titles for {VARIANT_LABELS[s.variant]}; both CL "
