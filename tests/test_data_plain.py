@@ -155,6 +155,8 @@ BAD = [
      r"items\.csv:3: duplicate item 'a'"),
     ("items.csv bad year", "user,item,rating\nu1,a,4\n", "item,year\na,19x9\n", None,
      r"items\.csv:2: year '19x9' is not an integer"),
+    ("too many fields", "user,item,rating\nu1,a,4\nu2,b,4,extra\n", None, None,
+     r"ratings\.csv:3: 4 comma-separated fields in 'u2,b,4,extra', the header has 3"),
     ("no positive", "user,item,rating\nu1,a,1\n", None, None, r"no positive ratings \(rating >= 4"),
 ]
 

@@ -23,6 +23,7 @@ same indices, rows and seeded negatives.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,14 @@ def _read_csv(path: Path, required: tuple[str, ...], what: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError as e:
         raise DatasetError(f"{path}:1: empty file; expected a header with {', '.join(required)}") from e
     except (ValueError, pd.errors.ParserError) as e:
-        raise DatasetError(f"{path}: cannot parse as CSV ({what}): {e}") from e
+        hit = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
+        if hit:  # the C parser's message, as file:line with the line's text
+            want, no, got = map(int, hit.groups())
+            with open(path, encoding="utf-8", errors="replace", newline="") as f:
+                text = next((line.rstrip("\r\n") for i, line in enumerate(f, start=1) if i == no), "")
+            raise DatasetError(f"{path}:{no}: {got} comma-separated fields in {text[:200]!r}, the header has {want} "
+                               f"({what}; quote a value that holds a comma)") from e
+        raise DatasetError(f"{path}: cannot parse as CSV ({what}): {str(e).strip()}") from e
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
     if missing:
