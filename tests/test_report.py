@@ -126,6 +126,9 @@ def test_figures_written_png_and_pdf(tmp_path):
                         "alignment": [0.5, 0.6], "uniformity": [-2.0, -1.5], "ndcg@20": [0.1, 0.2]})
     paths = R.save_figure(R.plot_align_uniform(pts), tmp_path, "f6")
     assert paths["png"].exists() and paths["pdf"].exists()
+    # no dataset with title+genre pairs (a plain dataset of ratings only): a figure saying n/a, not a crash
+    empty = R.plot_align_uniform(pts.assign(alignment=np.nan, uniformity=np.nan), title="Figure 6")
+    assert "n/a (d: no title+genre pairs" in empty.axes[0].texts[0].get_text()
 
 
 def test_save_headlines_json_ready(tmp_path):

@@ -160,8 +160,17 @@ def plot_align_uniform(df: pd.DataFrame, *, title: str = ""):
     plt, _ = _plt()
     from matplotlib.lines import Line2D
 
+    every = list(dict.fromkeys(df["dataset"]))
     df = df.dropna(subset=["alignment", "uniformity"])  # n/a cells of the grid have no embeddings
     datasets = list(dict.fromkeys(df["dataset"]))
+    if not datasets:  # no dataset has title+genre pairs (e.g. only ratings): say so instead of an empty grid
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 1.2), layout="constrained")
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"n/a ({', '.join(map(str, every)) or 'no dataset'}: no title+genre pairs, so no "
+                "alignment)", ha="center", va="center", wrap=True, fontsize=8)
+        if title:
+            fig.suptitle(title)
+        return fig
     fig, axes = plt.subplots(1, len(datasets), figsize=(min(PAGE_WIDTH_IN, COLUMN_WIDTH_IN * len(datasets)), 2.8),
                              squeeze=False, layout="constrained")
     vmin, vmax = float(df["ndcg@20"].min()), float(df["ndcg@20"].max())
