@@ -39,16 +39,16 @@ claim on one dataset -> rows), ``table`` (:func:`claims_table`, :func:`judge`, :
 from __future__ import annotations
 
 from .definitions import (  # noqa: F401
-    CLAIMS, CLAIMS_COLUMNS, CL_VARIANTS, COLD_PERCENTILES, Claim, GAMMA_DIRECTIONS, NOT_TESTABLE, PAPER_METRIC,
-    PROPOSED,
+    CLAIMS, CLAIMS_COLUMNS, CL_VARIANTS, COLD_PERCENTILES, Claim, EQUIVALENCE_MARGINS, GAMMA_BEST, NOT_TESTABLE,
+    ONE_SEED, PAPER_METRIC, PROPOSED, RANKING_METRICS, SUBSTITUTE,
 )
 from .statistics import (  # noqa: F401
-    ALPHA, Estimate, POWER, bootstrap_estimate, bucket_gain_statistic, hierarchical_bootstrap, holm,
-    mean_gain_statistic, minimum_detectable_effect, t_estimate, trend_statistic, welch_estimate,
+    ALPHA, Estimate, POWER, bucket_minus_all, holm, holm_levels, holm_matrix, mean_gain, minimum_detectable_effect,
+    ols_slope, t_estimate, t_tests, tost_p, verdicts, welch_estimate,
 )
 from .rows import (  # noqa: F401
-    PER_USER_METRIC, UserArrays, cold_rows, contrast_rows, gamma_rows, noninferior_rows, prepare, untestable,
+    UserArrays, cold_rows, contrast_rows, equivalence_rows, gamma_contrast_rows, gamma_rows, paper_effect, prepare,
+    untestable,
 )
 from .table import claims_table, judge, load_frames  # noqa: F401
 from .render import display_frame, headlines, render, summary_sentences  # noqa: F401
-
