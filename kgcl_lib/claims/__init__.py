@@ -50,5 +50,5 @@ from .rows import (  # noqa: F401
     UserArrays, cold_rows, contrast_rows, equivalence_rows, gamma_contrast_rows, gamma_rows, paper_effect, prepare,
     untestable,
 )
-from .table import claims_table, judge, load_frames  # noqa: F401
+from .table import claims_table, judge, load_csv, load_frames, save_csv  # noqa: F401
 from .render import display_frame, headlines, render, summary_sentences  # noqa: F401

@@ -145,3 +145,27 @@ def load_frames(results_dir) -> tuple[dict[str, pd.DataFrame | None], dict[str, 
             frames[name] = None
             missing[name] = f"notebook {nb} stored no '{name}' runs" + (" (no LLM available?)" if name == "llm" else "")
     return frames, missing
+
+
+def save_csv(table: pd.DataFrame, path) -> "Path":
+    """Write the judged table to ``path`` (CSV, atomically): what ``scripts/readme_results.py``
+    turns into the README's summary sentences."""
+    from pathlib import Path
+
+    from ..storage import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return path
+
+
+def load_csv(path) -> pd.DataFrame:
+    """A table written by :func:`save_csv` (claim ids as strings, ``paper_claim`` as bool, empty
+    text cells as "")."""
+    t = pd.read_csv(path, dtype={"claim": str})
+    t["paper_claim"] = t["paper_claim"].astype(str).str.lower().eq("true")
+    for c in ("verdict", "test", "note", "metric", "dataset", "statement", "arms", "where"):
+        if c in t.columns:
+            t[c] = t[c].fillna("").astype(str)
+    return t
