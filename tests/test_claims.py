@@ -383,3 +383,35 @@ def test_latex_is_ascii_and_markdown_has_every_row():
     body = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| Claim")]
     assert len(body) == len(t)
     assert "not testable here (notebook 09 stored no 'gamma' runs)" in md
+
+
+def test_readme_claims_summary_is_generated_from_the_table(tmp_path):
+    """scripts/readme_results.py writes the summary sentences of the stored claims table."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("readme_results", Path(__file__).parents[1] / "scripts" /
+                                                  "readme_results.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    store = make_store(tmp_path / "runs" / "prof", cold_gain=0.10, all_gain=0.01)
+    t = _cold(store)
+    figures = tmp_path / "figures"
+    md, tex = C.render(t, "claims")
+    figures.mkdir()
+    (figures / "claims.md").write_text(md)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:prof:begin x -->\nold\n<!-- results:prof:end -->\ntail\n")
+    assert mod.main(["--profile", "prof", "--runs-dir", str(tmp_path / "runs"), "--figures-dir", str(figures),
+                     "--readme", str(readme)]) == 2  # no claims.csv yet: nothing written
+    assert "old" in readme.read_text()
+    C.save_csv(t, figures / "claims.csv")
+    back = C.load_csv(figures / "claims.csv")
+    assert C.summary_sentences(back) == C.summary_sentences(t)
+    assert mod.main(["--profile", "prof", "--runs-dir", str(tmp_path / "runs"), "--figures-dir", str(figures),
+                     "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("intro\n") and text.endswith("tail\n")
+    for sentence in C.summary_sentences(t):
+        assert f"- {sentence}" in text
+    assert "Supported: claim 5 ndcg@100 gain: bottom" in text

@@ -36,6 +36,7 @@ class UserArrays:
         self.open_dataset = open_dataset
         self._ds: dict = {}
         self._split: dict = {}
+        self._users: dict = {}
         self.rebuilt: list[str] = []
 
     def _dataset(self, name):
@@ -46,8 +47,10 @@ class UserArrays:
         return self._ds[name]
 
     def test_users(self, run_id: str) -> np.ndarray:
-        """``int64[n]``: the test users of a stored run (``runs/<id>/test_users.npy``)."""
-        return np.load(self.results_dir / "runs" / run_id / "test_users.npy")
+        """``int64[n]``: the test users of a stored run (``runs/<id>/test_users.npy``, read once)."""
+        if run_id not in self._users:
+            self._users[run_id] = np.load(self.results_dir / "runs" / run_id / "test_users.npy")
+        return self._users[run_id]
 
     def get(self, run_id: str, metric: str = "ndcg@100") -> dict:
         """``{"users": int64[n], "value": float64[n] (per-user metric), "activity": int64[n]}``."""
