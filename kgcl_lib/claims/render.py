@@ -32,7 +32,12 @@ def _count(x) -> str:
 
 
 def _claim_label(r) -> str:
-    return str(r["claim"]) if r.get("paper_claim") is not False else f"{r['claim']} (extra)"
+    return str(r["claim"]) if _is_paper_claim(r.get("paper_claim")) else f"{r['claim']} (extra)"
+
+
+def _is_paper_claim(value) -> bool:
+    """``paper_claim`` cell -> bool (missing counts as a claim of the paper)."""
+    return True if value is None or (isinstance(value, float) and np.isnan(value)) else bool(value)
 
 
 def display_frame(table: pd.DataFrame) -> pd.DataFrame:
@@ -97,7 +102,7 @@ def render(table: pd.DataFrame, caption: str = "", label: str = "tab:claims") ->
     quotes = {c.id: c for c in CLAIMS}
     for cid in seen:
         sub = table[table["claim"] == cid].iloc[0]
-        kind = "Claim" if sub["paper_claim"] is not False else "Extra question"
+        kind = "Claim" if _is_paper_claim(sub["paper_claim"]) else "Extra question"
         md.append(f"- **{kind} {cid}** ({sub['where']}): {sub['statement']} — *arms:* {sub['arms']}")
     markdown = "\n".join(md) + "\n"
 
@@ -128,7 +133,7 @@ def render(table: pd.DataFrame, caption: str = "", label: str = "tab:claims") ->
 
 
 def _row_name(r) -> str:
-    return f"{'claim' if r.paper_claim is not False else 'extra question'} {r.claim} {r.metric} on {r.dataset}"
+    return f"{'claim' if _is_paper_claim(r.paper_claim) else 'extra question'} {r.claim} {r.metric} on {r.dataset}"
 
 
 def summary_sentences(table: pd.DataFrame) -> list[str]:
@@ -142,7 +147,8 @@ def summary_sentences(table: pd.DataFrame) -> list[str]:
     tested = table[~nt]
     kind = verdict.str.split(" ").str[0].where(~nt, NOT_TESTABLE)
     for paper_claim, label in ((True, "the paper's claims"), (False, "the extra questions (not claims of the paper)")):
-        mask = (table["paper_claim"] != False) if paper_claim else (table["paper_claim"] == False)  # noqa: E712
+        is_claim = table["paper_claim"].map(_is_paper_claim).astype(bool)
+        mask = is_claim if paper_claim else ~is_claim
         if not mask.any():
             continue
         c = kind[mask].value_counts()
