@@ -2,53 +2,45 @@
 
 Pure functions over the results store (:func:`kgcl_lib.experiments.load_manifest` frames and
 the per-run arrays); nothing here trains. :func:`claims_table` returns one row per
-claim × metric × dataset with
+claim × metric × dataset (columns :data:`CLAIMS_COLUMNS` + ``se, df``):
 
-* ``ours`` / ``baseline`` — the means compared (for cold start: the NDCG gain in the bottom
-  p % of users / the gain over all users; for γ trends: the mean at the largest / smallest γ),
-* ``diff`` (ours − baseline) and ``rel`` (``diff / |baseline|``), a 95 % interval
-  ``ci_low, ci_high`` and a two-sided ``p`` with its Holm correction across the table,
-* ``n_seeds`` / ``n_users``, the paper's effect (``paper_diff``, ``paper_rel``; same contrast
-  on the paper's Tables 2–5, ``NaN`` where the paper only has a figure),
-* ``verdict``: ``supported`` (Holm p < α in the claimed direction), ``contradicted`` (Holm
-  p < α in the other direction), ``inconclusive`` — with ``mde``, the smallest effect the run
-  would detect with 80 % power — or ``not testable here (<reason>)`` with no numbers.
+* ``claim`` / ``paper_claim`` — the claim as the paper states it (``definitions.CLAIMS``: quote,
+  location, ``arms``, direction per domain), or one of this project's extra questions
+  (``paper_claim = False``: "text alone", "CL within the text arm");
+* ``ours`` / ``baseline`` — the means compared (blank for a slope), ``diff`` (ours − baseline, or
+  the slope), a 95 % interval ``ci_low, ci_high``, a two-sided ``p`` (claim 7: the TOST p), its
+  Holm correction ``p_holm`` over the table and the ``level`` the row faces in Holm's step-down;
+* ``n_seeds`` (the unit of every test) and ``n_users`` (distinct test users of a per-user
+  metric), ``test`` (the test's name), ``paper_diff`` (the same contrast on the paper's Tables 2–5);
+* ``verdict``: ``supported`` / ``contradicted`` (Holm p < α in / against the claimed direction),
+  ``inconclusive (MDE x at level a)`` — ``mde`` is the smallest effect the row's test detects
+  with 80 % power at its Holm level —, or ``not testable here (<reason>)`` (one seed:
+  ``1 seed: descriptive only``, numbers shown; a semantic-text claim on the metadata substitute).
 
-Tests per kind of row:
-
-* seed-level contrasts (Tables 2–5): the per-seed difference between two runs of the same
-  seed (mean over the claim's contrasts), a paired t-test across seeds (Welch when the runs do
-  not share seeds); ≥ 2 seeds needed.
-* cold start (Figures 1/5): per-user NDCG@100 of the proposed model minus the baseline's, for
-  the same test users of the same seed; the statistic is the mean gain in the bottom p % of
-  users by training activity minus the mean gain over all users, and the slope of the per-user
-  gain against the activity percentile (trend). Intervals by a two-stage bootstrap (seeds, then
-  users within seeds), p from the bootstrap standard error (normal approximation).
-* γ trends (Figure 6): OLS of the metric on γ with text (and seed) fixed effects; the effect is
-  the fitted change from the smallest to the largest γ.
-* LLM synopses (Table 5): non-inferiority — supported when the lower 95 % bound of
-  ``LLM − human`` lies above −½ × the human-text gain over the baseline (the LLM text keeps at
-  least half the gain), contradicted when LLM is significantly worse than that margin allows.
+Every test runs on one number per seed with S − 1 degrees of freedom (``statistics``); the
+calibration simulations (``calibration``, tests/test_claims_simulation.py, docs/claims.md) check
+family-wise error, coverage and power through the same functions.
 
 Modules (every public name is importable from ``kgcl_lib.claims``): ``definitions`` (the claims,
-:data:`CLAIMS_COLUMNS`), ``statistics`` (t / Welch estimates, Holm, MDE, bootstrap), ``rows`` (one
-claim on one dataset -> rows), ``table`` (:func:`claims_table`, :func:`judge`, :func:`load_frames`),
-``render`` (display frame, Markdown/LaTeX, summary sentences, headlines).
+margins, :data:`CLAIMS_COLUMNS`), ``statistics`` (t / Welch / TOST, per-seed statistics, Holm,
+verdicts, exact MDE), ``rows`` (one claim on one dataset -> rows), ``table`` (:func:`claims_table`,
+:func:`judge`, :func:`load_frames`, CSV I/O), ``render`` (display frame, Markdown/LaTeX, summary
+sentences, headlines), ``calibration`` (null / planted-effect simulations).
 """
 
 from __future__ import annotations
 
 from .definitions import (  # noqa: F401
-    CLAIMS, CLAIMS_COLUMNS, CL_VARIANTS, COLD_PERCENTILES, Claim, GAMMA_DIRECTIONS, NOT_TESTABLE, PAPER_METRIC,
-    PROPOSED,
+    CLAIMS, CLAIMS_COLUMNS, CL_VARIANTS, COLD_PERCENTILES, Claim, EQUIVALENCE_MARGINS, GAMMA_BEST, NOT_TESTABLE,
+    ONE_SEED, PAPER_METRIC, PROPOSED, RANKING_METRICS, SUBSTITUTE,
 )
 from .statistics import (  # noqa: F401
-    ALPHA, Estimate, POWER, bootstrap_estimate, bucket_gain_statistic, hierarchical_bootstrap, holm,
-    mean_gain_statistic, minimum_detectable_effect, t_estimate, trend_statistic, welch_estimate,
+    ALPHA, Estimate, POWER, bucket_minus_all, holm, holm_levels, holm_matrix, mean_gain, minimum_detectable_effect,
+    ols_slope, t_estimate, t_tests, tost_p, verdicts, welch_estimate,
 )
 from .rows import (  # noqa: F401
-    PER_USER_METRIC, UserArrays, cold_rows, contrast_rows, gamma_rows, noninferior_rows, prepare, untestable,
+    UserArrays, cold_rows, contrast_rows, equivalence_rows, gamma_contrast_rows, gamma_rows, paper_effect, prepare,
+    untestable,
 )
-from .table import claims_table, judge, load_frames  # noqa: F401
+from .table import claims_table, judge, load_csv, load_frames, save_csv  # noqa: F401
 from .render import display_frame, headlines, render, summary_sentences  # noqa: F401
-

@@ -7,87 +7,120 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .definitions import CLAIMS, CLAIMS_COLUMNS, COLD_PERCENTILES, GAMMA_DIRECTIONS, Claim
-from .rows import UserArrays, cold_rows, contrast_rows, gamma_rows, noninferior_rows, prepare, untestable
-from .statistics import ALPHA, holm
+from .definitions import CLAIMS, CLAIMS_COLUMNS, COLD_PERCENTILES, Claim
+from .rows import (
+    UserArrays, cold_rows, contrast_rows, equivalence_rows, gamma_contrast_rows, gamma_rows, prepare, untestable,
+)
+from .statistics import ALPHA, POWER, holm, holm_levels, minimum_detectable_effect, verdicts
 
 
 # --------------------------------------------------------------------------------------------
 # The table
 # --------------------------------------------------------------------------------------------
 def judge(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
-    """Holm-correct the p-values across the table and set the verdicts (returns a copy)."""
+    """Holm-correct the p-values across the table and set the verdicts and MDEs (returns a copy).
+
+    Tested rows are those with an empty verdict and a finite ``p``. ``level`` is the two-sided
+    level each row faces in Holm's step-down (:func:`holm_levels`); an inconclusive row's ``mde``
+    is the smallest effect its test detects with 80 % power *at that level* (exact noncentral t).
+    Equivalence rows (finite ``margin``) read ``supported`` when their TOST p survives Holm."""
     t = table.copy()
     verdict = t["verdict"].fillna("").to_numpy(dtype=object)
-    testable = verdict == ""
     p = t["p"].to_numpy(dtype=float)
-    p_holm = np.full(len(t), np.nan)
+    testable = (verdict == "") & np.isfinite(p)
+    p_holm, level = np.full(len(t), np.nan), np.full(len(t), np.nan)
     p_holm[testable] = holm(p[testable])
+    level[testable] = holm_levels(p[testable], alpha)
     diff, direction = t["diff"].to_numpy(dtype=float), t["direction"].to_numpy(dtype=float)
-    sign = np.sign(diff) * direction
-    sig = p_holm < alpha
-    new = np.where(sig & (sign > 0), "supported", np.where(sig & (sign < 0), "contradicted", "inconclusive"))
-    if "margin" in t.columns:  # non-inferiority rows (claim 7)
-        margin = t["margin"].to_numpy(dtype=float)
-        ni = testable & np.isfinite(margin)
-        # supported: CI lower bound above the margin; contradicted: CI upper bound below it.
-        above, below = t["ci_low"].to_numpy(float) > margin, t["ci_high"].to_numpy(float) < margin
-        new = np.where(ni, np.where(above, "supported", np.where(below, "contradicted", "inconclusive")), new)
-    verdict[testable] = new[testable]
-    mde = t["mde"].to_numpy(dtype=float).copy()
-    mde[testable & (verdict != "inconclusive")] = np.nan
-    t["p_holm"], t["verdict"], t["mde"] = p_holm, verdict.astype(str), mde
+    new = verdicts(diff, direction, p_holm, alpha).astype(object)
+    margin = t["margin"].to_numpy(dtype=float) if "margin" in t.columns else np.full(len(t), np.nan)
+    eq = testable & np.isfinite(margin)
+    new[eq] = np.where(p_holm[eq] < alpha, "supported", "inconclusive")
+    se = t["se"].to_numpy(dtype=float) if "se" in t.columns else np.full(len(t), np.nan)
+    dof = t["df"].to_numpy(dtype=float) if "df" in t.columns else np.full(len(t), np.nan)
+    mde = np.full(len(t), np.nan)
+    inc = testable & (new == "inconclusive") & ~eq & np.isfinite(se)
+    if inc.any():
+        mde[inc] = minimum_detectable_effect(se[inc], level[inc], POWER, dof[inc])
+    lo, hi = t["ci_low"].to_numpy(dtype=float), t["ci_high"].to_numpy(dtype=float)
+    for i in np.flatnonzero(testable):
+        v = new[i]
+        if v == "inconclusive" and eq[i]:
+            outside = lo[i] > margin[i] or hi[i] < -margin[i]
+            v = (f"inconclusive (95% CI outside ±{margin[i]:g}: not equivalent)" if outside
+                 else f"inconclusive (95% CI not within ±{margin[i]:g})")
+        elif v == "inconclusive" and np.isfinite(mde[i]):
+            why = ""
+            if abs(diff[i]) > mde[i]:  # p < its level, but Holm stopped at an earlier row
+                why = "; Holm stopped at a row with smaller p" if p[i] < level[i] else "; |Δ| > MDE by chance"
+            v = f"inconclusive (MDE {mde[i]:.4g} at level {level[i]:.2g}{why})"
+        verdict[i] = v
+    t["p_holm"], t["level"], t["verdict"], t["mde"] = p_holm, level, verdict.astype(str), mde
     return t
+
+
+def _placeholder_metrics(claim: Claim, dataset: str) -> list[tuple[str, int]]:
+    """``[(metric label, direction)]`` of a claim's rows when its runs are absent."""
+    from ..report import domain_of
+
+    if claim.kind == "cold":
+        return [("ndcg@100 gain (cold start)", claim.direction)]
+    if claim.kind == "gamma":
+        return [("ndcg@20: peak at γ 0.8", 1), ("alignment: slope on γ", 1)]
+    out = []
+    for m in claim.metrics[:4] if claim.id == "3" else claim.metrics:
+        d = claim.direction_for(domain_of(dataset), m)
+        if d is not None:
+            out.append((m, d))
+    return out
 
 
 def claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str], *,
                  users: UserArrays | None = None, missing: dict[str, str] | None = None,
-                 claims: Sequence[Claim] = CLAIMS, alpha: float = ALPHA, n_boot: int = 2000,
-                 cold_percentiles: Sequence[float] = COLD_PERCENTILES, seed: int = 17) -> pd.DataFrame:
-    """Every claim on every dataset (columns :data:`CLAIMS_COLUMNS`), Holm-corrected and judged.
+                 claims: Sequence[Claim] = CLAIMS, alpha: float = ALPHA,
+                 cold_percentiles: Sequence[float] = COLD_PERCENTILES) -> pd.DataFrame:
+    """Every claim on every dataset (columns :data:`CLAIMS_COLUMNS` + ``se, df``), Holm-corrected
+    and judged (:func:`judge`).
 
     Args:
         frames: ``{"grid": df, "gamma": df, "llm": df}`` — :func:`kgcl_lib.experiments.load_results`
             frames of each manifest; ``None`` or absent when that notebook did not run.
-        datasets: datasets to judge (rows for each).
-        users: per-user loader for claim 5 (``None``: claim 5 not testable).
+        datasets: datasets to judge (rows for each; a claim the paper states only for another
+            domain has no row there).
+        users: per-user loader for claim 5 and the distinct-user counts (``None``: claim 5 not
+            testable).
         missing: ``{manifest: reason}`` shown for claims whose frame is absent.
     """
     missing = missing or {}
-    rng = np.random.default_rng(seed)
     rows = []
     cache: dict = {}
     present = {name: set() if df is None or df.empty else set(df["dataset"].unique()) for name, df in frames.items()}
 
-    def prepared(df, name, ds, units=("seed",)):
-        if (name, ds, units) not in cache:
-            cache[(name, ds, units)] = prepare(df, ds, units)
-        return cache[(name, ds, units)]
+    def prepared(df, name, ds):
+        if (name, ds) not in cache:
+            cache[(name, ds)] = prepare(df, ds)
+        return cache[(name, ds)]
 
     for claim in claims:
         df = frames.get(claim.manifest)
         for ds in datasets:
-            metrics = claim.metrics if claim.kind != "cold" else ["ndcg@100 gain (cold start)"]
             if ds not in present.get(claim.manifest, ()):
                 reason = missing.get(claim.manifest) or (f"no '{claim.manifest}' runs for this dataset")
-                rows += [untestable(claim, ds, m, reason, direction=GAMMA_DIRECTIONS.get(m, claim.direction)
-                                    if claim.kind == "gamma" else claim.direction) for m in metrics]
-            elif claim.kind == "contrast":
-                rows += contrast_rows(claim, df, ds, alpha, prepared=prepared(df, claim.manifest, ds), users=users,
-                                      n_boot=n_boot, rng=rng)
+                rows += [untestable(claim, ds, m, reason, direction=d) for m, d in _placeholder_metrics(claim, ds)]
+            elif claim.kind in ("contrast", "highest"):
+                rows += contrast_rows(claim, df, ds, alpha, prepared=prepared(df, claim.manifest, ds), users=users)
             elif claim.kind == "gamma_contrast":
-                rows += contrast_rows(claim, df, ds, alpha, units=("seed", "gamma"),
-                                      prepared=prepared(df, claim.manifest, ds, ("seed", "gamma")))
+                rows += gamma_contrast_rows(claim, df, ds, alpha)
             elif claim.kind == "gamma":
                 rows += gamma_rows(claim, df, ds, alpha)
-            elif claim.kind == "noninferior":
-                rows += noninferior_rows(claim, df, ds, alpha, users=users, n_boot=n_boot, rng=rng)
+            elif claim.kind == "equivalence":
+                rows += equivalence_rows(claim, df, ds, alpha, users=users)
             elif claim.kind == "cold":
                 if users is None:
-                    rows += [untestable(claim, ds, m, "no per-user arrays loader") for m in metrics]
+                    rows += [untestable(claim, ds, m, "no per-user arrays loader", direction=d)
+                             for m, d in _placeholder_metrics(claim, ds)]
                 else:
-                    rows += cold_rows(claim, df, ds, users, percentiles=cold_percentiles, n_boot=n_boot, rng=rng,
-                                      alpha=alpha)
+                    rows += cold_rows(claim, df, ds, users, percentiles=cold_percentiles, alpha=alpha)
             else:
                 raise ValueError(f"claim {claim.id}: unknown kind {claim.kind!r}")
     extra = sorted({k for r in rows for k in r} - set(CLAIMS_COLUMNS))
@@ -112,3 +145,27 @@ def load_frames(results_dir) -> tuple[dict[str, pd.DataFrame | None], dict[str, 
             frames[name] = None
             missing[name] = f"notebook {nb} stored no '{name}' runs" + (" (no LLM available?)" if name == "llm" else "")
     return frames, missing
+
+
+def save_csv(table: pd.DataFrame, path) -> "Path":
+    """Write the judged table to ``path`` (CSV, atomically): what ``scripts/readme_results.py``
+    turns into the README's summary sentences."""
+    from pathlib import Path
+
+    from ..storage import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return path
+
+
+def load_csv(path) -> pd.DataFrame:
+    """A table written by :func:`save_csv` (claim ids as strings, ``paper_claim`` as bool, empty
+    text cells as "")."""
+    t = pd.read_csv(path, dtype={"claim": str})
+    t["paper_claim"] = t["paper_claim"].astype(str).str.lower().eq("true")
+    for c in ("verdict", "test", "note", "metric", "dataset", "statement", "arms", "where"):
+        if c in t.columns:
+            t[c] = t[c].fillna("").astype(str)
+    return t
