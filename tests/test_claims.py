@@ -130,6 +130,7 @@ def _write_run(results_dir, spec, metrics, users, ndcg, activity):
     np.save(d / "user_recall.npy", ndcg[:, None])
     np.save(d / "user_activity.npy", activity)
     write_json(d / "metrics.json", metrics)
+    X.mark_complete(d, spec.run_id, "fake")
 
 
 def make_store(tmp_path, cold_gain, all_gain, n_seeds=3, n_users=400):
@@ -221,6 +222,7 @@ def test_rebuilds_per_user_arrays_for_old_runs(tmp_path):
     write_json(d / "config.json", {"run_id": spec.run_id, "spec": spec.key(), "eval": {"ndcg": "jurity"}})
     np.save(d / "topk.npy", top)
     np.save(d / "test_users.npy", users)
+    X.mark_complete(d, spec.run_id, "old")
     loader = C.UserArrays(tmp_path, lambda name: X.open_dataset(name))
     got = loader.get(spec.run_id, "ndcg@20")
     np.testing.assert_allclose(got["value"], M.ndcg_per_user(top, truth, 20))

@@ -33,6 +33,10 @@ def split_ratings(ratings: np.ndarray, rng: np.random.Generator | int, ratios=(0
     if ratios.shape != (3,) or (ratios < 0).any() or not np.isclose(ratios.sum(), 1.0):
         raise DatasetError(f"split ratios must be three non-negative numbers summing to 1, got {tuple(ratios)}")
     n = len(ratings)
+    n_users, n_items = (len(np.unique(ratings[:, c])) if n else 0 for c in (0, 1))
+    if n_users < 2 or n_items < 2:
+        raise DatasetError(f"the ratings hold {n_users} user(s) and {n_items} item(s) ({n} rows): too few for a "
+                           f"train/valid/test split and its AUC (at least 2 users and 2 items are needed)")
     perm = np.random.default_rng(rng).permutation(n)
     n_valid = int(np.floor(n * ratios[1]))
     n_test = int(np.floor(n * ratios[2]))
@@ -52,3 +56,15 @@ def user_train_counts(train: np.ndarray, n_users: int, positives_only: bool = Tr
     """
     rows = train[train[:, 2] == 1] if positives_only else train
     return np.bincount(rows[:, 0], minlength=n_users).astype(np.int64)
+
+
+def warn_if_no_kg(ds) -> bool:
+    """Warn (once per call) when ``ds`` has no KG triples: KGCN then degenerates to a factorisation
+    model (every item aggregates only its own self-loop). Returns whether it warned."""
+    if len(ds.kg):
+        return False
+    import warnings
+
+    warnings.warn(f"{ds.name}: the dataset has no KG triples, so KGCN degenerates to a factorisation model "
+                  f"(each item aggregates only itself); check its kg file", stacklevel=2)
+    return True

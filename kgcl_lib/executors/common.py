@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..progress import report
+
 
 class GridRunError(RuntimeError):
     """Some runs failed after their retry; ``failures`` maps run id to the error text (traceback)."""
@@ -46,10 +48,12 @@ class LocalExecutor:
         todo.sort(key=lambda s: first[s.dataset])
         out = []
         with tqdm(total=len(specs), initial=len(specs) - len(todo), desc="runs", disable=not progress) as bar:
+            report(bar.n, len(specs))  # the runner's "runs done / total, ETA" line
             for spec in todo:
                 bar.set_postfix_str(spec.run_id[:48])
                 out.append(execute_run(spec, results_dir, inputs))
                 bar.update(1)
+                report(bar.n, len(specs))
         return out
 
 

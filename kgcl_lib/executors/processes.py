@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..mainguard import check_main_guard
+from ..progress import report
 from .common import GridRunError, LocalExecutor, _execute_run_task, _remove_partials, _todo
 
 
@@ -112,6 +114,7 @@ class ProcessExecutor:
         todo = _todo(specs, results_dir, inputs, force, None)
         if self.workers <= 1 or len(todo) <= 1:
             return LocalExecutor().run(specs, results_dir, inputs, force=force, progress=progress)
+        check_main_guard()  # spawned workers re-import the main script: without the guard they cannot start
         prepare_inputs(todo, results_dir, inputs)
         # by dataset, so a worker mostly reuses the dataset it opened (execute_run memoises it)
         first: dict = {}
@@ -133,6 +136,7 @@ class ProcessExecutor:
                 failures[spec.run_id] = error
                 print(f"[kgcl] run {spec.run_id} failed:\n{error}", file=out, flush=True)
             bar.update(1)
+            report(bar.n, len(specs))
             bar.set_postfix(failed=len(failures))
 
         try:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ..progress import report
 from .common import GridRunError, _execute_run_task, _remove_partials, _todo
 
 
@@ -172,6 +173,7 @@ class RayExecutor:
                               f"{'y' if self.max_retries == 1 else 'ies'}:\n{exc}", file=out, flush=True)
                     bar.update(1)
                     bar.set_postfix(failed=len(failures))
+                    report(bar.n, len(specs))
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)

@@ -273,7 +273,10 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
     folder = storage.cache_dir("pairs") if cache else None
     table_path = folder / f"{stem}.parquet" if folder else None
     prov_path = folder / f"{stem}.json" if folder else None
-    if table_path is not None and table_path.is_file() and prov_path.is_file():
+    problem = storage.checksum_problem(table_path) if table_path is not None and table_path.is_file() else None
+    if problem:  # rewritten (e.g. flipped labels) or truncated since written: never used, rebuilt
+        warnings.warn(f"content-pairs cache {table_path}: {problem}; rebuilding it")
+    elif table_path is not None and table_path.is_file() and prov_path.is_file():
         table = pd.read_parquet(table_path)
         cached = json.loads(prov_path.read_text())
         cached.update(cache_hit=True, seconds=round(time.perf_counter() - t0, 3))
@@ -289,6 +292,7 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
     if table_path is not None:
         with storage.atomic_path(table_path) as tmp:
             table.to_parquet(tmp, engine="pyarrow", index=False)
+        storage.record_checksum(table_path)
         storage.write_json(prov_path, prov)
         shutil.rmtree(parts_dir, ignore_errors=True)
     return ContentPairs(table=table, provenance=prov, path=table_path)
