@@ -217,9 +217,11 @@ def run_cli(argv: list[str], train_fn) -> int:
             print(f"note: --out-dir {args.out_dir} holds an earlier run; it is replaced when this run completes "
                   "(an interrupted run leaves it as it is)", file=sys.stderr)
     from .data import load_dataset, split_ratings
+    from .data.split import check_splittable
 
     t0 = time.perf_counter()
     ds = load_dataset(cfg.dataset, data_dir=args.data_dir, seed=cfg.seed, cache=not args.no_cache)
+    check_splittable(ds)
     split = split_ratings(ds.ratings, np.random.default_rng(cfg.seed))
     text = None
     info = {}

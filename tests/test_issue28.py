@@ -29,7 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 DS = "synthetic-tiny"
 TINY = X.RunSpec(DS, "base", seed=0, overrides=(("epochs", 1), ("batch_size", 32)))
 TINY2 = X.RunSpec(DS, "base", seed=1, overrides=(("epochs", 1), ("batch_size", 32)))
-RUN_KW = dict(threads=1, progress=False)
+#: synthetic-tiny has 20 items: cut-offs below that
+EV = X.EvalConfig(ks=(5, 10), diversity_k=5, topk=10, cold_k=10)
+RUN_KW = dict(threads=1, progress=False, ev=EV)
 
 
 def _dead_pid() -> int:
@@ -228,7 +230,7 @@ def test_changed_array_is_a_named_error_for_report_claims_and_inspector(trained_
     from kgcl_lib.claims.rows import UserArrays
 
     with pytest.raises(X.RunIntegrityError, match="user_ndcg.npy"):
-        UserArrays(store).get(TINY.run_id, "ndcg@100")
+        UserArrays(store).get(TINY.run_id, "ndcg@10")
 
 
 def test_truncated_metrics_is_named_then_rebuilt_by_run_grid(trained_store, tmp_path, kgcl_cache):
@@ -537,5 +539,6 @@ def test_progress_line_in_place_on_a_terminal_and_rate_limited_in_a_log(tmp_path
         in_log.update(now)
     assert tty.getvalue().count("\r") == 5 and "\n" not in tty.getvalue()
     assert "runs 4/12, ETA 40 s" in tty.getvalue()  # 2 runs in 10 s, 8 left
+    # log: the first count, then nothing until 60 s passed; at 80 s: 4 runs in 80 s, 6 left -> 120 s
     lines = log.getvalue().strip().splitlines()
-    assert lines == ["[kgcl]   04_train: runs 2/12", "[kgcl]   04_train: runs 6/12, ETA 1.3 min"], lines
+    assert lines == ["[kgcl]   04_train: runs 2/12", "[kgcl]   04_train: runs 6/12, ETA 2.0 min"], lines

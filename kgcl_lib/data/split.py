@@ -33,10 +33,6 @@ def split_ratings(ratings: np.ndarray, rng: np.random.Generator | int, ratios=(0
     if ratios.shape != (3,) or (ratios < 0).any() or not np.isclose(ratios.sum(), 1.0):
         raise DatasetError(f"split ratios must be three non-negative numbers summing to 1, got {tuple(ratios)}")
     n = len(ratings)
-    n_users, n_items = (len(np.unique(ratings[:, c])) if n else 0 for c in (0, 1))
-    if n_users < 2 or n_items < 2:
-        raise DatasetError(f"the ratings hold {n_users} user(s) and {n_items} item(s) ({n} rows): too few for a "
-                           f"train/valid/test split and its AUC (at least 2 users and 2 items are needed)")
     perm = np.random.default_rng(rng).permutation(n)
     n_valid = int(np.floor(n * ratios[1]))
     n_test = int(np.floor(n * ratios[2]))
@@ -56,6 +52,16 @@ def user_train_counts(train: np.ndarray, n_users: int, positives_only: bool = Tr
     """
     rows = train[train[:, 2] == 1] if positives_only else train
     return np.bincount(rows[:, 0], minlength=n_users).astype(np.int64)
+
+
+def check_splittable(ds) -> None:
+    """:class:`DatasetError` when ``ds``'s ratings cannot give a meaningful train/valid/test split:
+    fewer than 2 users or 2 items (the test AUC would be NaN, every score the same user or item)."""
+    r = np.asarray(ds.ratings)
+    n_users, n_items = (len(np.unique(r[:, c])) if len(r) else 0 for c in (0, 1))
+    if n_users < 2 or n_items < 2:
+        raise DatasetError(f"{ds.name}: the ratings hold {n_users} user(s) and {n_items} item(s) ({len(r)} rows): "
+                           f"too few for a train/valid/test split and its AUC (at least 2 users and 2 items)")
 
 
 def warn_if_no_kg(ds) -> bool:

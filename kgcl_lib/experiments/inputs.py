@@ -46,7 +46,9 @@ def open_dataset(name: str, data_dir: str | os.PathLike | None = None, **options
 def make_split(ds, seed: int):
     """The seeded 6:2:2 split every run of ``seed`` uses (so the inspector can rebuild it)."""
     from ..data import split_ratings
+    from ..data.split import check_splittable
 
+    check_splittable(ds)  # one user / one item: a clear error, not a run with a NaN AUC
     return split_ratings(ds.ratings, np.random.default_rng(seed))
 
 
