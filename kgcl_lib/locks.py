@@ -1,10 +1,11 @@
 """Owner-recording lock files: one process at a time builds the kernels, trains a run.
 
 A lock is a small JSON file ``{"pid", "host", "started"}`` created with ``O_CREAT | O_EXCL``
-(atomic on local file systems and NFSv3+).  It is *stale*, and broken by the next process that
-wants it, when its owner is dead (same host and no process with that pid) or when it is older
-than ``max_age`` seconds (an owner on another host cannot be checked; a lock left by a crash
-would otherwise hold forever).  A file that cannot be parsed (a crash between create and
+(atomic on local file systems and NFSv3+); while held, a thread touches it every ``heartbeat``
+seconds.  It is *stale*, and broken by the next process that wants it, when its owner is dead
+(same host and no process with that pid) or when it was not touched for ``max_age`` seconds (an
+owner on another host cannot be checked; a lock left by a crash there would otherwise hold
+forever).  A file that cannot be parsed (a crash between create and
 write) counts as stale once it is a few seconds old.
 
 Usage::
@@ -20,6 +21,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -71,11 +73,10 @@ def stale_reason(path: str | os.PathLike, owner: dict | None, max_age: float | N
         return None
     if not owner:
         return "unreadable lock file" if time.time() - mtime > _UNREADABLE_GRACE_S else None
-    started = float(owner.get("started") or mtime)
     if owner.get("host") == socket.gethostname() and not pid_alive(int(owner.get("pid") or 0)):
         return f"its owner (pid {owner.get('pid')} on {owner.get('host')}) is dead"
-    if max_age is not None and time.time() - started > max_age:
-        return f"it is older than {max_age:.0f} s"
+    if max_age is not None and time.time() - mtime > max_age:
+        return f"its owner has not touched it for more than {max_age:.0f} s"
     return None
 
 
@@ -133,9 +134,9 @@ def release(path: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def hold(path: str | os.PathLike, *, timeout: float | None, poll: float = 0.5, max_age: float | None = None,
-         on_wait: Callable[[dict | None], None] | None = None) -> Iterator[bool]:
+         on_wait: Callable[[dict | None], None] | None = None, heartbeat: float = 10.0) -> Iterator[bool]:
     """Acquire lock ``path`` (waiting at most ``timeout`` s; ``None``: until it is free or stale),
-    yield whether we got it, release it on exit.
+    yield whether we got it, release it on exit; touch it every ``heartbeat`` s while held.
 
     ``on_wait(owner)`` is called once, when the lock is held by someone else at the first try.
     """
@@ -146,16 +147,25 @@ def hold(path: str | os.PathLike, *, timeout: float | None, poll: float = 0.5, m
     while not got and (deadline is None or time.monotonic() < deadline):
         time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
         got = try_acquire(path, max_age)
+    stop = threading.Event()
+    if got:
+        def touch():
+            while not stop.wait(heartbeat):
+                with contextlib.suppress(OSError):
+                    os.utime(path)
+
+        threading.Thread(target=touch, daemon=True).start()
     try:
         yield got
     finally:
+        stop.set()
         if got:
             release(path)
 
 
 #: Seconds a process waits for another one's kernel build before using the pure-torch paths.
 KERNEL_WAIT_ENV = "KGCL_KERNEL_WAIT"
-#: A kernel-build lock older than this (s) is stale whoever holds it (a build takes ~20-60 s).
+#: A kernel-build lock not touched for this long (s) is stale whoever holds it (its owner touches it every 10 s).
 KERNEL_LOCK_MAX_AGE_ENV = "KGCL_KERNEL_LOCK_MAX_AGE"
 
 
@@ -180,7 +190,7 @@ def build_locked(build_dir: str | os.PathLike, build: Callable[[], object], *, w
     """
     build_dir = Path(build_dir)
     wait_s = _env_seconds(KERNEL_WAIT_ENV, 30.0)
-    max_age = _env_seconds(KERNEL_LOCK_MAX_AGE_ENV, 900.0)
+    max_age = _env_seconds(KERNEL_LOCK_MAX_AGE_ENV, 300.0)
     ours = build_dir / "kgcl-build.lock"
 
     def waiting(owner):

@@ -23,6 +23,10 @@
   notebook declares is an error (a typo would otherwise be silently ignored).
 * ``--force`` deletes the executed copies and headline files of the selected notebooks and
   passes ``force=True`` so their cached results are recomputed.
+* While a notebook trains a grid (04, 09, 10) its line shows ``runs done/total, ETA`` from the
+  executors (:mod:`kgcl_lib.progress`): rewritten in place on a terminal, a line at most every
+  ``$KGCL_PROGRESS_INTERVAL`` s in a log.  Each runner has its own temporary jupyter runtime
+  folder (kernel connection and IPC socket files), so runners started together never share one.
 * The first failing notebook stops the run: its name and failing cell are printed and the
   exit status is 1.
 """
@@ -307,12 +311,12 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
                 return 1
             except Exception as exc:  # cell timeout, kernel died, bad notebook JSON, ...
                 transient = isinstance(exc, TimeoutError) or type(exc).__name__ in ("CellTimeoutError", "DeadKernelError")
-                watcher.stop() if not (transient and attempt < retries) else None
                 if transient and attempt < retries:
                     print(f"\n[kgcl] {nb.name}: {type(exc).__name__}: {exc}; re-executing "
                           f"(attempt {attempt + 2} of {retries + 1})", file=out, flush=True)
                     print(f"[kgcl] {nb.stem:<{width}} ", end="", file=out, flush=True)
                     continue
+                watcher.stop()
                 print(f"FAILED\n[kgcl] FAILED {nb.name}: {type(exc).__name__}: {exc}", file=out, flush=True)
                 return 1
         timings[nb.stem] = round(time.perf_counter() - t0, 2)

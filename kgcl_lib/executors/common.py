@@ -48,12 +48,12 @@ class LocalExecutor:
         todo.sort(key=lambda s: first[s.dataset])
         out = []
         with tqdm(total=len(specs), initial=len(specs) - len(todo), desc="runs", disable=not progress) as bar:
-            report(bar.n, len(specs))  # the runner's "runs done / total, ETA" line
+            report(len(specs) - len(todo), len(specs))  # the runner's "runs done / total, ETA" line
             for spec in todo:
                 bar.set_postfix_str(spec.run_id[:48])
                 out.append(execute_run(spec, results_dir, inputs))
                 bar.update(1)
-                report(bar.n, len(specs))
+                report(len(specs) - len(todo) + len(out), len(specs))  # (a disabled bar counts nothing)
         return out
 
 

@@ -128,6 +128,7 @@ class ProcessExecutor:
               f"warnings): {Path(results_dir) / WORKER_LOGS}/worker-<pid>.log", file=out, flush=True)
         bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"runs ({workers} processes)",
                    disable=not progress)
+        report(len(specs) - len(todo), len(specs))
 
         def finished(spec, summary, error):
             if error is None:
@@ -136,7 +137,7 @@ class ProcessExecutor:
                 failures[spec.run_id] = error
                 print(f"[kgcl] run {spec.run_id} failed:\n{error}", file=out, flush=True)
             bar.update(1)
-            report(bar.n, len(specs))
+            report(len(specs) - len(todo) + len(summaries) + len(failures), len(specs))
             bar.set_postfix(failed=len(failures))
 
         try:

@@ -173,7 +173,7 @@ class RayExecutor:
                               f"{'y' if self.max_retries == 1 else 'ies'}:\n{exc}", file=out, flush=True)
                     bar.update(1)
                     bar.set_postfix(failed=len(failures))
-                    report(bar.n, len(specs))
+                    report(len(specs) - len(todo) + len(summaries) + len(failures), len(specs))
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)

@@ -142,7 +142,7 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
         waited.append(owner)
         print(f"[kgcl] run {spec.run_id} is being trained by {describe(owner)}; waiting for it", flush=True)
 
-    max_age = float(os.environ.get(RUN_LOCK_MAX_AGE_ENV) or 12 * 3600)
+    max_age = float(os.environ.get(RUN_LOCK_MAX_AGE_ENV) or 300)
     with hold(run_lock(results_dir, spec), timeout=None, poll=1.0, max_age=max_age, on_wait=waiting):
         if waited and is_finished(results_dir, spec, key):
             return _stored_summary(results_dir, spec, key)
@@ -180,8 +180,8 @@ def _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, source,
             "threads": config["threads"], "device": device, "pid": os.getpid(), "host": socket.gethostname()}
 
 
-#: A run lock of another host older than this (s) is taken for a crashed owner's and broken
-#: (on this host a lock is broken as soon as its owner process is gone).
+#: A run lock of another host not touched for this long (s; its owner touches it every 10 s) is
+#: taken for a crashed owner's and broken (on this host: as soon as its owner process is gone).
 RUN_LOCK_MAX_AGE_ENV = "KGCL_RUN_LOCK_MAX_AGE"
 
 
