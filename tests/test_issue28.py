@@ -197,6 +197,7 @@ def test_second_runner_on_one_store_waits_for_the_run_and_does_not_train_it_agai
     (store / "runs").mkdir(parents=True)
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # "runner A", training
     lock = X.run_lock(store, TINY)
+    lock.parent.mkdir(parents=True)
     lock.write_text(_lock_record(owner.pid))
     calls = _count_trainings(monkeypatch)
     result = {}
@@ -215,6 +216,18 @@ def test_second_runner_on_one_store_waits_for_the_run_and_does_not_train_it_agai
         owner.wait()
     assert not t.is_alive() and len(result["df"]) == 1
     assert calls == []  # nothing trained twice
+
+
+def test_run_finished_by_another_runner_after_listing_is_not_trained_again(
+        trained_store, tmp_path, kgcl_cache, monkeypatch):
+    """Runner B listed the run as to do; runner A finished it (lock released) before B reached it."""
+    import kgcl_lib.executors.common as common
+
+    store = _copy_store(trained_store, tmp_path)
+    monkeypatch.setattr(common, "_todo", lambda specs, *a, **k: list(specs))  # the list B made earlier
+    calls = _count_trainings(monkeypatch)
+    assert len(_train_store(store)) == 1 and calls == []
+    assert len(X.run_grid([TINY], store, force=True, **RUN_KW)) == 1 and calls == [1]  # force still retrains
 
 
 # ==================================================================== integrity of stored runs

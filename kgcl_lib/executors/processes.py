@@ -115,6 +115,7 @@ class ProcessExecutor:
         if self.workers <= 1 or len(todo) <= 1:
             return LocalExecutor().run(specs, results_dir, inputs, force=force, progress=progress)
         check_main_guard()  # spawned workers re-import the main script: without the guard they cannot start
+        self._force = force
         prepare_inputs(todo, results_dir, inputs)
         # by dataset, so a worker mostly reuses the dataset it opened (execute_run memoises it)
         first: dict = {}
@@ -176,7 +177,7 @@ class ProcessExecutor:
                                                 initializer=_init_worker,
                                                 initargs=(self.threads_per_run, str(Path(results_dir) / WORKER_LOGS)))
         # no `with`: its exit waits for the runs in flight, and Ctrl-C must not (run() kills them)
-        pending = {pool.submit(_execute_run_task, s, results_dir, inputs, None): s for s in specs}
+        pending = {pool.submit(_execute_run_task, s, results_dir, inputs, None, self._force): s for s in specs}
         while pending:
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for fut in done:
@@ -195,3 +196,4 @@ class ProcessExecutor:
 
     def __post_init__(self):
         self._pool = None
+        self._force = False

@@ -156,7 +156,7 @@ class RayExecutor:
         task = ray.remote(_execute_run_task).options(max_retries=self.max_retries, retry_exceptions=True,
                                                      **resources)
         results_dir = str(Path(results_dir).resolve())
-        pending = {task.remote(s, results_dir, inputs, device_type): s for s in todo}
+        pending = {task.remote(s, results_dir, inputs, device_type, force): s for s in todo}
         summaries, failures = [], {}
         bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"runs (ray, {resources})",
                    disable=not progress)

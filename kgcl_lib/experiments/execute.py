@@ -111,7 +111,7 @@ def prepare_inputs(specs: Iterable[RunSpec], results_dir, inputs: RunInputs) -> 
 
 
 def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
-                device_type: str | None = None) -> dict:
+                device_type: str | None = None, force: bool = False) -> dict:
     """Train and evaluate one run and write its folder atomically; return a small summary.
 
     Self-contained (the executors call it in this process or in a Ray worker): the dataset is
@@ -124,7 +124,9 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
     SIGKILL, by the next attempt at the same run on that host.
 
     A run being trained by another process (two runners on one results folder) is waited for
-    (its lock ``runs/.<run_id>.lock``, :func:`run_lock`), then skipped if that finished it.
+    (its lock ``locks/<run_id>.lock``, :func:`run_lock`), then skipped if that finished it; without
+    ``force`` a run found finished once the lock is ours (another process trained it since the
+    executor listed it) is skipped too.
 
     Returns ``{"run_id", "config_key", "test_auc", "train_seconds", "eval_seconds", "threads",
     "device", "pid", "host"}`` (+ ``"skipped"`` when another process trained it).
@@ -144,7 +146,7 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
 
     max_age = float(os.environ.get(RUN_LOCK_MAX_AGE_ENV) or 300)
     with hold(run_lock(results_dir, spec), timeout=None, poll=1.0, max_age=max_age, on_wait=waiting):
-        if waited and is_finished(results_dir, spec, key):
+        if (waited or not force) and is_finished(results_dir, spec, key):
             return _stored_summary(results_dir, spec, key)
         return _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, source, cfg, key, device_type)
 
@@ -186,8 +188,9 @@ RUN_LOCK_MAX_AGE_ENV = "KGCL_RUN_LOCK_MAX_AGE"
 
 
 def run_lock(results_dir, spec: RunSpec) -> Path:
-    """``runs/.<run_id>.lock``: held while a process trains ``spec`` (:mod:`kgcl_lib.locks`)."""
-    return Path(results_dir) / "runs" / f".{spec.run_id}.lock"
+    """``locks/<run_id>.lock`` under the results folder: held while a process trains ``spec``
+    (:mod:`kgcl_lib.locks`; outside ``runs/``, which holds run folders and their staging folders only)."""
+    return Path(results_dir) / "locks" / f"{spec.run_id}.lock"
 
 
 def _stored_summary(results_dir, spec: RunSpec, key: str) -> dict:
