@@ -324,6 +324,31 @@ def test_pairs_caches_rewritten_with_flipped_labels_are_rebuilt(tmp_path, kgcl_c
         assert X.content_pairs(store, ds, "genre", n=2, sampler="kg").table.equals(pairs.table)
 
 
+def test_pairs_cache_entry_is_built_once_by_concurrent_builders(kgcl_cache, monkeypatch):
+    """Runners sharing $KGCL_CACHE_DIR: the first to finish a pairs entry deleted the parts folder
+    the others were still writing into (FileNotFoundError in 03_pairs). One builds, the other waits."""
+    import kgcl_lib.pairs.build as B
+    from kgcl_lib.data import load_dataset
+
+    real = B._compute_chunks
+
+    def slow(*a, **k):
+        time.sleep(1.0)  # both builders are inside at once without the entry lock
+        return real(*a, **k)
+
+    monkeypatch.setattr(B, "_compute_chunks", slow)
+    ds = load_dataset("synthetic:tiny")
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(B.build_pairs(ds, "genre", n=2, domain="movie", sampler="kg")))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(got) == 2 and got[0].table.equals(got[1].table)
+    assert sorted(bool(g.provenance.get("cache_hit")) for g in got) == [False, True]  # computed once
+
+
 # ==================================================================== arguments
 def _cli(main, argv, capsys):
     try:
