@@ -518,9 +518,18 @@ def test_header_only_synopses_is_an_error_and_offline_fetch_writes_none(tmp_path
     ctx = SimpleNamespace(dest=tmp_path / "ml", work=tmp_path / "ml" / ".kgcl-fetch", overrides={}, workers=1,
                           progress=False)
     ctx.work.mkdir(parents=True)
-    with pytest.raises(RuntimeError, match="no synopsis could be fetched.*network unreachable"):
-        movies.ml100k_synopses(ctx, "wikipedia", verbose=False)
+    cov, missing, _, _ = movies.ml100k_synopses(ctx, "wikipedia", verbose=False)
+    assert (cov.have, cov.total) == (0, 2) and len(missing) == 2
     assert not (ctx.dest / "synopses.tsv").exists()
+    # the command then exits non-zero, naming the field and missing.tsv
+    from kgcl_lib.data.acquire import fetch as F
+    from kgcl_lib.storage import write_json as wj
+
+    def offline_fetch(name, dest, **kw):
+        wj(Path(dest) / "coverage.json", {"fields": {"synopsis": {"have": 0, "of": 2}}})
+
+    monkeypatch.setattr(F, "fetch_dataset", offline_fetch)
+    assert F.fetch_cli(["--dataset", "ml-100k", "--dest", str(ctx.dest), "--quiet"]) == 1
 
 
 def test_recbole_pair_rated_twice_is_counted_in_a_warning(fixtures_dir, tmp_path):
