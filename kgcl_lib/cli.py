@@ -76,8 +76,9 @@ def describe_os_error(e: OSError) -> str:
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return (f"cannot write {path}: {e.strerror}. Set KGCL_CACHE_DIR (caches) or KGCL_RUNS_DIR / --out-dir "
                 f"(results) to a writable folder, or pass --no-cache where the command has it")
-    if e.errno == errno.ENOSPC:
-        return f"no space left writing {path}; free space or set KGCL_CACHE_DIR to another disk"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on device writing {path}; free space, or set KGCL_CACHE_DIR (caches) / "
+                f"KGCL_RUNS_DIR (results) to another disk")
     return f"{e.strerror or e} ({path})" if path else str(e)
 
 
@@ -119,3 +120,47 @@ def _fail(prog: str, message: str, code: int, debug: bool = False) -> int:
         traceback.print_exc()
     print(f"{prog}: error: {message}", file=sys.stderr)
     return code
+
+
+def check_existing_dir(option: str, value) -> None:
+    """:class:`ArgumentError` naming ``option`` unless ``value`` (when given) is an existing folder."""
+    import os
+
+    if value is not None and not os.path.isdir(value):
+        why = "is a file, not a folder" if os.path.exists(value) else "no such folder"
+        raise arg_error(option, value, why)
+
+
+def check_range(option: str, value, *, low=None, high=None, strict: bool = False, finite: bool = True,
+                allowed: str | None = None) -> None:
+    """:class:`ArgumentError` ``OPTION VALUE: out of range (allowed: ...)`` unless ``low <= value <= high``
+    (either bound optional; ``strict``: ``low < value``) and, for ``finite``, not NaN/inf."""
+    import math
+
+    ok = not (finite and isinstance(value, float) and not math.isfinite(value))
+    ok = ok and (low is None or value > low or (not strict and value == low)) and (high is None or value <= high)
+    if not ok:
+        if allowed is None:
+            allowed = " and ".join(x for x in (f">= {low}" if low is not None else "",
+                                                f"<= {high}" if high is not None else "") if x) or "a finite number"
+        raise arg_error(option, value, f"out of range (allowed: {allowed})")
+
+
+def json_safe(obj):
+    """``obj`` with every non-finite float (NaN, ±inf) replaced by ``None``: strict JSON (``null``)."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def json_text(obj, **kwargs) -> str:
+    """Strict JSON of ``obj`` (NaN/inf as ``null``; never the non-standard ``NaN`` token)."""
+    import json
+
+    return json.dumps(json_safe(obj), allow_nan=False, default=str, **kwargs)

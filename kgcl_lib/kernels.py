@@ -13,7 +13,9 @@ kernels here fuse them per batch row:
 * :class:`NodeBag` -- the neighbourhood sums of later iterations inside each row's tree.
 
 They are compiled on first use with torch's own toolchain (≈ 20 s once per environment, cached
-under ``~/.cache/torch_extensions``) with the vector instructions this
+under ``~/.cache/torch_extensions``; ``scripts/bootstrap.sh`` builds them once, and a process that
+finds another one building waits at most ``$KGCL_KERNEL_WAIT`` s, :func:`kgcl_lib.locks.build_locked`)
+with the vector instructions this
 CPU reports (``torch.backends.cpu.get_cpu_capability``).  Without a compiler, or with
 ``KGCL_NO_CPP=1``, :func:`cpp_kernels` returns ``None`` and callers use their pure-torch twins
 (same results; the tests check the two against each other).  The row-sparse Adam kernels of
@@ -65,7 +67,9 @@ def cpp_kernels():
         mod = None
         if not os.environ.get("KGCL_NO_CPP"):
             try:
-                from torch.utils.cpp_extension import load_inline
+                from torch.utils.cpp_extension import _get_build_directory, load_inline
+
+                from .locks import build_locked
 
                 tag, flags = _arch_flags()
                 # one cached build per environment: torch keeps one build per extension name and
@@ -75,14 +79,16 @@ def cpp_kernels():
                 src = _SRC.read_text()
                 env = hashlib.sha1(f"{sys.prefix}|{torch.__version__}".encode()).hexdigest()[:8]
                 src_hash = hashlib.sha1(src.encode()).hexdigest()[:8]
-                mod = load_inline(
-                    f"kgcl_kernels_{tag}_{env}_{src_hash}", cpp_sources=src,
+                name = f"kgcl_kernels_{tag}_{env}_{src_hash}"
+                # our own owner-recording lock around torch's (which a killed build wedges forever)
+                mod = build_locked(_get_build_directory(name, False), lambda: load_inline(
+                    name, cpp_sources=src,
                     functions=["edge_softmax_fwd", "edge_softmax_bwd", "tree_bag_fwd", "tree_bag_bwd", "node_bag_fwd",
                                "node_bag_bwd", "plan_batch", "rows_begin", "rows_finish"],
                     # -fopenmp: ATen's inline at::parallel_for is an OpenMP loop; without the flag
                     # it silently runs on one thread (libgomp is the one torch already loaded)
                     extra_cflags=["-O3", "-fno-math-errno", "-fopenmp", *flags], extra_ldflags=["-fopenmp"],
-                    verbose=False)
+                    verbose=False), say=lambda m: print(m, file=sys.stderr, flush=True))
             except Exception as e:  # noqa: BLE001 - any build problem means: use pure torch
                 warnings.warn(f"kgcl: C++ kernels unavailable ({type(e).__name__}: {e}); using pure torch")
         _state["mod"] = mod

@@ -27,6 +27,10 @@
   table, Tables 1–5, the figures and the executed notebooks rendered as HTML.
 * ``--profile`` also takes the path of a ``.yaml`` (named after the file); its ``datasets`` may
   list ``{name, path, threshold, kg_columns, settings}`` entries (:func:`expand_datasets`).
+* While a notebook trains a grid (04, 09, 10) its line shows ``runs done/total, ETA`` from the
+  executors (:mod:`kgcl_lib.progress`): rewritten in place on a terminal, a line at most every
+  ``$KGCL_PROGRESS_INTERVAL`` s in a log.  Each runner has its own temporary jupyter runtime
+  folder (kernel connection and IPC socket files), so runners started together never share one.
 * The first failing notebook stops the run: its name and failing cell are printed and the
   exit status is 1.
 """
@@ -35,13 +39,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from .progress import PROGRESS_ENV, ProgressLine
 from .storage import HEADLESS_ENV, REPO_ROOT, results_root, write_json
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -82,6 +89,7 @@ def load_profile(name: str, params_dir: Path | None = None) -> Profile:
         raise ValueError(f"{path}: parameters {bad} are set by the runner, not by a profile")
     if any(isinstance(d, dict) for d in data.get("datasets") or []):
         data = expand_datasets(data, path)
+    check_profile_values(path, data, per)
     return Profile(name=name, path=path, globals=data, per_notebook={str(k): v for k, v in per.items()},
                    description=str(desc))
 
@@ -126,6 +134,20 @@ def expand_datasets(data: dict, path: Path) -> dict:
         names.append(name)
     data.update(datasets=names, dataset_options=options, train_overrides=overrides)
     return data
+def check_profile_values(path: Path, globals_: dict, per_notebook: dict) -> None:
+    """Fail before any notebook runs on a seed list that is empty or holds a non-integer / negative
+    seed (``seeds``, ``gamma_seeds``, ``llm_seeds``, ...): notebook 04 would otherwise die much later
+    on an empty results table."""
+    sections = [("", globals_)] + [(f"notebooks.{k}.", v) for k, v in per_notebook.items()]
+    for prefix, params in sections:
+        for key, value in params.items():
+            if not str(key).endswith("seeds"):
+                continue
+            if not isinstance(value, list) or not value:
+                raise ValueError(f"{path}: {prefix}{key} = {value!r}: must be a non-empty list of seeds (e.g. [0, 1])")
+            bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int) or v < 0]
+            if bad:
+                raise ValueError(f"{path}: {prefix}{key} = {value!r}: seeds must be integers >= 0, got {bad}")
 
 
 def discover(notebooks_dir: Path | None = None) -> list[Path]:
@@ -179,14 +201,18 @@ def check_profile_keys(profile: Profile, notebooks: list[Path], declared: dict[P
         raise ValueError(f"{profile.path}: parameters declared by no notebook: {unknown}")
 
 
-#: Kernels talk to the runner over IPC sockets: the default TCP transport makes every kernel print an
-#: "running over TCP without encryption" warning, and local runs need no network transport.
-try:
-    from traitlets.config import Config as _Config
+def kernel_config(runtime_dir: Path):
+    """Kernels talk to the runner over IPC sockets: the default TCP transport makes every kernel
+    print an "running over TCP without encryption" warning, and local runs need no network transport.
 
-    KERNEL_CONFIG = _Config({"KernelManager": {"transport": "ipc"}})
-except ImportError:  # traitlets comes with jupyter; without it papermill cannot run anyway
-    KERNEL_CONFIG = None
+    The socket files go to ``runtime_dir`` (this runner's own temporary folder): jupyter's default
+    is ``kernel-ipc-<N>`` relative to the current folder, so runners started at the same time
+    (their kernels all in ``notebooks/``) picked the same socket names and talked to each other's
+    kernels ("Invalid Signature", "Kernel didn't respond").
+    """
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(Path(runtime_dir) / "kernel-ipc")}})
 
 _WARNING_MARK = re.compile(r"warning|fallback|skipped|not available|unavailable", re.IGNORECASE)
 _WARNING_PREFIX = re.compile(r"^\S*\.py:\d+: ")  # "path/file.py:123: " of warnings.warn
@@ -241,15 +267,25 @@ def run(profile_name: str = "default", *, only: str | None = None, force: bool =
     """
     if cell_timeout is None:
         cell_timeout = float(os.environ.get("KGCL_CELL_TIMEOUT") or 7200)
+    if not (cell_timeout > 0 and cell_timeout != float("inf")):
+        raise ValueError(f"cell_timeout {cell_timeout}: out of range (allowed: a number of seconds > 0)")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries {retries!r}: out of range (allowed: an integer >= 0)")
     # Kernels inherit the environment: the cold-start inspector then renders statically, and the
     # notebooks import the kgcl_lib of this checkout (not another one an editable install points at).
-    previous = {key: os.environ.get(key) for key in (HEADLESS_ENV, "PYTHONPATH")}
+    # Each runner has its own jupyter runtime folder (connection files, IPC sockets) and progress
+    # file, so runners started at the same time never share one.
+    runtime = Path(tempfile.mkdtemp(prefix="kgcl-runner-"))
+    previous = {key: os.environ.get(key) for key in (HEADLESS_ENV, "PYTHONPATH", "JUPYTER_RUNTIME_DIR", PROGRESS_ENV)}
     os.environ[HEADLESS_ENV] = "1"
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), previous["PYTHONPATH"]) if p)
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    os.environ[PROGRESS_ENV] = str(runtime / "progress.json")
     try:
         return _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params_dir,
-                    cell_timeout, retries, out, executor, ray_address)
+                    cell_timeout, retries, out, executor, ray_address, runtime)
     finally:
+        shutil.rmtree(runtime, ignore_errors=True)
         for key, value in previous.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -258,7 +294,7 @@ def run(profile_name: str = "default", *, only: str | None = None, force: bool =
 
 
 def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params_dir, cell_timeout, retries,
-         out, executor=None, ray_address=None) -> int:
+         out, executor=None, ray_address=None, runtime: Path | None = None) -> int:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -292,6 +328,9 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
     seen_warnings: set[str] = set()
     width = max((len(nb.stem) for nb in nbs), default=0)
     t_all = time.perf_counter()
+    config = kernel_config(runtime or Path(tempfile.gettempdir()))
+    progress_file = Path(os.environ.get(PROGRESS_ENV) or (runtime or Path(tempfile.gettempdir())) / "progress.json")
+    tty = bool(getattr(out, "isatty", lambda: False)())
     for nb in nbs:
         target = executed / nb.name
         headlines = target.with_suffix(".json")
@@ -304,13 +343,16 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
         # one line per notebook: the name now, its time when it is done
         print(f"[kgcl] {nb.stem:<{width}} ", end="", file=out, flush=True)
         t0 = time.perf_counter()
+        progress_file.unlink(missing_ok=True)  # runs done / total of this notebook's grid, if it has one
+        watcher = ProgressLine(progress_file, out, f"{nb.stem:<{width}}", tty=tty).start()
         for attempt in range(retries + 1):
             try:
                 papermill.execute_notebook(str(nb), str(target), parameters=params, kernel_name="python3",
                                            cwd=str(nb.parent), progress_bar=False, log_output=False,
-                                           execution_timeout=cell_timeout, config=KERNEL_CONFIG)
+                                           execution_timeout=cell_timeout, config=config)
                 break
             except PapermillExecutionError as exc:
+                watcher.stop()
                 dt = time.perf_counter() - t0
                 print(f"FAILED after {dt:.1f} s", file=out, flush=True)
                 print(f"[kgcl] FAILED {nb.name} after {dt:.1f} s at cell {exc.cell_index} of the executed copy "
@@ -324,9 +366,12 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
                           f"(attempt {attempt + 2} of {retries + 1})", file=out, flush=True)
                     print(f"[kgcl] {nb.stem:<{width}} ", end="", file=out, flush=True)
                     continue
+                watcher.stop()
                 print(f"FAILED\n[kgcl] FAILED {nb.name}: {type(exc).__name__}: {exc}", file=out, flush=True)
                 return 1
         timings[nb.stem] = round(time.perf_counter() - t0, 2)
+        if watcher.stop():  # progress was shown: the name again, then the time
+            print(f"{chr(13) + chr(27) + '[K' if tty else ''}[kgcl] {nb.stem:<{width}} ", end="", file=out, flush=True)
         print(f"{timings[nb.stem]:7.1f} s", file=out, flush=True)
         for text in new_warnings(target, seen_warnings):  # e.g. offline fallbacks: once per run, not per notebook
             print(f"[kgcl]   warning (first in {nb.stem}): {text}", file=out, flush=True)
@@ -368,6 +413,11 @@ def _main(argv) -> int:
                     help="Ray cluster to join: 'auto' or HOST:PORT (default: start a local Ray instance); "
                          "overrides the profile's 'ray_address'")
     args = ap.parse_args(argv)
+    from .cli import check_range
+
+    check_range("--retries", args.retries, low=0, allowed="an integer >= 0")
+    if args.cell_timeout is not None:
+        check_range("--cell-timeout", args.cell_timeout, low=0, strict=True, allowed="a number of seconds > 0")
     if args.ray_address is not None and args.executor is None:
         args.executor = "ray"
     try:

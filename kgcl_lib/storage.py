@@ -7,6 +7,7 @@ leaves a half-written file where a later run would take it for a finished one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -76,9 +77,25 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             # mkstemp creates 0600 files; give the result the usual umask-based mode instead.
             os.chmod(tmp, umask_mode(0o666))
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full(target) from exc
         raise
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that failed for lack of space (``ENOSPC``/``EDQUOT``), also as
+    torch's ``RuntimeError`` from its zip writer (``... requested and ... written``)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and is_disk_full(cause)
+
+
+def disk_full(path: str | os.PathLike) -> OSError:
+    """The one error of a full disk: ``OSError(ENOSPC)`` whose text names ``path``."""
+    return OSError(errno.ENOSPC, f"no space left on device writing {path}", str(path))
 
 
 def umask_mode(mode: int = 0o777) -> int:
@@ -188,3 +205,37 @@ def sha256_text(*parts: str) -> str:
         h.update(p.encode("utf-8"))
         h.update(b"\0")
     return h.hexdigest()
+
+
+#: Suffix of the checksum file written next to a cache file (``vectors.npy.sha256``).
+CHECKSUM_SUFFIX = ".sha256"
+
+
+def checksum_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def record_checksum(path: str | os.PathLike) -> str:
+    """Write the sha256 of ``path`` to ``path.sha256`` (atomically; after ``path`` itself is in
+    place, so a crash in between leaves a file without checksum: rebuilt, never trusted)."""
+    digest = sha256_file(path)
+    with atomic_path(checksum_path(path)) as tmp:
+        tmp.write_text(f"{digest}  {Path(path).name}\n")
+    return digest
+
+
+def checksum_problem(path: str | os.PathLike) -> str | None:
+    """``None`` when ``path`` matches the sha256 recorded next to it, else what is wrong (no
+    checksum recorded, or the content changed / was truncated since it was written)."""
+    try:
+        recorded = checksum_path(path).read_text().split()[0]
+    except (OSError, IndexError):
+        return "no checksum recorded next to it (written by an older version, or interrupted)"
+    try:
+        actual = sha256_file(path)
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    if actual != recorded:
+        return "its content does not match the sha256 recorded when it was written (changed or truncated)"
+    return None

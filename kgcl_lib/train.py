@@ -221,6 +221,9 @@ def train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, p
     anything else raises ``ValueError`` (see :func:`check_out_dir`).  ``out_extra`` maps file
     names to JSON objects written alongside (the CLI's ``cli.json``).
     """
+    from .data.split import warn_if_no_kg
+
+    warn_if_no_kg(ds)
     kwargs = dict(pairs=pairs, text=text, progress=progress, model=model, optimizer_state=optimizer_state)
     if out_dir is None:
         return _train(ds, split, cfg, **kwargs)

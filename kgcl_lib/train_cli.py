@@ -23,12 +23,16 @@ from .model import AGGREGATORS, NEIGHBOR_REDUCE
 from .train_config import CL_LOSSES, OPTIMIZERS, SETTINGS, TrainConfig, paper_settings, resolve_device
 
 
-def load_pairs(ds, cfg: TrainConfig, rng_seed: int, sampler: str = "text", cache: bool = True):
-    """Content pairs for a ``cl_*`` variant (:func:`kgcl_lib.pairs.build_pairs`) and a note on their source."""
+def load_pairs(ds, cfg: TrainConfig, rng_seed: int, sampler: str = "text", cache: bool = True,
+               domain: str | None = None):
+    """Content pairs for a ``cl_*`` variant (:func:`kgcl_lib.pairs.build_pairs`) and a note on their source
+    (``domain``: ``"movie"`` / ``"book"`` for a dataset whose name does not say it, the ``--domain`` flag)."""
     from .pairs import build_pairs
 
     template = VARIANT_TEMPLATE[cfg.variant]
     kw = {"domain": "movie"} if ds.name.startswith("synthetic") else {}  # synthetic shapes carry no domain
+    if domain is not None:
+        kw["domain"] = domain
     pairs = build_pairs(ds, template=template, n=cfg.n_pairs, seed=rng_seed, sampler=sampler, cache=cache, **kw)
     prov = getattr(pairs, "provenance", {}) or {}
     return pairs, f"kgcl_lib.pairs.build_pairs(template={template!r}, sampler={sampler!r}) {json.dumps(prov, default=str)[:300]}"
@@ -120,6 +124,9 @@ def parser() -> argparse.ArgumentParser:
                         "renamed into place when complete, replacing an earlier run (default: none)")
     p.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the dataset and pair caches, e.g. when they are read-only (default: off)")
+    p.add_argument("--domain", choices=("movie", "book"), default=None,
+                   help="what the items are, for the cl_* variants' pair templates on a dataset whose name does not "
+                        "say it (default: from the dataset name; synthetic: movie)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout (default: off)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines on stderr (default: off)")
     return p
@@ -151,8 +158,9 @@ def config_from_args(args) -> TrainConfig:
     try:
         resolve_device(cfg.device)
     except (RuntimeError, ValueError) as e:
-        avail = "auto, cpu" + (", cuda" if torch.cuda.is_available() else "")
-        raise arg_error("--device", cfg.device, f"{e} (allowed here: {avail})") from e
+        avail = "auto, cpu" + (", cuda, cuda:N" if torch.cuda.is_available() else "")
+        why = str(e) if isinstance(e, ValueError) else "unknown device"  # not torch's list of every backend
+        raise arg_error("--device", cfg.device, f"{why} (allowed here: {avail})") from e
     return cfg
 
 
@@ -196,7 +204,10 @@ def run_cli(argv: list[str], train_fn) -> int:
     from .cli import arg_error
     from .train_io import check_out_dir
 
+    from .cli import check_existing_dir, json_text
+
     args = parser().parse_args(argv)
+    check_existing_dir("--data-dir", args.data_dir)
     check_dataset_arg(args.dataset, args.data_dir)
     cfg = config_from_args(args)
     if args.out_dir is not None:
@@ -208,9 +219,11 @@ def run_cli(argv: list[str], train_fn) -> int:
             print(f"note: --out-dir {args.out_dir} holds an earlier run; it is replaced when this run completes "
                   "(an interrupted run leaves it as it is)", file=sys.stderr)
     from .data import load_dataset, split_ratings
+    from .data.split import check_splittable
 
     t0 = time.perf_counter()
     ds = load_dataset(cfg.dataset, data_dir=args.data_dir, seed=cfg.seed, cache=not args.no_cache)
+    check_splittable(ds)
     split = split_ratings(ds.ratings, np.random.default_rng(cfg.seed))
     text = None
     info = {}
@@ -224,13 +237,14 @@ def run_cli(argv: list[str], train_fn) -> int:
     pairs = None
     if cfg.variant != "base":
         info["pair_sampler"] = args.pair_sampler
-        pairs, info["pairs_source"] = load_pairs(ds, cfg, cfg.seed, sampler=args.pair_sampler, cache=not args.no_cache)
+        pairs, info["pairs_source"] = load_pairs(ds, cfg, cfg.seed, sampler=args.pair_sampler, cache=not args.no_cache,
+                                                 domain=args.domain)
     prep = time.perf_counter() - t0
     res = train_fn(ds, split, cfg, pairs=pairs, text=text, out_dir=args.out_dir, progress=not args.no_progress,
                    out_extra={"cli.json": {"argv": list(argv), **info}} if args.out_dir is not None else None)
     out = {**res.summary(), **info, "prep_seconds": prep, "config": cfg.to_dict()}
     if args.json:
-        print(json.dumps(out))
+        print(json_text(out))  # NaN (e.g. a one-class test set) as null: always valid JSON
     else:
-        print(json.dumps({k: out[k] for k in ("test_auc", "test_f1", "valid_auc", "epochs", "seconds", "train_rows_per_s")}, indent=2))
+        print(json_text({k: out[k] for k in ("test_auc", "test_f1", "valid_auc", "epochs", "seconds", "train_rows_per_s")}, indent=2))
     return 0

@@ -8,6 +8,7 @@ module exists so that the CLI (:mod:`kgcl_lib.train_cli`) can build a config wit
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -109,14 +110,15 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 bad(name, v, "must be an int >= 1" + (" (K < 1)" if name == "n_neighbors" else ""))
-        if self.lr <= 0:
-            bad("lr", self.lr, "must be > 0")
-        if self.l2 < 0:
-            bad("l2", self.l2, "must be >= 0")
-        if self.temperature <= 0:
-            bad("temperature", self.temperature, "must be > 0")
-        if self.patience < 0 or self.threads < 0:
-            bad("patience/threads", (self.patience, self.threads), "must be >= 0")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            bad("lr", self.lr, "must be a finite number > 0")
+        if not (math.isfinite(self.l2) and self.l2 >= 0):
+            bad("l2", self.l2, "must be a finite number >= 0")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            bad("temperature", self.temperature, "must be a finite number > 0")
+        for name, why in (("patience", "0 = off"), ("threads", "0 = torch's default"), ("seed", "an integer")):
+            if getattr(self, name) < 0:
+                bad(name, getattr(self, name), f"must be >= 0 ({why})")
 
     def model_config(self, text_dim: int | None = None) -> ModelConfig:
         return ModelConfig(self.dim, self.n_iter, self.n_neighbors, self.aggregator, self.neighbor_reduce, text_dim)

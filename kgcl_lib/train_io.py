@@ -24,8 +24,8 @@ def save_checkpoint(path, model: KGCN, optimizer: Optimizer | None, cfg: TrainCo
         "optimizer": None if optimizer is None else optimizer.state_dict(),
         "extra": extra or {},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)  # through a handle: a full disk is then OSError(ENOSPC), not torch's zip error
     return Path(path)
 
 

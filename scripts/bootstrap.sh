@@ -83,3 +83,17 @@ if [ ! -f "$_kgcl_stamp" ] || ! python -c "import kgcl_lib" >/dev/null 2>&1; the
   esac
   rm -f "$_kgcl_stamp_dir"/.kgcl-installed-* && touch "$_kgcl_stamp"
 fi
+
+# 5. The compiled CPU kernels (kgcl_lib/kernels.py), built here once per environment and kernel
+#    source, so that runs only load them (a build inside a run makes every process started
+#    meanwhile wait for it). A failed build is not fatal: runs then use the pure-torch paths.
+_kgcl_ksum="$(cat "$KGCL_ROOT/kgcl_lib/csrc/kernels.cpp" | python -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')"
+_kgcl_kstamp="$_kgcl_stamp_dir/.kgcl-kernels-$_kgcl_ksum"
+if [ -z "${KGCL_NO_CPP:-}" ] && [ ! -f "$_kgcl_kstamp" ]; then
+  _kgcl_log "building the compiled CPU kernels once for this environment (20-60 s)"
+  if python -c 'import sys; from kgcl_lib.kernels import cpp_kernels; sys.exit(0 if cpp_kernels() is not None else 1)' >>"$_kgcl_blog" 2>&1; then
+    rm -f "$_kgcl_stamp_dir"/.kgcl-kernels-* && touch "$_kgcl_kstamp"
+  else
+    _kgcl_log "compiled kernels not built (no C++ compiler? see $_kgcl_blog); runs use the pure-torch paths (same results, slower)"
+  fi
+fi

@@ -141,6 +141,7 @@ def _write_run(results_dir, spec, metrics, users, ndcg, activity):
     np.save(d / "user_recall.npy", ndcg[:, None])
     np.save(d / "user_activity.npy", activity)
     write_json(d / "metrics.json", metrics)
+    X.mark_complete(d, spec.run_id, "fake")
 
 
 def make_store(tmp_path, cold_gain, all_gain, n_seeds=3, n_users=400):
@@ -300,6 +301,7 @@ def test_rebuilds_per_user_arrays_for_old_runs(tmp_path):
     write_json(d / "config.json", {"run_id": spec.run_id, "spec": spec.key(), "eval": {"ndcg": "jurity"}})
     np.save(d / "topk.npy", top)
     np.save(d / "test_users.npy", users)
+    X.mark_complete(d, spec.run_id, "old")
     loader = C.UserArrays(tmp_path, lambda name: X.open_dataset(name))
     got = loader.get(spec.run_id, "ndcg@20")
     np.testing.assert_allclose(got["value"], M.ndcg_per_user(top, truth, 20))
@@ -402,15 +404,18 @@ def test_readme_claims_summary_is_generated_from_the_table(tmp_path):
     (figures / "claims.md").write_text(md)
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:prof:begin x -->\nold\n<!-- results:prof:end -->\ntail\n")
-    assert mod.main(["--profile", "prof", "--runs-dir", str(tmp_path / "runs"), "--figures-dir", str(figures),
-                     "--readme", str(readme)]) == 2  # no claims.csv yet: nothing written
+    results_doc = tmp_path / "results.md"
+    results_doc.write_text(readme.read_text())
+    args = ["--profile", "prof", "--runs-dir", str(tmp_path / "runs"), "--figures-dir", str(figures),
+            "--readme", str(readme), "--results-doc", str(results_doc)]
+    assert mod.main(args) == 2  # no claims.csv yet: nothing written
     assert "old" in readme.read_text()
     C.save_csv(t, figures / "claims.csv")
     back = C.load_csv(figures / "claims.csv")
     assert C.summary_sentences(back) == C.summary_sentences(t)
-    assert mod.main(["--profile", "prof", "--runs-dir", str(tmp_path / "runs"), "--figures-dir", str(figures),
-                     "--readme", str(readme)]) == 0
+    assert mod.main(args) == 0
     text = readme.read_text()
+    assert all(f"- {s}" in results_doc.read_text() for s in C.summary_sentences(t))
     assert "old" not in text and text.startswith("intro\n") and text.endswith("tail\n")
     for sentence in C.summary_sentences(t):
         assert f"- {sentence}" in text

@@ -105,7 +105,7 @@ def test_is_finished_needs_the_completion_marker(tmp_path):
     write_json(d / "config.json", {"config_key": "abc"})
     write_json(d / "metrics.json", {})
     assert not X.is_finished(tmp_path, s) and not X.is_finished(tmp_path, s, "abc")
-    write_json(d / X.COMPLETE_MARKER, {"run_id": s.run_id, "config_key": "abc"})
+    X.mark_complete(d, s.run_id, "abc")
     assert X.is_finished(tmp_path, s) and X.is_finished(tmp_path, s, "abc") and not X.is_finished(tmp_path, s, "xyz")
 
 

@@ -65,6 +65,7 @@ def _fake_store(root, n_seeds=3):
         bump = 0.01 * X.VARIANTS.index(s.variant)
         write_json(d / "metrics.json", {"test_auc": 0.9 + bump + rng.normal(0, 1e-3), "ndcg@100": 0.2 + bump,
                                         "cold_ndcg@100_p1": 0.1 + bump, "cold_ndcg@100_p100": 0.2 + bump})
+        X.mark_complete(d, s.run_id, "fake")
     return specs
 
 
@@ -105,7 +106,7 @@ def test_is_finished_checks_config_key(tmp_path):
     write_json(X.run_dir(tmp_path, s) / "config.json", {"config_key": "abc"})
     write_json(X.run_dir(tmp_path, s) / "metrics.json", {})
     assert not X.is_finished(tmp_path, s)  # no completion marker: an interrupted writer's folder
-    write_json(X.run_dir(tmp_path, s) / X.COMPLETE_MARKER, {"config_key": "abc"})
+    X.mark_complete(X.run_dir(tmp_path, s), s.run_id, "abc")
     assert X.is_finished(tmp_path, s) and X.is_finished(tmp_path, s, "abc") and not X.is_finished(tmp_path, s, "xyz")
 
 

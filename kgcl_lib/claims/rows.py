@@ -38,6 +38,7 @@ class UserArrays:
         self._split: dict = {}
         self._users: dict = {}
         self.rebuilt: list[str] = []
+        self._verified: set[str] = set()
 
     def _dataset(self, name):
         if name not in self._ds:
@@ -55,6 +56,11 @@ class UserArrays:
     def get(self, run_id: str, metric: str = "ndcg@100") -> dict:
         """``{"users": int64[n], "value": float64[n] (per-user metric), "activity": int64[n]}``."""
         d = self.results_dir / "runs" / run_id
+        if run_id not in self._verified:  # arrays changed since the run was written: a named error
+            from ..experiments.spec import verify_run
+
+            verify_run(d)
+            self._verified.add(run_id)
         kind, k = metric.split("@")
         key = {"ndcg": "user_ndcg", "recall": "user_recall"}[kind]
         users = np.load(d / "test_users.npy")

@@ -52,3 +52,25 @@ def user_train_counts(train: np.ndarray, n_users: int, positives_only: bool = Tr
     """
     rows = train[train[:, 2] == 1] if positives_only else train
     return np.bincount(rows[:, 0], minlength=n_users).astype(np.int64)
+
+
+def check_splittable(ds) -> None:
+    """:class:`DatasetError` when ``ds``'s ratings cannot give a meaningful train/valid/test split:
+    fewer than 2 users or 2 items (the test AUC would be NaN, every score the same user or item)."""
+    r = np.asarray(ds.ratings)
+    n_users, n_items = (len(np.unique(r[:, c])) if len(r) else 0 for c in (0, 1))
+    if n_users < 2 or n_items < 2:
+        raise DatasetError(f"{ds.name}: the ratings hold {n_users} user(s) and {n_items} item(s) ({len(r)} rows): "
+                           f"too few for a train/valid/test split and its AUC (at least 2 users and 2 items)")
+
+
+def warn_if_no_kg(ds) -> bool:
+    """Warn (once per call) when ``ds`` has no KG triples: KGCN then degenerates to a factorisation
+    model (every item aggregates only its own self-loop). Returns whether it warned."""
+    if len(ds.kg):
+        return False
+    import warnings
+
+    warnings.warn(f"{ds.name}: the dataset has no KG triples, so KGCN degenerates to a factorisation model "
+                  f"(each item aggregates only itself); check its kg file", stacklevel=2)
+    return True

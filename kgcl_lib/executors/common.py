@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..progress import report
+
 
 class GridRunError(RuntimeError):
     """Some runs failed after their retry; ``failures`` maps run id to the error text (traceback)."""
@@ -46,18 +48,20 @@ class LocalExecutor:
         todo.sort(key=lambda s: first[s.dataset])
         out = []
         with tqdm(total=len(specs), initial=len(specs) - len(todo), desc="runs", disable=not progress) as bar:
+            report(len(specs) - len(todo), len(specs))  # the runner's "runs done / total, ETA" line
             for spec in todo:
                 bar.set_postfix_str(spec.run_id[:48])
-                out.append(execute_run(spec, results_dir, inputs))
+                out.append(execute_run(spec, results_dir, inputs, force=force))
                 bar.update(1)
+                report(len(specs) - len(todo) + len(out), len(specs))  # (a disabled bar counts nothing)
         return out
 
 
-def _execute_run_task(spec, results_dir, inputs, device_type):
+def _execute_run_task(spec, results_dir, inputs, device_type, force: bool = False):
     """Body of one run in a worker process or Ray task (module-level: pickled by reference)."""
     from ..experiments.execute import execute_run
 
-    return execute_run(spec, results_dir, inputs, device_type=device_type)
+    return execute_run(spec, results_dir, inputs, device_type=device_type, force=force)
 
 
 def _remove_partials(results_dir, specs) -> None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..mainguard import check_main_guard
+from ..progress import report
 from .common import GridRunError, LocalExecutor, _execute_run_task, _remove_partials, _todo
 
 
@@ -112,6 +114,8 @@ class ProcessExecutor:
         todo = _todo(specs, results_dir, inputs, force, None)
         if self.workers <= 1 or len(todo) <= 1:
             return LocalExecutor().run(specs, results_dir, inputs, force=force, progress=progress)
+        check_main_guard()  # spawned workers re-import the main script: without the guard they cannot start
+        self._force = force
         prepare_inputs(todo, results_dir, inputs)
         # by dataset, so a worker mostly reuses the dataset it opened (execute_run memoises it)
         first: dict = {}
@@ -125,6 +129,7 @@ class ProcessExecutor:
               f"warnings): {Path(results_dir) / WORKER_LOGS}/worker-<pid>.log", file=out, flush=True)
         bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"runs ({workers} processes)",
                    disable=not progress)
+        report(len(specs) - len(todo), len(specs))
 
         def finished(spec, summary, error):
             if error is None:
@@ -133,6 +138,7 @@ class ProcessExecutor:
                 failures[spec.run_id] = error
                 print(f"[kgcl] run {spec.run_id} failed:\n{error}", file=out, flush=True)
             bar.update(1)
+            report(len(specs) - len(todo) + len(summaries) + len(failures), len(specs))
             bar.set_postfix(failed=len(failures))
 
         try:
@@ -171,7 +177,7 @@ class ProcessExecutor:
                                                 initializer=_init_worker,
                                                 initargs=(self.threads_per_run, str(Path(results_dir) / WORKER_LOGS)))
         # no `with`: its exit waits for the runs in flight, and Ctrl-C must not (run() kills them)
-        pending = {pool.submit(_execute_run_task, s, results_dir, inputs, None): s for s in specs}
+        pending = {pool.submit(_execute_run_task, s, results_dir, inputs, None, self._force): s for s in specs}
         while pending:
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for fut in done:
@@ -190,3 +196,4 @@ class ProcessExecutor:
 
     def __post_init__(self):
         self._pool = None
+        self._force = False

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ..progress import report
 from .common import GridRunError, _execute_run_task, _remove_partials, _todo
 
 
@@ -155,7 +156,7 @@ class RayExecutor:
         task = ray.remote(_execute_run_task).options(max_retries=self.max_retries, retry_exceptions=True,
                                                      **resources)
         results_dir = str(Path(results_dir).resolve())
-        pending = {task.remote(s, results_dir, inputs, device_type): s for s in todo}
+        pending = {task.remote(s, results_dir, inputs, device_type, force): s for s in todo}
         summaries, failures = [], {}
         bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"runs (ray, {resources})",
                    disable=not progress)
@@ -172,6 +173,7 @@ class RayExecutor:
                               f"{'y' if self.max_retries == 1 else 'ies'}:\n{exc}", file=out, flush=True)
                     bar.update(1)
                     bar.set_postfix(failed=len(failures))
+                    report(len(specs) - len(todo) + len(summaries) + len(failures), len(specs))
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)

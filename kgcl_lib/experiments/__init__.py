@@ -62,13 +62,16 @@ from .spec import (  # noqa: F401
     NOT_APPLICABLE,
     PARTIAL_SUFFIX,
     EvalConfig,
+    RunIntegrityError,
     RunSpec,
     config_key,
     grid_specs,
     is_finished,
+    mark_complete,
     resolve_device_type,
     run_dir,
     train_config,
+    verify_run,
 )
 from .inputs import (  # noqa: F401
     available_datasets,
@@ -95,6 +98,7 @@ from .execute import (  # noqa: F401
     execute_run,
     expected_keys,
     prepare_inputs,
+    run_lock,
 )
 from .store import (  # noqa: F401
     best_model,

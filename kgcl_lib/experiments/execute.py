@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,8 @@ from .inputs import (
     text_embeddings,
     text_source,
 )
-from .spec import COMPLETE_MARKER, EvalConfig, RunSpec, config_key, resolve_device_type, run_dir, train_config
+from ..locks import describe, hold
+from .spec import EvalConfig, RunSpec, config_key, is_finished, mark_complete, resolve_device_type, run_dir, train_config
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def prepare_inputs(specs: Iterable[RunSpec], results_dir, inputs: RunInputs) -> 
 
 
 def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
-                device_type: str | None = None) -> dict:
+                device_type: str | None = None, force: bool = False) -> dict:
     """Train and evaluate one run and write its folder atomically; return a small summary.
 
     Self-contained (the executors call it in this process or in a Ray worker): the dataset is
@@ -121,18 +123,38 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
     complete run — or none — in place; its staging folder is removed on exception, or, after a
     SIGKILL, by the next attempt at the same run on that host.
 
+    A run being trained by another process (two runners on one results folder) is waited for
+    (its lock ``locks/<run_id>.lock``, :func:`run_lock`), then skipped if that finished it; without
+    ``force`` a run found finished once the lock is ours (another process trained it since the
+    executor listed it) is skipped too.
+
     Returns ``{"run_id", "config_key", "test_auc", "train_seconds", "eval_seconds", "threads",
-    "device", "pid", "host"}``.
+    "device", "pid", "host"}`` (+ ``"skipped"`` when another process trained it).
     """
-    import socket
-
-    from ..train import train
-
     ds, text_for, pairs_for = _opened_inputs(results_dir, spec.dataset, inputs)
     source = text_source(ds, spec.text, inputs.text_fallback)
     cfg = train_config(spec, ds.name, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads,
                        text_source=source)
     key = config_key(cfg, inputs.ev, device_type, source)
+    # One process at a time trains a run (two runners on one results folder): a second one waits
+    # for the lock, then finds the run finished and skips it. A dead owner's lock is broken.
+    waited = []
+
+    def waiting(owner):
+        waited.append(owner)
+        print(f"[kgcl] run {spec.run_id} is being trained by {describe(owner)}; waiting for it", flush=True)
+
+    max_age = float(os.environ.get(RUN_LOCK_MAX_AGE_ENV) or 300)
+    with hold(run_lock(results_dir, spec), timeout=None, poll=1.0, max_age=max_age, on_wait=waiting):
+        if (waited or not force) and is_finished(results_dir, spec, key):
+            return _stored_summary(results_dir, spec, key)
+        return _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, source, cfg, key, device_type)
+
+
+def _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, source, cfg, key, device_type) -> dict:
+    """The body of :func:`execute_run` under the run's lock."""
+    from ..train import train
+
     # atomic_dir: written into a hidden sibling, renamed onto runs/<run_id> when the block ends;
     # removed on exception; a SIGKILLed writer's staging folder is deleted by the next attempt.
     with atomic_dir(run_dir(results_dir, spec)) as tmp:
@@ -154,11 +176,31 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
         for name, arr in arrays.items():
             _save_npy(tmp / f"{name}.npy", arr)
         write_json(tmp / "metrics.json", metrics)
-        write_json(tmp / COMPLETE_MARKER, {"run_id": spec.run_id, "config_key": key,
-                                           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        mark_complete(tmp, spec.run_id, key)  # last, with the sha256 of every file written above
     return {"run_id": spec.run_id, "config_key": key, "test_auc": metrics["test_auc"],
             "train_seconds": config["train_seconds"], "eval_seconds": config["eval_seconds"],
             "threads": config["threads"], "device": device, "pid": os.getpid(), "host": socket.gethostname()}
+
+
+#: A run lock of another host not touched for this long (s; its owner touches it every 10 s) is
+#: taken for a crashed owner's and broken (on this host: as soon as its owner process is gone).
+RUN_LOCK_MAX_AGE_ENV = "KGCL_RUN_LOCK_MAX_AGE"
+
+
+def run_lock(results_dir, spec: RunSpec) -> Path:
+    """``locks/<run_id>.lock`` under the results folder: held while a process trains ``spec``
+    (:mod:`kgcl_lib.locks`; outside ``runs/``, which holds run folders and their staging folders only)."""
+    return Path(results_dir) / "locks" / f"{spec.run_id}.lock"
+
+
+def _stored_summary(results_dir, spec: RunSpec, key: str) -> dict:
+    """:func:`execute_run`'s summary of a run another process has just trained (``skipped``)."""
+    d = run_dir(results_dir, spec)
+    cfg, met = json.loads((d / "config.json").read_text()), json.loads((d / "metrics.json").read_text())
+    return {"run_id": spec.run_id, "config_key": key, "test_auc": met.get("test_auc"),
+            "train_seconds": cfg.get("train_seconds"), "eval_seconds": cfg.get("eval_seconds"),
+            "threads": cfg.get("threads"), "device": cfg.get("device"), "pid": os.getpid(),
+            "host": socket.gethostname(), "skipped": "trained by another process meanwhile"}
 
 
 def _run_record(spec: RunSpec, key: str, cfg, source: str, inputs: RunInputs, ds, text, pairs, train_seconds: float,

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..constants import TEXT_SOURCES
-from ..storage import atomic_path, write_json
+from ..storage import atomic_path, checksum_problem, record_checksum, write_json
 
 
 def open_dataset(name: str, data_dir: str | os.PathLike | None = None, **options):
@@ -45,7 +46,9 @@ def open_dataset(name: str, data_dir: str | os.PathLike | None = None, **options
 def make_split(ds, seed: int):
     """The seeded 6:2:2 split every run of ``seed`` uses (so the inspector can rebuild it)."""
     from ..data import split_ratings
+    from ..data.split import check_splittable
 
+    check_splittable(ds)  # one user / one item: a clear error, not a run with a NaN AUC
     return split_ratings(ds.ratings, np.random.default_rng(seed))
 
 
@@ -75,7 +78,10 @@ def text_embeddings(results_dir, ds, source: str = "with", model: str | None = N
     src = "llm" if synopses is not None else text_source(ds, source, text_fallback)
     path = Path(results_dir) / "text" / f"{ds.name}__{source}.npz"
     key = f"{_dataset_key(ds)}:{model}:{source}:{src}"
-    if path.exists() and not force:
+    problem = checksum_problem(path) if path.exists() and not force else None
+    if problem:  # zeroed, truncated or replaced since written: never used, rebuilt
+        warnings.warn(f"text-embedding cache {path}: {problem}; rebuilding it")
+    elif path.exists() and not force:
         z = np.load(path, allow_pickle=False)
         if str(z["key"]) == key:
             return TextEmbeddings(vectors=z["vectors"], has_text=z["has_text"], model=str(z["model"]),
@@ -98,6 +104,7 @@ def text_embeddings(results_dir, ds, source: str = "with", model: str | None = N
         with open(tmp, "wb") as f:
             np.savez(f, vectors=emb.vectors, has_text=emb.has_text, model=np.array(emb.model),
                      provenance=np.array(json.dumps(emb.provenance, default=str)), key=np.array(key))
+    record_checksum(path)
     return emb
 
 
@@ -113,7 +120,10 @@ def content_pairs(results_dir, ds, template: str, n: int = 10, force: bool = Fal
     path = Path(results_dir) / "pairs" / f"{ds.name}__{template}.parquet"
     options.setdefault("domain", _domain(ds.name))
     key = json.dumps({"ds": _dataset_key(ds), "template": template, "n": n, **options}, sort_keys=True, default=str)
-    if path.exists() and not force:
+    problem = checksum_problem(path) if path.exists() and not force else None
+    if problem:  # e.g. labels flipped, or truncated, since written: never used, rebuilt
+        warnings.warn(f"content-pairs cache {path}: {problem}; rebuilding it")
+    elif path.exists() and not force:
         import pyarrow.parquet as pq
 
         t = pq.read_table(path)
@@ -136,6 +146,7 @@ def content_pairs(results_dir, ds, template: str, n: int = 10, force: bool = Fal
                                    b"kgcl_provenance": json.dumps(pairs.provenance, default=str).encode()})
     with atomic_path(path) as tmp:
         pq.write_table(t, tmp)
+    record_checksum(path)
     return pairs
 
 

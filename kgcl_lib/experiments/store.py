@@ -15,11 +15,11 @@ import pandas as pd
 
 from ..storage import REPO_ROOT, results_root, write_json
 from .inputs import kg_caption_notes
-from .spec import EVAL_MASKS, NOT_APPLICABLE, RunSpec, run_dir
+from .spec import COMPLETE_MARKER, EVAL_MASKS, NOT_APPLICABLE, RunSpec, run_dir, verify_run
 
 
 def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.DataFrame:
-    """One row per finished run or n/a cell: ``run_id, dataset, variant, text, text_source, seed,
+    """One row per finished run (complete and verified, :func:`verify_run`) or n/a cell: ``run_id, dataset, variant, text, text_source, seed,
     gamma, na_reason`` + every metric.
 
     ``gamma`` is the effective value (from the saved ``TrainConfig``); ``scoring`` and
@@ -43,8 +43,9 @@ def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.Data
                          "overrides": json.dumps(spec["overrides"]), "na_reason": na["reason"],
                          "na_detail": na.get("detail"), "same_as": na.get("same_as")})
             continue
-        if not (d / "metrics.json").exists():
+        if not (d / COMPLETE_MARKER).exists():  # missing, in progress, or interrupted: not a run yet
             continue
+        verify_run(d)  # a file changed or truncated since the run was written: one line naming both
         cfg = json.loads((d / "config.json").read_text())
         met = json.loads((d / "metrics.json").read_text())
         spec = cfg["spec"]
@@ -73,8 +74,9 @@ def trained(df: pd.DataFrame) -> pd.DataFrame:
 def load_run(results_dir, run_id: str) -> dict:
     """A stored run: ``config``, ``metrics`` and the arrays ``topk``, ``test_users``, ``content_emb``."""
     d = Path(results_dir) / "runs" / run_id
-    if not (d / "metrics.json").exists():
-        raise FileNotFoundError(f"run {run_id} is not finished: {d / 'metrics.json'} missing")
+    if not (d / COMPLETE_MARKER).exists():
+        raise FileNotFoundError(f"run {run_id} is not finished: {d / COMPLETE_MARKER} missing")
+    verify_run(d)
     out = {"config": json.loads((d / "config.json").read_text()), "metrics": json.loads((d / "metrics.json").read_text())}
     for key in ("topk", "test_users", "content_emb"):
         out[key] = np.load(d / f"{key}.npy")

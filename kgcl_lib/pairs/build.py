@@ -34,11 +34,13 @@ of the verbalised metadata.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
 import re
 import shutil
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -47,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import __version__, storage
+from .. import __version__, locks, storage
 from ..data import DatasetError
 from ..text.models import (
     PAPER_BI_ENCODER,
@@ -273,25 +275,37 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
     folder = storage.cache_dir("pairs") if cache else None
     table_path = folder / f"{stem}.parquet" if folder else None
     prov_path = folder / f"{stem}.json" if folder else None
-    if table_path is not None and table_path.is_file() and prov_path.is_file():
-        table = pd.read_parquet(table_path)
-        cached = json.loads(prov_path.read_text())
-        cached.update(cache_hit=True, seconds=round(time.perf_counter() - t0, 3))
-        return ContentPairs(table=table.astype(PAIR_COLUMNS), provenance=cached, path=table_path)
+    # One builder per cache entry: processes sharing $KGCL_CACHE_DIR (runners started together) would
+    # otherwise compute the same pairs at once, and the first to finish deletes the parts folder the
+    # others still write into. A second process waits, then reads the finished entry.
+    entry = contextlib.ExitStack()
+    if folder is not None:
+        entry.enter_context(locks.hold(folder / f"{stem}.lock", timeout=None, poll=1.0, max_age=300, on_wait=lambda o: print(
+            f"[kgcl] content pairs {stem}: being built by {locks.describe(o)}; waiting for it", file=sys.stderr, flush=True)))
+    with entry:
+        problem = storage.checksum_problem(table_path) if table_path is not None and table_path.is_file() else None
+        if problem:  # rewritten (e.g. flipped labels) or truncated since written: never used, rebuilt
+            warnings.warn(f"content-pairs cache {table_path}: {problem}; rebuilding it")
+        elif table_path is not None and table_path.is_file() and prov_path.is_file():
+            table = pd.read_parquet(table_path)
+            cached = json.loads(prov_path.read_text())
+            cached.update(cache_hit=True, seconds=round(time.perf_counter() - t0, 3))
+            return ContentPairs(table=table.astype(PAIR_COLUMNS), provenance=cached, path=table_path)
 
-    parts_dir = folder / f"{stem}.parts" if folder else None
-    chunks, memo = _compute_chunks(ds, text, kg, n, candidates, negative_candidates, entropy, batch_size, cache,
-                                   show_progress, parts_dir, prov)
-    table = pd.DataFrame({c: np.concatenate([ch[c] for ch in chunks]).astype(t) if chunks else np.zeros(0, t) for c, t in PAIR_COLUMNS.items()})
-    prov.update(pairs=int(len(table)), positives=int((table["label"] == 1).sum()), negatives=int((table["label"] == 0).sum()),
-                anchors_with_pairs=int(table["anchor"].nunique()), cross_pairs_scored=int(memo.scored) if memo else 0,
-                seconds=round(time.perf_counter() - t0, 3), created=_now(), kgcl_version=__version__, cache_key=key, cache_hit=False)
-    if table_path is not None:
-        with storage.atomic_path(table_path) as tmp:
-            table.to_parquet(tmp, engine="pyarrow", index=False)
-        storage.write_json(prov_path, prov)
-        shutil.rmtree(parts_dir, ignore_errors=True)
-    return ContentPairs(table=table, provenance=prov, path=table_path)
+        parts_dir = folder / f"{stem}.parts" if folder else None
+        chunks, memo = _compute_chunks(ds, text, kg, n, candidates, negative_candidates, entropy, batch_size, cache,
+                                       show_progress, parts_dir, prov)
+        table = pd.DataFrame({c: np.concatenate([ch[c] for ch in chunks]).astype(t) if chunks else np.zeros(0, t) for c, t in PAIR_COLUMNS.items()})
+        prov.update(pairs=int(len(table)), positives=int((table["label"] == 1).sum()), negatives=int((table["label"] == 0).sum()),
+                    anchors_with_pairs=int(table["anchor"].nunique()), cross_pairs_scored=int(memo.scored) if memo else 0,
+                    seconds=round(time.perf_counter() - t0, 3), created=_now(), kgcl_version=__version__, cache_key=key, cache_hit=False)
+        if table_path is not None:
+            with storage.atomic_path(table_path) as tmp:
+                table.to_parquet(tmp, engine="pyarrow", index=False)
+            storage.record_checksum(table_path)
+            storage.write_json(prov_path, prov)
+            shutil.rmtree(parts_dir, ignore_errors=True)
+        return ContentPairs(table=table, provenance=prov, path=table_path)
 
 
 def _check_arguments(sampler: str, n: int, candidates: int, negative_candidates: int | None) -> int:

@@ -47,7 +47,7 @@ def infer_domain(dataset_name: str) -> str:
         return "movie"
     if "book" in name:
         return "book"
-    raise ValueError(f"cannot tell whether dataset {dataset_name!r} is about movies or books; pass domain='movie' or domain='book'")
+    raise ValueError(f"cannot tell whether dataset {dataset_name!r} is about movies or books; pass domain='movie' or domain='book' (python -m kgcl_lib.train: --domain movie|book)")
 
 
 def clean_genres(genres) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -76,7 +77,10 @@ def _encode_unique(encoder: Encoder, uniques: list[str], *, batch_size: int, cac
         folder = storage.cache_dir("text") / f"{_slug(encoder.name)}-{key[:24]}"
         info["cache"] = str(folder)
         final = folder / "vectors.npy"
-        if final.is_file():
+        problem = storage.checksum_problem(final) if final.is_file() else None
+        if problem:  # zeroed, truncated or replaced since written: never used, rebuilt
+            warnings.warn(f"text-embedding cache {final}: {problem}; re-encoding it")
+        elif final.is_file():
             vec = np.load(final)
             if vec.shape == (n, encoder.dim):
                 info["cache_hit"] = True
@@ -89,7 +93,10 @@ def _encode_unique(encoder: Encoder, uniques: list[str], *, batch_size: int, cac
             stop = min(start + chunk_size, n)
             part = folder / f"part-{i:05d}-{chunk_size}.npy" if folder is not None else None
             if part is not None and part.is_file():
-                done = np.load(part)
+                try:
+                    done = np.load(part)
+                except (OSError, ValueError, EOFError):  # a truncated chunk (written before parts were atomic): redo it
+                    done = np.zeros(0)
                 if done.shape == (stop - start, encoder.dim):
                     out[start:stop] = done
                     info["resumed_chunks"] += 1
@@ -102,6 +109,7 @@ def _encode_unique(encoder: Encoder, uniques: list[str], *, batch_size: int, cac
         bar.close()
     if folder is not None:
         _save_npy(folder / "vectors.npy", out)
+        storage.record_checksum(folder / "vectors.npy")  # vectors.npy.sha256, checked at every read
         storage.write_json(folder / "meta.json", {**encoder.describe(), "n_texts": n, "created": _now(), "kgcl_version": __version__})
         for part in folder.glob("part-*.npy"):
             part.unlink(missing_ok=True)

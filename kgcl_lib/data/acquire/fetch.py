@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -212,5 +213,20 @@ def fetch_cli(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished files and cached answers are kept; rerun the same command to resume", file=sys.stderr)
         return 130
+    empty = _fields_fetched_for_none(dest) if name in ("ml-100k", "ml-20m") else []
+    if empty:
+        print(f"error: not one item got its {', '.join(empty)} (offline? see {dest / 'missing.tsv'}); "
+              f"no such file was written: check the network access and fetch again", file=sys.stderr)
+        return 1
     print(dest)
     return 0
+
+
+def _fields_fetched_for_none(dest: Path) -> list[str]:
+    """Text fields (``coverage.json``) that were asked for but not one item got: a fetch that
+    reached no source (offline). Its file is not written, and the command exits non-zero."""
+    try:
+        fields = json.loads((Path(dest) / "coverage.json").read_text()).get("fields", {})
+    except (OSError, ValueError):
+        return []
+    return [name for name, c in fields.items() if c.get("of") and not c.get("have")]

@@ -164,7 +164,8 @@ def movie_synopses(ctx: _Ctx, mode: str = "auto", verbose: bool = True) -> tuple
         else:
             missing.append(("synopsis", items[i], _clean(titles[i]) or "", why))
     rows.sort(key=lambda r: (0, int(r[0]), "") if str(r[0]).isdigit() else (1, 0, str(r[0])))  # numeric id order
-    _write_tsv(dest / "synopses.tsv", ["item_id", "synopsis"], rows)
+    if rows:  # offline, nothing fetched: no header-only synopses.tsv (fetch_cli then exits 1)
+        _write_tsv(dest / "synopses.tsv", ["item_id", "synopsis"], rows)
     notes += [s.reason for s in stoppers.values() if s.event.is_set()]
     return FieldCoverage("synopsis", len(items), len(rows), by_source), missing, notes
 
@@ -393,7 +394,9 @@ def ml100k_synopses(ctx: _Ctx, mode: str = "auto", verbose: bool = True, folder=
             by_source[src] += 1
         else:
             missing.append(("synopsis", row.item_id, row.raw_title, why))
-    _write_tsv(ctx.dest / "synopses.tsv", ["item_id", "synopsis"], rows)
-    _write_tsv(ctx.dest / "synopses_source.tsv", ["item_id", "source", "tmdb_id"], traces)
+    if rows:  # offline, nothing fetched: no header-only synopses.tsv (fetch_cli then exits 1)
+        _write_tsv(ctx.dest / "synopses.tsv", ["item_id", "synopsis"], rows)
+        _write_tsv(ctx.dest / "synopses_source.tsv", ["item_id", "source", "tmdb_id"], traces)
     notes += [s.reason for s in stoppers.values() if s.event.is_set()]
     return FieldCoverage("synopsis", len(items), len(rows), by_source), missing, notes, ambiguous
+

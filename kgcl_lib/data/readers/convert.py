@@ -73,6 +73,11 @@ def kgcn_convert(
     del uidx, item, rating, known
     pos_keys = sorted_unique(keys[is_pos])
     rated = sorted_unique(keys)
+    if len(rated) < len(keys):  # a pair rated more than once: one row, positive if any rating is
+        n_conflict = len(np.intersect1d(pos_keys, sorted_unique(keys[~is_pos]), assume_unique=True))
+        warnings.warn(f"{source}: {len(keys) - len(rated)} repeated (user, item) rating(s) on {len(rated)} pairs; "
+                      f"{n_conflict} pair(s) rated both >= {threshold} and below: each pair is kept once, as a "
+                      f"positive when any of its ratings is >= {threshold}")
     del keys, is_pos
     pos_u, pos_i = pos_keys // n_items, pos_keys % n_items
     del pos_keys

@@ -42,6 +42,9 @@ def _read_books(path: Path) -> pd.DataFrame:
 def read_synopses(path: Path) -> pd.Series:
     """``synopses.tsv`` (header ``item_id<TAB>synopsis``) as a Series raw item id (str) -> text."""
     df = read_tsv_strings(path, 2, header=True)
+    if not len(df):  # e.g. written by an offline fetch: an error, not "no synopses" (which is absence of the file)
+        raise DatasetError(f"{path}: holds no synopses (only its header line); delete it, or run "
+                           f"python -m kgcl_lib.data fetch again with network access")
     _check_unique(df[0], path, "item id", header=True)
     return pd.Series(df[1].to_numpy(dtype=object), index=df[0].str.strip().to_numpy(dtype=object))
 
