@@ -1,4 +1,4 @@
-"""Whether this process may start ``spawn`` worker processes (:mod:`kgcl_lib.executors`' pool).
+"""Whether this process may start ``spawn`` worker processes (:mod:`kgcl_lib.experiments.executors`' pool).
 
 A spawned worker starts by re-importing the parent's main script.  A script whose work is not
 under ``if __name__ == "__main__":`` then runs that work again in every worker, which tries to

@@ -1,6 +1,6 @@
 """Progress of a long notebook, from the grid executors to the runner's line.
 
-The executors (:mod:`kgcl_lib.executors`) call :func:`report` as runs finish; when the runner
+The executors (:mod:`kgcl_lib.experiments.executors`) call :func:`report` as runs finish; when the runner
 set ``$KGCL_PROGRESS_FILE`` (a file in its own temporary folder, so two runners never read each
 other's), that writes ``{"done", "total", "what", "time"}`` there atomically.  The runner's
 :class:`ProgressLine` polls the file while papermill executes the notebook and shows

@@ -91,7 +91,7 @@ _kgcl_ksum="$(cat "$KGCL_ROOT/kgcl_lib/csrc/kernels.cpp" | python -c 'import has
 _kgcl_kstamp="$_kgcl_stamp_dir/.kgcl-kernels-$_kgcl_ksum"
 if [ -z "${KGCL_NO_CPP:-}" ] && [ ! -f "$_kgcl_kstamp" ]; then
   _kgcl_log "building the compiled CPU kernels once for this environment (20-60 s)"
-  if python -c 'import sys; from kgcl_lib.kernels import cpp_kernels; sys.exit(0 if cpp_kernels() is not None else 1)' >>"$_kgcl_blog" 2>&1; then
+  if python -c 'import sys; from kgcl_lib.model.kernels import cpp_kernels; sys.exit(0 if cpp_kernels() is not None else 1)' >>"$_kgcl_blog" 2>&1; then
     rm -f "$_kgcl_stamp_dir"/.kgcl-kernels-* && touch "$_kgcl_kstamp"
   else
     _kgcl_log "compiled kernels not built (no C++ compiler? see $_kgcl_blog); runs use the pure-torch paths (same results, slower)"

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgcl_lib import runner
+from kgcl_lib.runner import notebooks as runner
+from kgcl_lib.runner.__main__ import main as runner_main
 from kgcl_lib.data import DatasetError, detect_format, load_dataset
 from kgcl_lib.data.export import write_plain
 from kgcl_lib.data.readers import kgcn_convert, read_plain

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from kgcl_lib import experiments as X
-from kgcl_lib import runner
+from kgcl_lib.runner import notebooks as runner
+from kgcl_lib.runner.__main__ import main as runner_main
 from kgcl_lib.storage import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,12 +50,12 @@ def _lock_record(pid: int, started: float | None = None) -> str:
 # ==================================================================== kernel builds that cannot wedge
 @pytest.fixture
 def fake_build(tmp_path, monkeypatch):
-    """``kgcl_lib.kernels`` with a fresh state, a private build folder and a fake ``load_inline``
+    """``kgcl_lib.model.kernels`` with a fresh state, a private build folder and a fake ``load_inline``
     that fails if torch's own lock file is still there when it is called (torch would wait on it
     forever)."""
     import torch.utils.cpp_extension as ext
 
-    from kgcl_lib import kernels
+    from kgcl_lib.model import kernels
 
     build = tmp_path / "build"
     build.mkdir()
@@ -171,7 +172,7 @@ def _copy_store(store, tmp_path) -> Path:
 
 
 def _count_trainings(monkeypatch) -> list:
-    import kgcl_lib.train as T
+    import kgcl_lib.experiments.execute as T
 
     calls, real = [], T.train
 
@@ -221,7 +222,7 @@ def test_second_runner_on_one_store_waits_for_the_run_and_does_not_train_it_agai
 def test_run_finished_by_another_runner_after_listing_is_not_trained_again(
         trained_store, tmp_path, kgcl_cache, monkeypatch):
     """Runner B listed the run as to do; runner A finished it (lock released) before B reached it."""
-    import kgcl_lib.executors.common as common
+    import kgcl_lib.experiments.executors.common as common
 
     store = _copy_store(trained_store, tmp_path)
     monkeypatch.setattr(common, "_todo", lambda specs, *a, **k: list(specs))  # the list B made earlier
@@ -365,7 +366,7 @@ def _cli(main, argv, capsys):
     (["--cell-timeout", "nan"], "--cell-timeout"),
 ])
 def test_runner_negative_retries_or_timeout_exit_2(argv, option, capsys):
-    rc, _, err = _cli(runner.main, ["--profile", "smoke", *argv], capsys)
+    rc, _, err = _cli(runner_main, ["--profile", "smoke", *argv], capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and option in err and "allowed" in err, err
 
 
@@ -384,21 +385,21 @@ TRAIN = ["--dataset", "synthetic:tiny", "--epochs", "1", "--dim", "4", "--no-pro
 @pytest.mark.parametrize("flag, value", [("--lr", "nan"), ("--lr", "inf"), ("--threads", "-1"),
                                          ("--patience", "-1"), ("--seed", "-1"), ("--l2", "nan")])
 def test_train_bad_number_names_the_flag_exit_2(flag, value, capsys, kgcl_cache):
-    from kgcl_lib.train import main
+    from kgcl_lib.train.__main__ import main
 
     rc, _, err = _cli(main, [*TRAIN, flag, value], capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and f"{flag} {value}" in err, err
 
 
 def test_train_missing_data_dir_names_data_dir(capsys, kgcl_cache, tmp_path):
-    from kgcl_lib.train import main
+    from kgcl_lib.train.__main__ import main
 
     rc, _, err = _cli(main, [*TRAIN, "--data-dir", str(tmp_path / "nonexistent")], capsys)
     assert rc == 2 and "--data-dir" in err and "no such folder" in err and "--dataset" not in err, err
 
 
 def test_train_unknown_device_one_line_with_allowed_values(capsys, kgcl_cache):
-    from kgcl_lib.train import main
+    from kgcl_lib.train.__main__ import main
 
     rc, _, err = _cli(main, [*TRAIN, "--device", "tpu"], capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
@@ -409,7 +410,7 @@ def test_disk_full_is_one_line_naming_the_path(capsys, kgcl_cache, tmp_path, mon
     import torch
 
     from kgcl_lib.storage import atomic_path
-    from kgcl_lib.train import main
+    from kgcl_lib.train.__main__ import main
 
     target = tmp_path / "a" / "x.npy"
     with pytest.raises(OSError) as e:
@@ -441,7 +442,7 @@ def _kgcn_folder(root: Path, ratings: list[tuple], kg: list[tuple]) -> Path:
     ([(u, 0, 1) for u in range(8)], "1 item(s)"),
 ])
 def test_one_user_or_one_item_is_a_clear_error(ratings, what, tmp_path, capsys, kgcl_cache):
-    from kgcl_lib.train import main
+    from kgcl_lib.train.__main__ import main
 
     n_items = max(r[1] for r in ratings) + 1
     _kgcn_folder(tmp_path, ratings, [(i, 0, n_items) for i in range(n_items)])
@@ -461,8 +462,8 @@ def test_no_kg_triples_warns_that_kgcn_degenerates(tiny_dataset):
         train(ds, split_ratings(ds.ratings, 0), TrainConfig(dataset="x", epochs=1, dim=4), progress=False)
 
 
-def test_json_output_is_strict_json_even_with_nan(capsys, kgcl_cache):
-    from kgcl_lib.train_cli import run_cli
+def test_json_output_is_strict_json_even_with_nan(capsys, kgcl_cache, monkeypatch):
+    import kgcl_lib.train.__main__ as cli
 
     class Res:
         def summary(self):
@@ -473,7 +474,8 @@ def test_json_output_is_strict_json_even_with_nan(capsys, kgcl_cache):
         return Res()
 
     for extra in ([], ["--json"]):
-        assert run_cli([*TRAIN, *extra], fake_train) == 0
+        monkeypatch.setattr(cli.loop, "train", fake_train)
+        assert cli.run_cli([*TRAIN, *extra]) == 0
         text = capsys.readouterr().out
 
         def no_constants(name):
@@ -486,7 +488,7 @@ def test_json_output_is_strict_json_even_with_nan(capsys, kgcl_cache):
 def test_train_domain_flag_for_a_custom_named_dataset(tmp_path, capsys, kgcl_cache):
     from kgcl_lib.data import load_dataset
     from kgcl_lib.data.synthetic import write_recbole
-    from kgcl_lib.train import main
+    from kgcl_lib.train.__main__ import main
 
     write_recbole(load_dataset("synthetic:tiny"), tmp_path / "mydata", name="mydata")
     argv = ["--dataset", "mydata", "--data-dir", str(tmp_path), "--variant", "cl_genre", "--n-pairs", "2",
@@ -551,7 +553,7 @@ def test_recbole_pair_rated_twice_is_counted_in_a_warning(fixtures_dir, tmp_path
 
 _NO_GUARD = """
 from kgcl_lib import experiments as X
-from kgcl_lib.executors import ProcessExecutor
+from kgcl_lib.experiments.executors import ProcessExecutor
 specs = [X.RunSpec("synthetic-tiny", "base", seed=s, overrides=(("epochs", 1),)) for s in (0, 1)]
 ProcessExecutor(workers=2).run(specs, {results!r}, X.RunInputs(threads=1), progress=False)
 """

@@ -18,27 +18,27 @@ PACKAGE = Path(__file__).resolve().parents[1] / "kgcl_lib"
 #: to the floor of the longest entry that names it or a package above it; it may import modules
 #: on its own floor or an earlier one.
 FLOORS: list[tuple[str, ...]] = [
-    ("constants", "storage", "cli", "metrics", "kernels", "scoring", "locks", "progress", "mainguard"),  # leaves
+    ("constants", "storage", "cli", "metrics", "seeds", "locks", "progress", "mainguard"),  # leaves: no project imports at run time
     ("data",),
     ("text",),
     ("pairs",),
     ("model",),
-    ("optim",),
-    ("train_config",),
-    ("train_io",),
-    ("train_cli",),
-    ("train",),
+    ("train.config",),
+    ("train.io",),
+    ("train.loop",),
+    ("train",),  # the package's __init__: re-exports config, io, loop
+    ("train.__main__",),  # python -m kgcl_lib.train: the CLI on top of the loop
     ("experiments.spec",),
     ("experiments.inputs",),
     ("experiments.evaluation",),
     ("experiments.execute",),
     ("experiments.store",),
-    ("executors",),
+    ("experiments.executors",),
     ("experiments.grid",),
     ("experiments",),  # the package's __init__: re-exports every step above
     ("report",),
     ("findings", "claims", "inspector"),
-    ("runner",),
+    ("runner",),  # runner.notebooks, its facade and python -m kgcl_lib.runner
 ]
 
 

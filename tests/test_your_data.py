@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from kgcl_lib import runner
+from kgcl_lib.runner import notebooks as runner
+from kgcl_lib.runner.__main__ import main as runner_main
 from kgcl_lib.data.export import write_plain
 from kgcl_lib.data.synthetic import SyntheticShape, make_synthetic
 from kgcl_lib.report.html import write_report
@@ -67,7 +68,7 @@ def test_example_profile_end_to_end(tmp_path_factory):
     profile["datasets"][0]["path"] = "data/my-movies"  # relative to the profile file
     profile["datasets"][0]["settings"] = {"epochs": 10, "batch_size": 128}
     (root / "mine.yaml").write_text(yaml.safe_dump(profile))
-    rc = runner.main(["--profile", str(root / "mine.yaml"), "--runs-dir", str(root / "runs"),
+    rc = runner_main(["--profile", str(root / "mine.yaml"), "--runs-dir", str(root / "runs"),
                       "--figures-dir", str(root / "figures"), "--only", "01,02,03,04,05,11", "--cell-timeout", "900"])
     assert rc == 0
     results, figures = root / "runs" / "mine", root / "figures"

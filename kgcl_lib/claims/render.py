@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..report import fmt_number, fmt_p, latex_escape
 from .definitions import CLAIMS, NOT_TESTABLE
 from .statistics import ALPHA
 
@@ -14,8 +15,6 @@ from .statistics import ALPHA
 # Rendering and summary
 # --------------------------------------------------------------------------------------------
 def _num(x, d=4) -> str:
-    from ..report import fmt_number
-
     return fmt_number(None if x is None or (isinstance(x, float) and not np.isfinite(x)) else float(x), d)
 
 
@@ -45,8 +44,6 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
 
     *Seeds* are independent replicates (the unit every test runs on), *Users* the distinct test
     users behind a per-user metric (not user × seed pairs); *Test* names the test of the row."""
-    from ..report import fmt_p
-
     recs = table.to_dict("records")
     out = pd.DataFrame({
         "Claim": [_claim_label(r) for r in recs], "Dataset": table["dataset"], "Metric": table["metric"],
@@ -70,9 +67,7 @@ _TEX_SYMBOLS = {"Δ": r"$\Delta$", "γ": r"$\gamma$", "α": r"$\alpha$", "→": 
 
 
 def _tex(text: str) -> str:
-    from ..report import _latex_escape
-
-    out = _latex_escape(str(text))
+    out = latex_escape(str(text))
     for sym, rep in _TEX_SYMBOLS.items():
         out = out.replace(sym, rep)
     return out

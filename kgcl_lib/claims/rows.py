@@ -12,6 +12,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .. import metrics as M
+from ..data import user_train_counts
+from ..experiments import make_split, test_users_and_truth, verify_run
+from ..metrics import cold_start_buckets
+from ..report import domain_of, paper_table
 from .definitions import (
     CLAIMS_COLUMNS, COLD_PERCENTILES, EQUIVALENCE_MARGINS, GAMMA_BEST, NOT_TESTABLE, ONE_SEED, PAPER_METRIC,
     RANKING_METRICS,
@@ -57,8 +62,6 @@ class UserArrays:
         """``{"users": int64[n], "value": float64[n] (per-user metric), "activity": int64[n]}``."""
         d = self.results_dir / "runs" / run_id
         if run_id not in self._verified:  # arrays changed since the run was written: a named error
-            from ..experiments.spec import verify_run
-
             verify_run(d)
             self._verified.add(run_id)
         kind, k = metric.split("@")
@@ -72,10 +75,6 @@ class UserArrays:
         return self._rebuild(d, users, kind, int(k))
 
     def _rebuild(self, d: Path, users: np.ndarray, kind: str, k: int) -> dict:
-        from .. import metrics as M
-        from ..data import user_train_counts
-        from ..experiments import make_split, test_users_and_truth
-
         cfg = json.loads((d / "config.json").read_text())
         name, seed = cfg["spec"]["dataset"], int(cfg["spec"]["seed"])
         ds = self._dataset(name)
@@ -119,12 +118,6 @@ def _estimate_row(claim: Claim, dataset: str, metric: str, est: Estimate, ours, 
                 test=est.test, note=note, direction=direction, paper_diff=paper_diff, **kw)
 
 
-def _domain(dataset: str) -> str:
-    from ..report import domain_of
-
-    return domain_of(dataset)
-
-
 def _paper_table_of(claim: Claim, metric: str) -> str | None:
     if claim.paper_table != "auto":
         return claim.paper_table
@@ -136,8 +129,6 @@ def _paper_table_of(claim: Claim, metric: str) -> str | None:
 @functools.lru_cache(maxsize=None)
 def _paper_values(table: str, domain: str, metric: str) -> dict:
     """``{(text, variant): value}`` of one metric of a transcribed paper table and domain."""
-    from ..report import paper_table
-
     paper = paper_table(table)
     paper = paper[(paper["domain"] == domain) & (paper["metric"] == metric)]
     return {(r.text, r.variant): float(r.value) for r in paper.itertuples()}
@@ -149,7 +140,7 @@ def paper_effect(claim: Claim, dataset: str, metric: str, contrasts: tuple | Non
     table = _paper_table_of(claim, metric)
     if table is None:
         return float("nan")
-    val = _paper_values(table, _domain(dataset), PAPER_METRIC.get(metric, metric))
+    val = _paper_values(table, domain_of(dataset), PAPER_METRIC.get(metric, metric))
     rename = {"with": "human"} if table == "table5" else {}
     diffs = []
     for (tt, tv), (bt, bv) in contrasts or claim.contrasts:
@@ -237,7 +228,7 @@ def contrast_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = A
     if any(c[0][1] != "base" for c in contrasts) and "pairs" in sub.columns \
             and sub["pairs"].fillna("").str.contains("KG-attribute").any():
         base_note = (base_note + "; " if base_note else "") + "CL pairs from KG attributes (no text metadata)"
-    domain = _domain(dataset)
+    domain = domain_of(dataset)
     metrics = list(claim.metrics)
     if metrics == list(RANKING_METRICS):  # claim 3, "for all K": every cut-off the store has
         stored = [m for m in metrics if m in sub.columns and sub[m].notna().any()]
@@ -307,8 +298,6 @@ def cold_rows(claim: Claim, df: pd.DataFrame, dataset: str, users: UserArrays, *
     """Claim 5 on one dataset: per seed, the mean NDCG@100 gain (proposed − baseline, same test
     users) of the bottom p % of users by training activity minus that of all users (one row per
     p), and the OLS slope of the per-user gain on the activity percentile; t over seeds (S − 1 df)."""
-    from ..metrics import cold_start_buckets
-
     (treat, base), = claim.contrasts
     labels = [f"ndcg@100 gain: bottom {p:g}% − all" for p in percentiles] + ["ndcg@100 gain vs activity (slope)"]
     directions = [1] * len(percentiles) + [-1]
@@ -409,7 +398,7 @@ def gamma_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = ALPH
             rows.append(_estimate_row(claim, dataset, label, est, float(at.mean()), float(other.mean()), np.nan,
                                       f"weaker contrast: γ {GAMMA_BEST:g} − γ {cols[0 if j == 0 else 2]:g}", 1))
     # (b)/(c) alignment trend
-    domain = _domain(dataset)
+    domain = domain_of(dataset)
     if len(gammas) < 3 or "alignment" not in sub.columns:
         rows.append(untestable(claim, dataset, "alignment: slope on γ", f"γ sweep has {len(gammas)} value(s); need ≥ 3"))
         return rows
@@ -425,7 +414,7 @@ def gamma_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float = ALPH
                                       "effect: change of ℓ_align per unit γ (> 0: falls as γ falls)", 1))
         return rows
     label = "alignment slope: book − movie"
-    movie = [d for d in df["dataset"].unique() if _domain(d) == "movie"]
+    movie = [d for d in df["dataset"].unique() if domain_of(d) == "movie"]
     if not movie:
         rows.append(untestable(claim, dataset, label, "no movie dataset in the γ sweep to compare with", direction=-1))
         return rows
@@ -480,7 +469,7 @@ def equivalence_rows(claim: Claim, df: pd.DataFrame, dataset: str, alpha: float 
     (:data:`~kgcl_lib.claims.definitions.EQUIVALENCE_MARGINS`); the row's ``p`` is the TOST p
     (Holm-corrected with the rest of the table). ``kw`` go to :func:`contrast_rows`."""
     rows = contrast_rows(claim, df, dataset, alpha, **kw)
-    margins = EQUIVALENCE_MARGINS.get(_domain(dataset), EQUIVALENCE_MARGINS["movie"])
+    margins = EQUIVALENCE_MARGINS.get(domain_of(dataset), EQUIVALENCE_MARGINS["movie"])
     for row in rows:
         row["margin"] = margins.get(row["metric"], np.nan)
         if row["verdict"]:

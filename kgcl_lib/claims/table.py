@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from ..experiments import load_manifest, trained
+from ..report import domain_of
+from ..storage import atomic_path
 from .definitions import CLAIMS, CLAIMS_COLUMNS, COLD_PERCENTILES, Claim
 from .rows import (
     UserArrays, cold_rows, contrast_rows, equivalence_rows, gamma_contrast_rows, gamma_rows, prepare, untestable,
@@ -61,8 +65,6 @@ def judge(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
 
 def _placeholder_metrics(claim: Claim, dataset: str) -> list[tuple[str, int]]:
     """``[(metric label, direction)]`` of a claim's rows when its runs are absent."""
-    from ..report import domain_of
-
     if claim.kind == "cold":
         return [("ndcg@100 gain (cold start)", claim.direction)]
     if claim.kind == "gamma":
@@ -130,8 +132,6 @@ def claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str]
 
 def load_frames(results_dir) -> tuple[dict[str, pd.DataFrame | None], dict[str, str]]:
     """The ``grid`` / ``gamma`` / ``llm`` manifests' results, and why any is missing."""
-    from ..experiments import load_manifest, trained
-
     notebook = {"grid": "04_train", "gamma": "09_figure6", "llm": "10_table5_llm"}
     frames, missing = {}, {}
     for name, nb in notebook.items():
@@ -150,10 +150,6 @@ def load_frames(results_dir) -> tuple[dict[str, pd.DataFrame | None], dict[str, 
 def save_csv(table: pd.DataFrame, path) -> "Path":
     """Write the judged table to ``path`` (CSV, atomically): what ``scripts/readme_results.py``
     turns into the README's summary sentences."""
-    from pathlib import Path
-
-    from ..storage import atomic_path
-
     path = Path(path)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)

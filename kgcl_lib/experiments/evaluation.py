@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import metrics as M
+from ..data import user_train_counts
+from ..metrics import truth_matrix
 from .spec import EVAL_MASKS, EvalConfig
 
 
@@ -23,8 +26,6 @@ def test_users_and_truth(split, n_users: int, n_items: int, mask: str = "train_r
     if mask not in EVAL_MASKS:
         raise ValueError(f"mask={mask!r}: expected one of {sorted(EVAL_MASKS)}")
     import scipy.sparse as sp
-
-    from ..metrics import truth_matrix
 
     pos = split.test[split.test[:, 2] == 1, :2]
     users = np.unique(pos[:, 0])
@@ -49,16 +50,12 @@ def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = 
     """
     import torch
 
-    from .. import metrics as M
-    from ..data import user_train_counts
-    from ..scoring import topk
-
     out: dict[str, Any] = {}
 
     users, truth, exclude = test_users_and_truth(split, ds.n_users, ds.n_items, ev.mask)
     out["eval_mask"] = ev.mask
     model.eval()
-    top = topk(model.cpu(), users, ev.topk, exclude, mode=ev.scoring).numpy().astype(np.int64)
+    top = model.cpu().topk(users, ev.topk, exclude, mode=ev.scoring).numpy().astype(np.int64)
     rk = M.ranking_metrics(top, truth, ks=ev.ks, ndcg=ev.ndcg)
     out.update({k: float(v) for k, v in rk.items() if k.startswith(("recall@", "ndcg@"))})
     out["n_test_users"] = int(rk["n_users"])

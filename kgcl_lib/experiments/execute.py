@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import numpy as np
-
 from ..constants import VARIANT_TEMPLATE
-from ..storage import atomic_dir, atomic_path, write_json
+from ..storage import atomic_dir, save_npy, write_json
+from ..train import train
 from .evaluation import evaluate, _positive_pairs
 from .inputs import (
     content_pairs,
@@ -51,9 +50,14 @@ class RunInputs:
 #: Per-process memo of the last opened dataset and its text/pairs (a Ray worker reuses it
 #: across the tasks it runs; one dataset at a time bounds the memory).
 _OPENED: dict = {}
-
-
 _DATASET: dict = {}
+
+
+def forget_opened() -> None:
+    """Empty this process's memo of the last opened dataset and its text / pairs (so the next
+    run opens them again, e.g. to time an executor from a cold start)."""
+    _OPENED.clear()
+    _DATASET.clear()
 
 
 def _dataset_for(name: str, inputs: RunInputs):
@@ -153,8 +157,6 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
 
 def _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, source, cfg, key, device_type) -> dict:
     """The body of :func:`execute_run` under the run's lock."""
-    from ..train import train
-
     # atomic_dir: written into a hidden sibling, renamed onto runs/<run_id> when the block ends;
     # removed on exception; a SIGKILLed writer's staging folder is deleted by the next attempt.
     with atomic_dir(run_dir(results_dir, spec)) as tmp:
@@ -174,7 +176,7 @@ def _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, source,
                              device)
         write_json(tmp / "config.json", config)
         for name, arr in arrays.items():
-            _save_npy(tmp / f"{name}.npy", arr)
+            save_npy(tmp / f"{name}.npy", arr)
         write_json(tmp / "metrics.json", metrics)
         mark_complete(tmp, spec.run_id, key)  # last, with the sha256 of every file written above
     return {"run_id": spec.run_id, "config_key": key, "test_auc": metrics["test_auc"],
@@ -211,7 +213,7 @@ def _run_record(spec: RunSpec, key: str, cfg, source: str, inputs: RunInputs, ds
 
     return {
         "run_id": spec.run_id, "config_key": key, "spec": spec.key(),
-        "train_config": _jsonable(dataclasses.asdict(cfg)),
+        "train_config": _jsonable(cfg.to_dict()),
         "text_source": source,
         "synopses": None if text is None else synopsis_source(ds, source) if spec.text == "with" else "LLM-generated",
         "eval": _jsonable(dataclasses.asdict(inputs.ev)), "scoring": inputs.ev.scoring,
@@ -223,12 +225,6 @@ def _run_record(spec: RunSpec, key: str, cfg, source: str, inputs: RunInputs, ds
         "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
         "threads": torch.get_num_threads(), "device": device,
     }
-
-
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, arr)
 
 
 def expected_keys(specs: Sequence[RunSpec], inputs: RunInputs, device_type: str | None = None) -> dict:

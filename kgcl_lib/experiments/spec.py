@@ -9,12 +9,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 
 from ..constants import KS, NO_TEXT_VARIANTS, PERCENTILES, TEXT_ARMS, TEXT_SOURCES, VARIANTS
+from ..model import BACKBONES, DEFAULT_BACKBONE
+from ..storage import sha256_file, write_json
+from ..train import TrainConfig
 
 
 #: Marker file of a grid cell that is a copy of another configuration (see the module docstring).
@@ -40,6 +44,9 @@ class RunSpec:
             :data:`~kgcl_lib.constants.TEXT_SOURCES`; ``None``: whatever the dataset has, see
             :func:`text_source`). ``run_grid`` refuses a dataset whose text is another source.
             The source actually used is always recorded with the run and labels its table rows.
+        backbone: the recommender trained (a key of :data:`kgcl_lib.model.BACKBONES`; default
+            ``"kgcn"``, the paper's).  Left out of :meth:`key` at its default, so KGCN runs keep
+            their ids; other backbones name themselves in the run id.
     """
 
     dataset: str
@@ -49,8 +56,11 @@ class RunSpec:
     gamma: float | None = None
     overrides: tuple = ()
     text_source: str | None = None
+    backbone: str = DEFAULT_BACKBONE
 
     def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"RunSpec.backbone must be one of {tuple(BACKBONES)}, got {self.backbone!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"RunSpec.variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.text not in TEXT_ARMS:
@@ -69,13 +79,17 @@ class RunSpec:
                "gamma": None if self.gamma is None else float(self.gamma), "overrides": [list(o) for o in self.overrides]}
         if self.text_source is not None:  # unpinned specs keep the hashes they always had
             key["text_source"] = self.text_source
+        if self.backbone != DEFAULT_BACKBONE:  # KGCN runs keep the hashes they always had
+            key["backbone"] = self.backbone
         return key
 
     @property
     def run_id(self) -> str:
-        """``<dataset>-<variant>-<text>-s<seed>-<8 hex>``: readable, and stable across sessions."""
+        """``<dataset>-[<backbone>-]<variant>-<text>-s<seed>-<8 hex>`` (the backbone unless KGCN):
+        readable, and stable across sessions."""
         digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True, default=str).encode()).hexdigest()[:8]
-        return f"{self.dataset}-{self.variant}-{self.text}-s{self.seed}-{digest}"
+        backbone = "" if self.backbone == DEFAULT_BACKBONE else f"{self.backbone}-"
+        return f"{self.dataset}-{backbone}{self.variant}-{self.text}-s{self.seed}-{digest}"
 
 
 def grid_specs(datasets: Sequence[str], variants: Sequence[str] = VARIANTS, texts: Sequence[str] = ("without", "with"),
@@ -149,12 +163,10 @@ def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, 
     (:func:`kgcl_lib.train.paper_settings`; the trainer's defaults for synthetic data), then the
     spec's variant/text/seed/γ, then its overrides. ``text_source="none"`` (a dataset without
     any text) trains without text vectors whatever the arm."""
-    from ..train import TrainConfig
-
     variant = "base" if spec.variant == "kgcn_original" else spec.variant
     no_text = spec.text == "without" or text_source == "none"
     kw = {"variant": variant, "text": "none" if no_text else "synopsis", "seed": int(spec.seed),
-          "text_model": text_model, "n_pairs": int(pair_n)}
+          "text_model": text_model, "n_pairs": int(pair_n), "backbone": spec.backbone}
     if threads is not None:
         kw["threads"] = int(threads)
     if spec.gamma is not None:
@@ -207,7 +219,7 @@ def config_key(cfg, ev: EvalConfig, device_type: str | None = None, text_source:
     """
     import torch
 
-    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("threads", "device")}
+    d = {k: v for k, v in cfg.to_dict().items() if k not in ("threads", "device")}
     d["threads"] = int(cfg.threads) if cfg.threads else int(torch.get_num_threads())
     d["device_type"] = device_type or resolve_device_type(cfg.device)
     parts = [d, dataclasses.asdict(ev)] + ([{"text_source": text_source}] if text_source not in (None, "none") else [])
@@ -244,10 +256,6 @@ class RunIntegrityError(ValueError):
 def mark_complete(folder, run_id: str, key: str, **extra) -> Path:
     """Write :data:`COMPLETE_MARKER` into run folder ``folder`` (last, after every other file):
     ``{"run_id", "config_key", "finished_at", "sha256": {file: hex}}`` over the folder's files."""
-    import time
-
-    from ..storage import sha256_file, write_json
-
     folder = Path(folder)
     sums = {f.name: sha256_file(f) for f in sorted(folder.iterdir()) if f.is_file() and f.name != COMPLETE_MARKER}
     return write_json(folder / COMPLETE_MARKER, {"run_id": run_id, "config_key": key, "sha256": sums, **extra,
@@ -258,8 +266,6 @@ def verify_run(folder) -> dict:
     """Check run folder ``folder`` against the sha256 sums in its :data:`COMPLETE_MARKER`; return
     the marker. Raises :class:`RunIntegrityError` naming the run and the file that does not verify
     (hashing costs ~1 ms per MB: a few ms for an ML-100K run, well under reading it into a table)."""
-    from ..storage import sha256_file
-
     folder = Path(folder)
     hint = "rerun the notebook that trains it (run_grid rebuilds it), or delete the folder"
     try:

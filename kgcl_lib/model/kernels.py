@@ -19,7 +19,7 @@ with the vector instructions this
 CPU reports (``torch.backends.cpu.get_cpu_capability``).  Without a compiler, or with
 ``KGCL_NO_CPP=1``, :func:`cpp_kernels` returns ``None`` and callers use their pure-torch twins
 (same results; the tests check the two against each other).  The row-sparse Adam kernels of
-:class:`kgcl_lib.optim.TableAdam` live in the same extension.
+:class:`kgcl_lib.model.table_adam.TableAdam` live in the same extension.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _arch_flags() -> tuple[str, list[str]]:
 def cpp_kernels():
     """The compiled extension module, or ``None`` (no compiler / ``KGCL_NO_CPP`` / failed once).
 
-    Set ``kgcl_lib.kernels.enabled(False)`` to force the pure-torch paths in this process.
+    Set ``kgcl_lib.model.kernels.enabled(False)`` to force the pure-torch paths in this process.
     """
     if not _state.get("enabled", True):
         return None
@@ -69,7 +69,7 @@ def cpp_kernels():
             try:
                 from torch.utils.cpp_extension import _get_build_directory, load_inline
 
-                from .locks import build_locked
+                from ..locks import build_locked
 
                 tag, flags = _arch_flags()
                 # one cached build per environment: torch keeps one build per extension name and
