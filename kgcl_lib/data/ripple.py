@@ -86,7 +86,9 @@ def _draw(seed_user: np.ndarray, seed_entity: np.ndarray, n_users: int, n_memory
     big = n_cand >= n_memory
     if big.any():
         keep = big[cand_user]
-        order = np.lexsort((keys[keep], cand_user[keep]))
+        # sort by (user, key) as one float64 key user + key (key in [0, 1), users < 2^31 are
+        # exact): ~10x faster than np.lexsort
+        order = np.argsort(cand_user[keep] + keys[keep])
         sorted_edge, sorted_user = cand_edge[keep][order], cand_user[keep][order]
         block_first = np.concatenate([[0], np.cumsum(n_cand[big])[:-1]])
         take = (block_first[:, None] + np.arange(n_memory)[None, :]).reshape(-1)
