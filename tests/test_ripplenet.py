@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from kgcl_lib.data.ripple import sample_ripple_sets
-from kgcl_lib.ripplenet import ITEM_UPDATE_MODES, RippleNet, RippleNetConfig
+from kgcl_lib.model.ripplenet import ITEM_UPDATE_MODES, RippleNet, RippleNetConfig
 
 torch.set_num_threads(1)
 
@@ -185,14 +185,19 @@ def test_forward_with_text_matches_naive_loop():
 
 
 @pytest.mark.parametrize("mode", ["plus_transform", "replace"])
-def test_score_all_equals_per_row_forward(mode):
+def test_full_catalogue_scores_equal_per_row_forward(mode):
     m = make_model(mode, text=True)
     users = torch.arange(m.n_users)
-    full = m.score_all(users, chunk=2, item_block=4)  # blocks that do not divide the sizes
     uu, ii = torch.meshgrid(users, torch.arange(m.n_items), indexing="ij")
     with torch.no_grad():
         rows = torch.sigmoid(m(uu.reshape(-1), ii.reshape(-1))).view(m.n_users, m.n_items)
-    torch.testing.assert_close(full, rows, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(m.scores(users, item_block=4), rows, atol=1e-6, rtol=1e-5)  # blocks that do not divide
+    torch.testing.assert_close(m.score_all(users.flip(0)), rows.flip(0), atol=1e-6, rtol=1e-5)
+    assert (rows[3] == 0.5).all()  # no ripple set
+    top = m.topk(users, 3)
+    assert torch.equal(torch.sort(top, 1).values, torch.sort(torch.topk(rows, 3, 1).indices, 1).values)
+    with pytest.raises(ValueError, match="no item-independent user vector"):
+        m.score_all(users, mode="dot")
 
 
 def test_logit_gradients_by_finite_differences():
@@ -236,3 +241,112 @@ def test_bad_config_and_sets_are_rejected():
     with pytest.raises(ValueError, match="heads must be"):
         RippleNet(RippleNetConfig(n_memory=2, n_hop=1), 2, 3, 1, 2, torch.zeros(1, 2, 3, dtype=torch.int64),
                   torch.zeros(1, 2, 2, dtype=torch.int64), torch.zeros(1, 2, 2, dtype=torch.int64), torch.ones(2, dtype=torch.bool))
+
+
+# ---------------------------------------------------------------------- through the seam
+def synthetic():
+    from kgcl_lib.data import split_ratings
+    from kgcl_lib.data.synthetic import SyntheticShape, make_synthetic
+
+    ds = make_synthetic(SyntheticShape("rn", 30, 25, 500, 60, 4, 90), np.random.default_rng(1))
+    return ds, split_ratings(ds.ratings, np.random.default_rng(0))
+
+
+def test_trains_through_the_trainer_and_checkpoints(tmp_path):
+    from kgcl_lib.train import TrainConfig, load_checkpoint, train
+
+    ds, split = synthetic()
+    cfg = TrainConfig(dataset="rn", backbone="ripplenet", dim=8, n_memory=8, epochs=3, batch_size=64, lr=2e-2,
+                      l2=1e-6, kge_weight=0.1, device="cpu")
+    res = train(ds, split, cfg, out_dir=tmp_path / "run", progress=False)
+    assert res.epochs == 3 and np.isfinite(res.test_auc)
+    assert res.history[-1]["base_loss"] < res.history[0]["base_loss"]
+    # the ripple sets come from split.train's positives only: every hop-0 head is a training positive
+    m = res.model
+    pos = {(u, i) for u, i, y in split.train.tolist() if y == 1}
+    users = torch.nonzero(m.has_set).view(-1).tolist()
+    assert users and all((u, h) in pos for u in users for h in m.mem_heads[0, u].tolist())
+    ck = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert isinstance(ck.model, RippleNet) and ck.config.n_memory == 8 and ck.model.kge_weight == 0.1
+    np.testing.assert_array_equal(ck.model.predict(split.test), m.predict(split.test))
+    # the same seed gives the same run (ripple sets, weights, shuffles)
+    again = train(ds, split, cfg, progress=False)
+    assert [h["loss"] for h in again.history] == [h["loss"] for h in res.history]
+
+
+def test_config_cli_and_published_settings():
+    from kgcl_lib.train import TrainConfig
+    from kgcl_lib.train_cli import config_from_args, parser
+
+    assert "n_hop" not in TrainConfig().to_dict()  # KGCN's config dicts (and run hashes) unchanged
+    rc = TrainConfig(backbone="ripplenet").to_dict()
+    assert rc["n_hop"] == 2 and rc["item_update_mode"] == "plus_transform" and rc["backbone"] == "ripplenet"
+    book = TrainConfig.for_dataset("book-crossing", backbone="ripplenet")
+    assert (book.dim, book.n_hop, book.kge_weight, book.l2, book.lr, book.batch_size, book.epochs, book.n_memory) == \
+        (4, 2, 1e-2, 1e-5, 1e-3, 1024, 10, 32)
+    movie = TrainConfig.for_dataset("ml-100k", backbone="ripplenet", seed=3)
+    assert (movie.dim, movie.l2, movie.lr, movie.seed) == (16, 1e-7, 2e-2, 3)
+    args = parser().parse_args(["--dataset", "ml-100k", "--backbone", "ripplenet", "--n-hop", "3",
+                                "--item-update-mode", "replace"])
+    cfg = config_from_args(args)
+    assert (cfg.backbone, cfg.n_hop, cfg.item_update_mode, cfg.dim) == ("ripplenet", 3, "replace", 16)
+    with pytest.raises(ValueError, match="item_update_mode"):
+        TrainConfig(item_update_mode="nonlinear")
+
+
+def test_build_needs_the_training_rows():
+    from kgcl_lib.model import build_backbone
+    from kgcl_lib.train import TrainConfig
+
+    ds, _ = synthetic()
+    with pytest.raises(ValueError, match="training rows"):
+        build_backbone("ripplenet", ds, TrainConfig(backbone="ripplenet"))
+
+
+# ---------------------------------------------------------------------- CL moves embeddings the intended way
+def _planted_alignment(planted, gamma, train_pairs=None) -> float:
+    """As tests/test_cl_direction.py for KGCN: ℓ_align of the trained positive pairs' content
+    embeddings after training RippleNet with CL weight 1 − γ."""
+    from kgcl_lib import metrics as M
+    from kgcl_lib.train import TrainConfig, train
+
+    ds, split, pairs = planted
+    cfg = TrainConfig(dataset="planted", backbone="ripplenet", variant="cl_genre", gamma=gamma, epochs=15, dim=8,
+                      n_memory=4, batch_size=16, lr=2e-2, l2=1e-5, device="cpu", restore_best=False)
+    # restore_best=False: the labels are random, so the best valid epoch is an early one, before
+    # CL has acted; the question is where training moves the embeddings
+    res = train(ds, split, cfg, pairs=pairs if train_pairs is None else train_pairs, progress=False)
+    with torch.no_grad():
+        emb = res.model.content_embeddings().numpy()
+    pos = pairs.positives[["anchor", "other"]].to_numpy()
+    return M.alignment(emb[pos[:, 0]], emb[pos[:, 1]])
+
+
+@pytest.fixture(scope="module")
+def planted():
+    from kgcl_lib.data import split_ratings
+    from kgcl_lib.pairs import build_pairs
+    from test_cl_direction import planted_dataset
+
+    ds = planted_dataset()
+    pairs = build_pairs(ds, "genre", n=3, sampler="kg", seed=0, cache=False, show_progress=False)
+    return ds, split_ratings(ds.ratings, np.random.default_rng(0)), pairs
+
+
+def test_cl_on_ripplenet_improves_alignment_of_trained_positive_pairs(planted):
+    without_cl = _planted_alignment(planted, gamma=1.0)
+    with_cl = _planted_alignment(planted, gamma=0.5)
+    assert with_cl < 0.5 * without_cl, (with_cl, without_cl)
+
+
+def test_cl_on_ripplenet_controls_do_not_improve_alignment(planted, monkeypatch):
+    """The test above can fail: shuffled partners, or a sign-flipped CL loss, give no gain."""
+    from kgcl_lib import train as T
+
+    ds, split, pairs = planted
+    without_cl = _planted_alignment(planted, gamma=1.0)
+    shuffled = pairs.table.copy()
+    shuffled["other"] = np.random.default_rng(1).permutation(shuffled["other"].to_numpy())
+    assert _planted_alignment(planted, gamma=0.5, train_pairs=shuffled) > 0.8 * without_cl
+    monkeypatch.setattr(T, "cl_bce_loss", lambda a, o, y: -T.F.binary_cross_entropy_with_logits((a * o).sum(-1), y))
+    assert _planted_alignment(planted, gamma=0.5) > without_cl

@@ -67,9 +67,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..data.ripple import sample_ripple_sets
+from ..seeds import RunSeeds
+from .backbone import Backbone, StepOutput, check_mode
 
 ITEM_UPDATE_MODES = ("replace", "plus", "replace_transform", "plus_transform")
 
@@ -108,8 +113,8 @@ class RippleNetConfig:
         return asdict(self)
 
 
-class RippleNet(nn.Module):
-    """RippleNet with optional semantic text initialisation of item entities.
+class RippleNet(Backbone):
+    """RippleNet with optional semantic text initialisation of item entities (backbone ``"ripplenet"``).
 
     Args:
         cfg: :class:`RippleNetConfig`.
@@ -120,7 +125,13 @@ class RippleNet(nn.Module):
         text_vectors: ``float32[n_items, D]`` frozen encoder vectors or ``None``; required iff
             ``cfg.text_dim`` is set.  has_text: ``bool[n_items]`` (default: all).
         generator: ``torch.Generator`` for the initial weights (default: seeded 0).
+
+    ``kge_weight`` (attribute; :meth:`build` sets it from ``TrainConfig.kge_weight``): the weight
+    of the KG-embedding term in :meth:`step_forward`'s ``extra``.
     """
+
+    name = "ripplenet"
+    needs_train = True
 
     def __init__(self, cfg: RippleNetConfig, n_users: int, n_entities: int, n_relations: int, n_items: int,
                  heads: Tensor, relations: Tensor, tails: Tensor, has_set: Tensor,
@@ -142,6 +153,7 @@ class RippleNet(nn.Module):
         if (text_vectors is None) != (cfg.text_dim is None):
             raise ValueError("text_vectors must be given exactly when cfg.text_dim is set")
         self.cfg = cfg
+        self.kge_weight = 0.0
         self.n_users, self.n_entities, self.n_relations, self.n_items = n_users, n_entities, n_relations, n_items
         g = generator if generator is not None else torch.Generator().manual_seed(0)
 
@@ -173,6 +185,70 @@ class RippleNet(nn.Module):
             self.alpha_bias = None
         self.register_buffer("text_entity", text_entity)
 
+    # ------------------------------------------------------------------ construction (the seam)
+    @staticmethod
+    def published_settings(dataset: str) -> dict:
+        """The reference's experiment settings for ``dataset`` as :class:`~kgcl_lib.train.TrainConfig`
+        fields (hwwang55/RippleNet ``src/main.py`` at ba7ce72, "update default settings": the
+        active defaults are MovieLens-1M's, the commented block Book-Crossing's).
+
+        ``book-crossing``: d = 4, H = 2, kge_weight = 1e-2, l2_weight = 1e-5, η = 1e-3, batch 1,024,
+        10 epochs, n_memory = 32.  Movie datasets (``ml-*``; the reference's MovieLens-1M):
+        d = 16, H = 2, kge_weight = 1e-2, l2_weight = 1e-7, η = 2e-2, batch 1,024, 10 epochs,
+        n_memory = 32.  Both: ``item_update_mode = "plus_transform"``, ``using_all_hops = True``.
+        """
+        name = dataset.lower()
+        common = dict(n_hop=2, n_memory=32, kge_weight=1e-2, item_update_mode="plus_transform", using_all_hops=True,
+                      batch_size=1024, epochs=10)
+        if name in ("book-crossing", "book", "bx"):
+            return dict(common, dim=4, l2=1e-5, lr=1e-3)
+        if name.startswith("ml-") or name.startswith("movielens"):
+            return dict(common, dim=16, l2=1e-7, lr=2e-2)
+        raise ValueError(f"no published RippleNet settings for dataset {dataset!r} (known: book-crossing, ml-*)")
+
+    @classmethod
+    def build(cls, ds, cfg, text=None, seeds: RunSeeds | None = None, train=None) -> RippleNet:
+        """The run's RippleNet: ripple sets sampled once from the training positives of ``train``
+        (``int64[n, 3]`` labelled rows, the run's ``split.train``) with ``seeds.ripple_sets()``,
+        initial weights from ``seeds.weights()``; text vectors when ``cfg.text == "synopsis"``."""
+        if train is None:
+            raise ValueError("RippleNet.build needs the run's training rows (train=split.train): the ripple sets "
+                             "start from each user's training positives")
+        seeds = seeds or RunSeeds(cfg.seed)
+        train = np.asarray(train, dtype=np.int64)
+        positives = train[train[:, 2] == 1, :2]
+        rs = sample_ripple_sets(ds.kg, ds.n_entities, ds.n_users, positives, cfg.n_hop, cfg.n_memory, seeds.ripple_sets())
+        tv = ht = None
+        if cfg.text == "synopsis":
+            if text is None:
+                raise ValueError("cfg.text='synopsis' needs text embeddings (kgcl_lib.text.item_text_embeddings)")
+            tv = torch.tensor(np.array(text.vectors, dtype=np.float32))
+            ht = torch.tensor(np.array(text.has_text, dtype=bool))
+        rcfg = RippleNetConfig(cfg.dim, cfg.n_hop, cfg.n_memory, cfg.item_update_mode, cfg.using_all_hops,
+                               None if tv is None else int(tv.shape[1]))
+        model = cls(rcfg, ds.n_users, ds.n_entities, ds.n_relations, ds.n_items, torch.from_numpy(rs.heads),
+                    torch.from_numpy(rs.relations), torch.from_numpy(rs.tails), torch.from_numpy(rs.has_set), tv, ht,
+                    generator=seeds.weights())
+        model.kge_weight = float(cfg.kge_weight)
+        return model
+
+    def checkpoint_payload(self) -> dict:
+        return {"model_config": self.cfg.to_dict(), "kge_weight": self.kge_weight,
+                "sizes": dict(n_users=self.n_users, n_entities=self.n_entities, n_relations=self.n_relations,
+                              n_items=self.n_items)}
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict) -> RippleNet:
+        sd, sizes = payload["state_dict"], payload["sizes"]
+        text = sd.get("text_vectors")
+        model = cls(RippleNetConfig(**payload["model_config"]), **sizes, heads=sd["mem_heads"],
+                    relations=sd["mem_relations"], tails=sd["mem_tails"], has_set=sd["has_set"],
+                    text_vectors=None if text is None else torch.zeros_like(text),
+                    has_text=None if text is None else sd["text_entity"][: sizes["n_items"]])
+        model.load_state_dict(sd)
+        model.kge_weight = float(payload.get("kge_weight", 0.0))
+        return model
+
     # ------------------------------------------------------------------ entity vectors
     def text_rows(self, items: Tensor) -> Tensor:
         """``MLP_α(E(x))`` ``[n, d]`` of ``items`` (all must have text)."""
@@ -195,10 +271,17 @@ class RippleNet(nn.Module):
         return self.entity_rows(torch.arange(self.n_entities, device=self.entity_emb.device))
 
     def content_embeddings(self, items: Tensor | None = None) -> Tensor:
-        """Content representations ``h_c`` ``float32[n, d]`` of ``items`` (default: all items)."""
+        """Content representations ``h_c`` ``float32[n, d]`` of ``items`` (default: all items): the
+        initial item vectors RippleNet scores with (``v`` before the first hop)."""
         dev = self.entity_emb.device
         items = torch.arange(self.n_items, device=dev) if items is None else items.to(device=dev, dtype=torch.int64)
         return self.entity_rows(items)
+
+    def user_embeddings(self, users: Tensor) -> Tensor:
+        """RippleNet has no item-independent user vector (``y`` depends on the candidate item
+        through the attention), so the ``"dot"`` scoring mode is not defined for it."""
+        raise ValueError("RippleNet has no item-independent user vector: its user representation depends on the "
+                         "candidate item; use scoring mode 'kgcn' (the backbone's own score)")
 
     # ------------------------------------------------------------------ forward
     def _update(self, v: Tensor, o: Tensor) -> Tensor:
@@ -211,9 +294,21 @@ class RippleNet(nn.Module):
             return o @ self.transform
         return (v + o) @ self.transform
 
+    def _relation_apply(self, x: Tensor, rel: Tensor) -> Tensor:
+        """``out[n] = R[rel[n]] @ x[n]`` for ``x [N, d]``: rows grouped by relation, one ``[n_r, d]
+        @ [d, d]`` product per relation (a loop over the few relations; per-row d×d products or a
+        gathered ``[N, d, d]`` tensor are 4-10x slower).  Differentiable."""
+        order = torch.argsort(rel)
+        counts = torch.bincount(rel, minlength=self.n_relations).tolist()
+        parts = torch.split(x.index_select(0, order), counts)
+        out = torch.cat([p @ self.relation_mat[r].t() for r, p in enumerate(parts) if len(p)])
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order), device=order.device)
+        return out.index_select(0, inverse)
+
     def _memories(self, user_ids: Tensor, items: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(v [B, d], h [H, U, M, d], R [H, U, M, d, d], t [H, U, M, d])`` for ``items`` and the
-        ripple sets of ``user_ids`` (distinct users); each entity's vector is computed once."""
+        """``(v [B, d], h [H, U, M, d], t [H, U, M, d], r [H, U, M])`` for ``items`` and the ripple
+        sets of ``user_ids`` (distinct users); each entity's vector is computed once."""
         H, M = self.cfg.n_hop, self.cfg.n_memory
         U, B = len(user_ids), len(items)
         h_ids = self.mem_heads.index_select(1, user_ids)  # [H, U, M]
@@ -228,8 +323,7 @@ class RippleNet(nn.Module):
         v = vec[:B]
         h = vec[B : B + H * U * M].view(H, U, M, d)
         t = vec[B + H * U * M :].view(H, U, M, d)
-        R = self.relation_mat[self.mem_relations.index_select(1, user_ids)]  # [H, U, M, d, d]
-        return v, h, R, t
+        return v, h, t, self.mem_relations.index_select(1, user_ids)
 
     def terms(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(logits [B], kge, l2)`` for pairs ``users, items`` (``int64[B]``); see the module
@@ -237,28 +331,32 @@ class RippleNet(nn.Module):
         users = users.to(self.mem_heads.device)
         items = items.to(self.mem_heads.device)
         user_ids, row_user = torch.unique(users, return_inverse=True)
-        v, h, R, t = self._memories(user_ids, items)
-        # small d: elementwise products, not batched d×d matmuls (one tiny GEMM per triple)
-        Rh = (R * h.unsqueeze(-2)).sum(-1)  # [H, U, M, d]:  R_i h_i
+        v, h, t, rel = self._memories(user_ids, items)
+        H, U, M, d = h.shape
+        # R_i h_i and R_i t_i of every ripple triple in one grouped pass
+        Rx = self._relation_apply(torch.cat([h.reshape(-1, d), t.reshape(-1, d)]), rel.reshape(-1).repeat(2))
+        Rh, Rt = Rx[: H * U * M].view(H, U, M, d), Rx[H * U * M :].view(H, U, M, d)
         valid = self.has_set.index_select(0, user_ids)  # [U]
         mask = valid.index_select(0, row_user).to(v.dtype).unsqueeze(1)  # [B, 1]
         o_list = []
-        for k in range(self.cfg.n_hop):
+        for k in range(H):
             Rh_k = Rh[k].index_select(0, row_user)  # [B, M, d]
-            probs = torch.softmax((Rh_k * v.unsqueeze(1)).sum(-1), dim=1) * mask  # [B, M]
-            o = (probs.unsqueeze(-1) * t[k].index_select(0, row_user)).sum(1)  # [B, d]
+            probs = torch.softmax((Rh_k * v.unsqueeze(1)).sum(-1), dim=1) * mask  # [B, M]:  p_i = softmax(vᵀ R_i h_i)
+            o = (probs.unsqueeze(-1) * t[k].index_select(0, row_user)).sum(1)  # [B, d]:  Σ_i p_i t_i
             v = self._update(v, o)
             o_list.append(o)
         y = sum(o_list[:-1], o_list[-1]) if self.cfg.using_all_hops else o_list[-1]
         logits = (v * y).sum(-1)
         # per distinct user, weighted by its row count (users without a set weigh 0)
-        weight = torch.bincount(row_user, minlength=len(user_ids)).to(v.dtype) * valid.to(v.dtype)  # [U]
+        weight = torch.bincount(row_user, minlength=U).to(v.dtype) * valid.to(v.dtype)  # [U]
         n_rows = weight.sum()
-        hR = (h.unsqueeze(-1) * R).sum(-2)  # [H, U, M, d]:  h_iᵀ R_i
-        kge_u = torch.sigmoid((hR * t).sum(-1)).sum(-1)  # [H, U]: Σ_i over the M triples
-        kge = (kge_u * weight).sum() / (n_rows * self.cfg.n_memory).clamp_min(1.0)
-        l2_u = h.pow(2).sum((-1, -2)) + t.pow(2).sum((-1, -2)) + R.pow(2).sum((-1, -2, -3))  # [H, U]
-        l2 = (l2_u * weight).sum()
+        kge_u = torch.sigmoid((h * Rt).sum(-1)).sum(-1)  # [H, U]:  Σ_i sigmoid(h_iᵀ R_i t_i)
+        kge = (kge_u * weight).sum() / (n_rows * M).clamp_min(1.0)
+        # Σ over rows and triples of ‖h‖² + ‖t‖² + ‖R‖²; ‖R_r‖² once per relation, times its count
+        l2_ht = ((h.pow(2).sum((-1, -2)) + t.pow(2).sum((-1, -2))) * weight).sum()
+        rel_weight = torch.zeros(self.n_relations, dtype=v.dtype, device=v.device).index_add_(
+            0, rel.reshape(-1), weight.view(1, U, 1).expand(H, U, M).reshape(-1))
+        l2 = l2_ht + (rel_weight * self.relation_mat.pow(2).sum((-1, -2))).sum()
         if self.alpha_weight is not None:
             l2 = l2 + self.alpha_weight.pow(2).sum()
         return logits, kge, l2
@@ -267,42 +365,76 @@ class RippleNet(nn.Module):
         """Logits ``float32[B]`` for pairs ``users, items`` (``int64[B]``); differentiable."""
         return self.terms(users, items)[0]
 
+    def logits(self, users: Tensor, items: Tensor) -> Tensor:
+        return self.terms(users, items)[0]
+
+    # ------------------------------------------------------------------ training (the seam)
+    def step_forward(self, users: Tensor, items: Tensor, anchor: Tensor | None = None,
+                     other: Tensor | None = None) -> StepOutput:
+        """Logits, the content representations of the pairs (CL, Eq. 4), ``l2`` (the reference's
+        unhalved sum, see the module docstring; the trainer multiplies it by ``cfg.l2``) and
+        ``extra = −kge_weight · kge``.  Optimiser: the seam's default, dense Adam over every
+        parameter (the reference's ``tf.train.AdamOptimizer``, whose sparse updates keep dense
+        moment decay)."""
+        logits, kge, l2 = self.terms(users, items)
+        ha = ho = None
+        if anchor is not None:
+            h = self.content_embeddings(torch.cat([anchor, other]).to(self.mem_heads.device))
+            ha, ho = h[: len(anchor)], h[len(anchor) :]
+        return StepOutput(logits, ha, ho, l2, -self.kge_weight * kge if self.kge_weight else None)
+
     # ------------------------------------------------------------------ full catalogue
+    def score_chunks(self, users: Tensor, chunk: int = 32, mode: str = "kgcn", progress: bool = False):
+        """As :meth:`Backbone.score_chunks`; own mode (``"kgcn"``): :meth:`scores` on chunks of at
+        least 64 users; ``"dot"`` is not defined (:meth:`user_embeddings`)."""
+        check_mode(mode)
+        if mode == "dot":
+            self.user_embeddings(users)  # raises
+        step = max(chunk, 64)
+        it = range(0, len(users), step)
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, desc="score_all(ripplenet)", unit="chunk")
+        for s in it:
+            yield s, self.scores(users[s : s + step])
+
     @torch.no_grad()
-    def score_all(self, users: Tensor, chunk: int = 128, item_block: int = 1024) -> Tensor:
+    def scores(self, users: Tensor, item_block: int = 1024) -> Tensor:
         """Scores ``float32[len(users), n_items]`` (sigmoid) of every item for ``users``.
 
-        Blocks of ``chunk`` users × ``item_block`` items: per hop the ``[c, M, d]`` keys
-        ``R_i h_i`` of each user meet the block's item vectors in one batched product (``[c, n, M]``
-        attention), so memory stays ``O(chunk · item_block · max(M, d))`` (small blocks: they stay
-        in cache, 2x faster than 4,096-item blocks on Book-Crossing).  Users without a ripple set
-        score 0.5 everywhere and are not computed.  Equals :meth:`forward` on every (user, item)
-        pair up to float rounding (``tests/test_ripplenet.py``).
+        Per hop the ``[c, M, d]`` keys ``R_i h_i`` of the users meet a block of ``item_block``
+        item vectors in one batched product (``[c, n, M]`` attention; blocks of ~1,000 items stay
+        in cache, 2x faster than 4,096 on Book-Crossing), so memory is ``O(c · item_block ·
+        max(M, d))`` and nothing loops over users or items.  Users without a ripple set score 0.5
+        everywhere and are not computed.  Equals :meth:`forward` on every (user, item) pair up to
+        float rounding (``tests/test_ripplenet.py``).
         """
         dev = self.mem_heads.device
         users = torch.as_tensor(users, dtype=torch.int64).to(dev)
         out = torch.full((len(users), self.n_items), 0.5, device=dev)
         rows = self.has_set.index_select(0, users).nonzero().view(-1)  # rows that have a ripple set
+        if len(rows) == 0:
+            return out
+        uid = users.index_select(0, rows)
         items_vec = self.content_embeddings()  # [n_items, d]
         H, M = self.cfg.n_hop, self.cfg.n_memory
-        for s in range(0, len(rows), chunk):
-            r = rows[s : s + chunk]
-            uid = users.index_select(0, r)
-            c = len(uid)
-            h = self.entity_rows(self.mem_heads.index_select(1, uid).reshape(-1)).view(H, c, M, -1)
-            t = self.entity_rows(self.mem_tails.index_select(1, uid).reshape(-1)).view(H, c, M, -1)
-            R = self.relation_mat[self.mem_relations.index_select(1, uid)]
-            keys_t = (R * h.unsqueeze(-2)).sum(-1).transpose(-1, -2).contiguous()  # [H, c, d, M]:  (R_i h_i)ᵀ
-            block = torch.empty(c, self.n_items, device=dev)
-            for vs in range(0, self.n_items, item_block):
-                v0 = items_vec[vs : vs + item_block]  # [n, d]
-                v = v0.unsqueeze(0).expand(c, -1, -1)  # [c, n, d]
-                y = None
-                for k in range(H):
-                    probs = torch.softmax(torch.bmm(v, keys_t[k]), dim=2)  # [c, n, M]
-                    o = torch.bmm(probs, t[k])  # [c, n, d]
-                    v = self._update(v, o)
-                    y = o if (y is None or not self.cfg.using_all_hops) else y + o
-                block[:, vs : vs + len(v0)] = torch.sigmoid((v * y).sum(-1))
-            out.index_copy_(0, r, block)
+        c = len(uid)
+        h = self.entity_rows(self.mem_heads.index_select(1, uid).reshape(-1))
+        t = self.entity_rows(self.mem_tails.index_select(1, uid).reshape(-1)).view(H, c, M, -1)
+        d = h.shape[1]
+        keys_t = self._relation_apply(h, self.mem_relations.index_select(1, uid).reshape(-1))
+        keys_t = keys_t.view(H, c, M, d).transpose(-1, -2).contiguous()  # [H, c, d, M]:  (R_i h_i)ᵀ
+        block = torch.empty(c, self.n_items, device=dev)
+        for vs in range(0, self.n_items, item_block):
+            v0 = items_vec[vs : vs + item_block]  # [n, d]
+            v = v0.unsqueeze(0).expand(c, -1, -1)  # [c, n, d]
+            y = None
+            for k in range(H):
+                probs = torch.softmax(torch.bmm(v, keys_t[k]), dim=2)  # [c, n, M]
+                o = torch.bmm(probs, t[k])  # [c, n, d]
+                v = self._update(v, o)
+                y = o if (y is None or not self.cfg.using_all_hops) else y + o
+            block[:, vs : vs + len(v0)] = torch.sigmoid((v * y).sum(-1))
+        out.index_copy_(0, rows, block)
         return out
