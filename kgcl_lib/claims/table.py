@@ -43,7 +43,8 @@ def judge(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
 def claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str], *,
                  users: UserArrays | None = None, missing: dict[str, str] | None = None,
                  claims: Sequence[Claim] = CLAIMS, alpha: float = ALPHA, n_boot: int = 2000,
-                 cold_percentiles: Sequence[float] = COLD_PERCENTILES, seed: int = 17) -> pd.DataFrame:
+                 cold_percentiles: Sequence[float] = COLD_PERCENTILES, seed: int = 17,
+                 backbone: str = "kgcn") -> pd.DataFrame:
     """Every claim on every dataset (columns :data:`CLAIMS_COLUMNS`), Holm-corrected and judged.
 
     Args:
@@ -52,8 +53,12 @@ def claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str]
         datasets: datasets to judge (rows for each).
         users: per-user loader for claim 5 (``None``: claim 5 not testable).
         missing: ``{manifest: reason}`` shown for claims whose frame is absent.
+        backbone: whose runs are judged (default: the paper's KGCN; other backbones' rows come
+            from :func:`kgcl_lib.claims.backbones.backbone_claims_table`).
     """
     missing = missing or {}
+    frames = {name: df if df is None or "backbone" not in df.columns else df[df["backbone"].fillna("kgcn") == backbone]
+              for name, df in frames.items()}
     rng = np.random.default_rng(seed)
     rows = []
     cache: dict = {}
