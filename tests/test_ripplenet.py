@@ -350,3 +350,20 @@ def test_cl_on_ripplenet_controls_do_not_improve_alignment(planted, monkeypatch)
     assert _planted_alignment(planted, gamma=0.5, train_pairs=shuffled) > 0.8 * without_cl
     monkeypatch.setattr(T, "cl_bce_loss", lambda a, o, y: -T.F.binary_cross_entropy_with_logits((a * o).sum(-1), y))
     assert _planted_alignment(planted, gamma=0.5) > without_cl
+
+
+@pytest.mark.slow
+def test_grid_run_with_ripplenet_is_evaluated_and_stored(tmp_path, kgcl_cache):
+    """A grid cell of backbone ripplenet (text + CL) trains, is evaluated (top-K, diversity,
+    alignment) and lands in the results store under its own run id and backbone column."""
+    from kgcl_lib import experiments as X
+
+    options = {"synthetic-small": {"shape": {"name": "small", "n_users": 60, "n_items": 150, "n_rows": 1500,
+                                             "n_entities": 300, "n_relations": 4, "n_triples": 600}}}
+    specs = X.grid_specs(["synthetic-small"], ["base", "cl_genre"], ["with"], [0],
+                         overrides={"*": {"epochs": 2, "batch_size": 128}}, backbones=["ripplenet"])
+    df = X.run_grid(specs, tmp_path, dataset_options=options, text_model="sentence-transformers/all-MiniLM-L6-v2",
+                    pair_n=4, threads=1, progress=False)
+    df = X.trained(df)
+    assert set(df["backbone"]) == {"ripplenet"} and len(df) == 2
+    assert df["ndcg@20"].notna().all() and df["test_auc"].between(0, 1).all()
