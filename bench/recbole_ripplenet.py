@@ -169,11 +169,12 @@ def kgcl_run(ds, split, seed: int, dataset: str, epochs: int | None) -> dict:
 
     from kgcl_lib import metrics as M
     from kgcl_lib import train as T
+    from kgcl_lib.train import loop
 
     overrides = {"epochs": epochs} if epochs else {}
     cfg = T.TrainConfig.for_dataset(dataset, backbone="ripplenet", seed=seed, device="cpu", threads=1, **overrides)
     epoch_cpu = []
-    run_epoch = T.run_epoch
+    run_epoch = loop.run_epoch
 
     def timed_epoch(*a, **k):  # CPU seconds of each training epoch (robust to other jobs on the cores)
         c0 = time.process_time()
@@ -181,12 +182,12 @@ def kgcl_run(ds, split, seed: int, dataset: str, epochs: int | None) -> dict:
         epoch_cpu.append(time.process_time() - c0)
         return out
 
-    T.run_epoch = timed_epoch
+    loop.run_epoch = timed_epoch
     c0 = time.process_time()
     try:
         res = T.train(ds, split, cfg, progress=False)
     finally:
-        T.run_epoch = run_epoch
+        loop.run_epoch = run_epoch
     cpu = time.process_time() - c0
     test = np.asarray(split.test)
     scores = res.model.predict(test)

@@ -276,7 +276,7 @@ def test_trains_through_the_trainer_and_checkpoints(tmp_path):
 
 def test_config_cli_and_published_settings():
     from kgcl_lib.train import TrainConfig
-    from kgcl_lib.train_cli import config_from_args, parser
+    from kgcl_lib.train.__main__ import config_from_args, parser
 
     assert "n_hop" not in TrainConfig().to_dict()  # KGCN's config dicts (and run hashes) unchanged
     rc = TrainConfig(backbone="ripplenet").to_dict()
@@ -341,14 +341,14 @@ def test_cl_on_ripplenet_improves_alignment_of_trained_positive_pairs(planted):
 
 def test_cl_on_ripplenet_controls_do_not_improve_alignment(planted, monkeypatch):
     """The test above can fail: shuffled partners, or a sign-flipped CL loss, give no gain."""
-    from kgcl_lib import train as T
+    from kgcl_lib.train import loop
 
     ds, split, pairs = planted
     without_cl = _planted_alignment(planted, gamma=1.0)
     shuffled = pairs.table.copy()
     shuffled["other"] = np.random.default_rng(1).permutation(shuffled["other"].to_numpy())
     assert _planted_alignment(planted, gamma=0.5, train_pairs=shuffled) > 0.8 * without_cl
-    monkeypatch.setattr(T, "cl_bce_loss", lambda a, o, y: -T.F.binary_cross_entropy_with_logits((a * o).sum(-1), y))
+    monkeypatch.setattr(loop, "cl_bce_loss", lambda a, o, y: -loop.F.binary_cross_entropy_with_logits((a * o).sum(-1), y))
     assert _planted_alignment(planted, gamma=0.5) > without_cl
 
 
