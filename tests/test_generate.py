@@ -427,7 +427,7 @@ def test_hub_available_respects_offline(monkeypatch):
 # Output file and CLI
 # ----------------------------------------------------------------------------------------
 def test_write_tsv_and_cli(items, tiny_model_dir, tmp_path, monkeypatch, capsys):
-    import kgcl_lib.data
+    import kgcl_lib.text.__main__ as text_cli
     from kgcl_lib.text.__main__ import main
 
     seen = {}
@@ -436,7 +436,7 @@ def test_write_tsv_and_cli(items, tiny_model_dir, tmp_path, monkeypatch, capsys)
         seen["args"] = (name, data_dir)
         return types.SimpleNamespace(name=name, items=items)
 
-    monkeypatch.setattr(kgcl_lib.data, "load_dataset", fake_load_dataset, raising=False)
+    monkeypatch.setattr(text_cli, "load_dataset", fake_load_dataset)
     out = tmp_path / "out"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gen.GeneratorWarning)

@@ -189,7 +189,7 @@ def test_content_pairs_falls_back_to_kg_pairs(tiny_dataset, tmp_path, kgcl_cache
     def boom(*a, **k):
         raise AssertionError("build_pairs called although the stored pairs match")
 
-    monkeypatch.setattr("kgcl_lib.pairs.build_pairs", boom)
+    monkeypatch.setattr("kgcl_lib.experiments.inputs.build_pairs", boom)
     again = X.content_pairs(tmp_path, tiny_dataset, "genre", n=3)
     pd.testing.assert_frame_equal(again.table, t)
     assert again.provenance == json.loads(json.dumps(pairs.provenance, default=str))
@@ -210,13 +210,13 @@ def test_content_pairs_fallback_keeps_the_other_options(tiny_dataset, tmp_path, 
             raise DatasetError("too little metadata")
         return one_pair()
 
-    monkeypatch.setattr("kgcl_lib.pairs.build_pairs", fake_build_pairs)
+    monkeypatch.setattr("kgcl_lib.experiments.inputs.build_pairs", fake_build_pairs)
     X.content_pairs(tmp_path, tiny_dataset, "title_genre", n=2, seed=5)
     assert calls == [{"template": "title_genre", "n": 2, "seed": 5, "domain": "movie"},
                      {"template": "title_genre", "n": 2, "seed": 5, "domain": "movie", "sampler": "kg"}]
     # metadata present and the text sampler succeeds: no fallback call
     calls.clear()
-    monkeypatch.setattr("kgcl_lib.pairs.build_pairs", lambda ds, **kw: calls.append(kw) or one_pair())
+    monkeypatch.setattr("kgcl_lib.experiments.inputs.build_pairs", lambda ds, **kw: calls.append(kw) or one_pair())
     X.content_pairs(tmp_path, tiny_dataset, "genre", n=2)
     assert calls == [{"template": "genre", "n": 2, "domain": "movie"}]
 
@@ -319,7 +319,7 @@ def test_ensure_llm_synopses_with_a_stand_in_generator(tiny_dataset, tmp_path, m
         calls.append((items.index.tolist(), model, domain))
         return _fake_generated(items)
 
-    monkeypatch.setattr("kgcl_lib.text.generate.generate_synopses", fake)
+    monkeypatch.setattr("kgcl_lib.experiments.grid.generate_synopses", fake)
     out = X.ensure_llm_synopses(tmp_path, tiny_dataset, "some-llm", max_items=4)
     assert calls == [([0, 1, 2, 3], "some-llm", "movie")]
     # items 0 and 2 got a synopsis (the stand-in drops odd ones)
@@ -339,7 +339,7 @@ def test_ensure_llm_synopses_says_why_not(tiny_dataset, tmp_path, monkeypatch):
     def broken(items, model, **kw):
         raise RuntimeError("no such model: some-llm")
 
-    monkeypatch.setattr("kgcl_lib.text.generate.generate_synopses", broken)
+    monkeypatch.setattr("kgcl_lib.experiments.grid.generate_synopses", broken)
     out = X.ensure_llm_synopses(tmp_path, tiny_dataset, "some-llm")
     assert out["ok"] is False and "RuntimeError: no such model: some-llm" in out["message"]
     assert X.ensure_llm_synopses(tmp_path, tiny_dataset, "none")["ok"] is False

@@ -446,7 +446,7 @@ def test_positive_overlap_hand_computed():
 
 
 def test_cli_prints_the_required_json(models, monkeypatch, capsys):
-    import kgcl_lib.data
+    import kgcl_lib.pairs.__main__ as pairs_cli
     from kgcl_lib.pairs.__main__ import main
 
     seen = {}
@@ -455,7 +455,7 @@ def test_cli_prints_the_required_json(models, monkeypatch, capsys):
         seen.update(name=name, data_dir=data_dir)
         return random_ds()
 
-    monkeypatch.setattr(kgcl_lib.data, "load_dataset", fake_load, raising=False)
+    monkeypatch.setattr(pairs_cli, "load_dataset", fake_load)
     rc = main(["--dataset", "ml-test", "--data-dir", "somewhere", "--template", "genre", "--n", "2", "--candidates", "5",
                "--bi-encoder", models["bi"], "--cross-encoder", models["cross"], "--json"])
     out = json.loads(capsys.readouterr().out)
