@@ -86,6 +86,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variant", nargs="+", default=["cl_title_genre"], help="variants to profile")
     ap.add_argument("--text", nargs="+", default=["with"], help="text kinds to profile (without/with)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the profiled runs (default: 0)")
+    ap.add_argument("--backbone", default="kgcn", help="backbone of the profiled runs (default: kgcn)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     ap.add_argument("--results-dir", default=None,
                     help="results folder (default: a temporary one; reuse one to skip building text/pairs)")
@@ -117,7 +118,7 @@ def main(argv=None) -> int:
            "prepare_pairs_s": round(t2 - t1, 2), "runs": []}
     for text in args.text:
         for variant in args.variant:
-            spec = X.RunSpec(args.dataset, variant, text, args.seed)
+            spec = X.RunSpec(args.dataset, variant, text, args.seed, backbone=args.backbone)
             prof = cProfile.Profile(time.process_time) if args.timer == "cpu" else cProfile.Profile()
             w0, c0 = time.perf_counter(), time.process_time()
             prof.enable()

@@ -8,6 +8,7 @@ stream                 made as                                     used for
 =====================  ==========================================  ==============================
 :meth:`split`          ``default_rng(SeedSequence(seed))``         the 6:2:2 split; synthetic data
 :meth:`neighbors`      ``default_rng(SeedSequence([seed, 1]))``    KGCN's sampled neighbour table
+:meth:`ripple_sets`    ``default_rng(SeedSequence([seed, 2]))``    RippleNet's sampled ripple sets
 :meth:`weights`        ``torch.Generator().manual_seed(seed)``     initial weights
 :meth:`shuffles`       ``torch.Generator().manual_seed(seed+7919)``  epoch shuffles of rows, pairs
 :attr:`pairs`          ``seed`` (int, handed on)                   content-pair sampling
@@ -30,6 +31,8 @@ import torch
 SHUFFLE_OFFSET = 7919
 #: Second entropy word of the neighbour-sampling sequence ``SeedSequence([seed, 1])``.
 NEIGHBOR_STREAM = 1
+#: Second entropy word of the ripple-set sequence ``SeedSequence([seed, 2])`` (RippleNet).
+RIPPLE_STREAM = 2
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class RunSeeds:
 
     def neighbors(self) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, NEIGHBOR_STREAM]))
+
+    def ripple_sets(self) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence([self.seed, RIPPLE_STREAM]))
 
     def weights(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)

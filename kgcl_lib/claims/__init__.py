@@ -44,3 +44,5 @@ from .rows import (  # noqa: F401
 )
 from .table import claims_table, judge, load_csv, load_frames, save_csv  # noqa: F401
 from .render import display_frame, headlines, render, summary_sentences  # noqa: F401
+from .backbones import GAIN_ON_BACKBONE, PER_BACKBONE_CLAIMS, backbone_claims_table, split_backbones, with_backbone_rows  # noqa: F401
+

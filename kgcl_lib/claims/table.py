@@ -80,7 +80,8 @@ def _placeholder_metrics(claim: Claim, dataset: str) -> list[tuple[str, int]]:
 def claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str], *,
                  users: UserArrays | None = None, missing: dict[str, str] | None = None,
                  claims: Sequence[Claim] = CLAIMS, alpha: float = ALPHA,
-                 cold_percentiles: Sequence[float] = COLD_PERCENTILES) -> pd.DataFrame:
+                 cold_percentiles: Sequence[float] = COLD_PERCENTILES,
+                 backbone: str = "kgcn") -> pd.DataFrame:
     """Every claim on every dataset (columns :data:`CLAIMS_COLUMNS` + ``se, df``), Holm-corrected
     and judged (:func:`judge`).
 
@@ -92,8 +93,12 @@ def claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str]
         users: per-user loader for claim 5 and the distinct-user counts (``None``: claim 5 not
             testable).
         missing: ``{manifest: reason}`` shown for claims whose frame is absent.
+        backbone: whose runs are judged (default: the paper's KGCN; other backbones' rows come
+            from :func:`kgcl_lib.claims.backbones.backbone_claims_table`).
     """
     missing = missing or {}
+    frames = {name: df if df is None or "backbone" not in df.columns else df[df["backbone"].fillna("kgcn") == backbone]
+              for name, df in frames.items()}
     rows = []
     cache: dict = {}
     present = {name: set() if df is None or df.empty else set(df["dataset"].unique()) for name, df in frames.items()}

@@ -94,8 +94,12 @@ class RunSpec:
 
 def grid_specs(datasets: Sequence[str], variants: Sequence[str] = VARIANTS, texts: Sequence[str] = ("without", "with"),
                seeds: Sequence[int] = (0,), gammas: Sequence[float | None] = (None,),
-               overrides: dict | None = None, text_sources: dict | None = None) -> list[RunSpec]:
-    """The cartesian product datasets × texts × variants × γ × seeds as :class:`RunSpec` s.
+               overrides: dict | None = None, text_sources: dict | None = None,
+               backbones: Sequence[str] = (DEFAULT_BACKBONE,)) -> list[RunSpec]:
+    """The cartesian product backbones × datasets × texts × variants × γ × seeds as :class:`RunSpec` s.
+
+    ``backbones``: keys of :data:`kgcl_lib.model.BACKBONES` (the profile's ``backbones``); the
+    ``kgcn_original`` variant (KGCN's own settings) exists for KGCN only.
 
     ``overrides`` maps a dataset name (or ``"*"`` for all) to TrainConfig overrides;
     ``text_sources`` maps a dataset name to the source its ``"with"`` runs must use (default:
@@ -104,16 +108,17 @@ def grid_specs(datasets: Sequence[str], variants: Sequence[str] = VARIANTS, text
     """
     overrides, text_sources = overrides or {}, text_sources or {}
     out = []
-    for ds in datasets:
-        ov = {**overrides.get("*", {}), **overrides.get(ds, {})}
-        for text in texts:
-            src = text_sources.get(ds) if text == "with" else None
-            for variant in variants:
-                if variant in NO_TEXT_VARIANTS and text != "without":
-                    continue
-                for gamma in gammas:
-                    for seed in seeds:
-                        out.append(RunSpec(ds, variant, text, int(seed), gamma, tuple(ov.items()), src))
+    for backbone in backbones:
+        for ds in datasets:
+            ov = {**overrides.get("*", {}), **overrides.get(ds, {})}
+            for text in texts:
+                src = text_sources.get(ds) if text == "with" else None
+                for variant in variants:
+                    if variant in NO_TEXT_VARIANTS and (text != "without" or backbone != DEFAULT_BACKBONE):
+                        continue
+                    for gamma in gammas:
+                        for seed in seeds:
+                            out.append(RunSpec(ds, variant, text, int(seed), gamma, tuple(ov.items()), src, backbone))
     return out
 
 

@@ -15,13 +15,15 @@ import pandas as pd
 
 from ..metrics import ttest_vs_baseline
 from ..storage import REPO_ROOT, results_root, write_json
+from ..model import DEFAULT_BACKBONE
 from .inputs import kg_caption_notes
 from .spec import COMPLETE_MARKER, EVAL_MASKS, NOT_APPLICABLE, RunSpec, run_dir, verify_run
 
 
 def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.DataFrame:
-    """One row per finished run (complete and verified, :func:`verify_run`) or n/a cell: ``run_id, dataset, variant, text, text_source, seed,
-    gamma, na_reason`` + every metric.
+    """One row per finished run (complete and verified, :func:`verify_run`) or n/a cell: ``run_id, backbone,
+    dataset, variant, text, text_source, seed, gamma, na_reason`` + every metric (``backbone``: ``"kgcn"``
+    for runs stored before backbones existed).
 
     ``gamma`` is the effective value (from the saved ``TrainConfig``); ``scoring`` and
     ``text_model`` are copied from ``config.json``; ``text_source`` is where the run's text came
@@ -38,7 +40,8 @@ def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.Data
         if (d / NOT_APPLICABLE).exists():
             na = json.loads((d / NOT_APPLICABLE).read_text())
             spec = na["spec"]
-            rows.append({"run_id": na["run_id"], "dataset": spec["dataset"], "variant": spec["variant"],
+            rows.append({"run_id": na["run_id"], "backbone": spec.get("backbone", DEFAULT_BACKBONE),
+                         "dataset": spec["dataset"], "variant": spec["variant"],
                          "spec_variant": spec["variant"], "text": spec["text"], "text_source": None,
                          "seed": spec["seed"], "gamma": spec["gamma"], "gamma_set": spec["gamma"] is not None,
                          "overrides": json.dumps(spec["overrides"]), "na_reason": na["reason"],
@@ -53,7 +56,7 @@ def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.Data
         prov = cfg.get("pairs_provenance") or {}
         kg_pairs = isinstance(prov, dict) and prov.get("sampler") == "kg"
         src = cfg.get("text_source") or ("none" if spec["text"] == "without" else "llm" if spec["text"] == "llm" else None)
-        rows.append({"run_id": cfg["run_id"], "dataset": spec["dataset"],
+        rows.append({"run_id": cfg["run_id"], "backbone": spec.get("backbone", DEFAULT_BACKBONE), "dataset": spec["dataset"],
                      "variant": "cl_kg" if kg_pairs else spec["variant"], "spec_variant": spec["variant"],
                      "text": spec["text"], "text_source": src, "seed": spec["seed"],
                      "gamma": cfg["train_config"].get("gamma", spec["gamma"]),
@@ -62,7 +65,7 @@ def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.Data
                      "scoring": cfg.get("scoring"), "text_model": cfg.get("text_model"), "synopses": cfg.get("synopses"),
                      "pairs": pairs_source(spec["dataset"], cfg.get("pairs_provenance")),
                      "train_seconds": cfg.get("train_seconds"), **met})
-    cols = ["run_id", "dataset", "variant", "spec_variant", "text", "text_source", "seed", "gamma", "gamma_set",
+    cols = ["run_id", "backbone", "dataset", "variant", "spec_variant", "text", "text_source", "seed", "gamma", "gamma_set",
             "overrides", "na_reason", "scoring", "text_model", "train_seconds"]
     return pd.DataFrame(rows, columns=None if rows else cols)
 

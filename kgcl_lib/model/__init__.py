@@ -10,11 +10,13 @@ Layout (each module imports only the ones before it)::
     losses                         the content contrastive losses (Eq. 1, Eq. 4)
     kgcn_step                      KGCN's training step (row-sparse table updates)
     kgcn                           KGCN + semantic text, its maths in the docstrings
+    ripplenet                      RippleNet (Wang et al. 2018) + semantic text, the second backbone
     registry                       BACKBONES, build_backbone
 """
 
 from .backbone import SCORING_MODES, Backbone, StepOutput  # noqa: F401
 from .kgcn import AGGREGATOR, AGGREGATORS, KGCN, NEIGHBOR_REDUCE, ModelConfig, reference_item_representations  # noqa: F401
 from .losses import cl_bce_loss, info_nce_loss  # noqa: F401
+from .ripplenet import ITEM_UPDATE_MODES, RippleNet, RippleNetConfig  # noqa: F401
 from .table_adam import Optimizer, TableAdam, make_optimizer  # noqa: F401
 from .registry import BACKBONES, DEFAULT_BACKBONE, backbone_class, build_backbone  # noqa: F401

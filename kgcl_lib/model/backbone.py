@@ -78,6 +78,10 @@ class Backbone(nn.Module, ABC):
     name: ClassVar[str] = ""
     #: ``False``: nothing to fit (e.g. popularity); the trainer runs no epochs
     trainable: ClassVar[bool] = True
+    #: ``True``: :meth:`build` also takes ``train=`` -- the run's labelled training rows
+    #: (``split.train``, ``int64[n, 3]``), for a backbone whose structure comes from the training
+    #: data (RippleNet's ripple sets start from each user's training positives)
+    needs_train: ClassVar[bool] = False
     n_users: int
     n_items: int
 
@@ -88,7 +92,8 @@ class Backbone(nn.Module, ABC):
         """A fresh model for dataset ``ds`` (:class:`~kgcl_lib.data.KGDataset`) and run config
         ``cfg`` (:class:`~kgcl_lib.train.TrainConfig`); ``text``: TextEmbeddings-like
         (``vectors float32[n_items, D]``, ``has_text bool[n_items]``) when ``cfg.text ==
-        "synopsis"``; ``seeds``: the run's random streams (default ``RunSeeds(cfg.seed)``)."""
+        "synopsis"``; ``seeds``: the run's random streams (default ``RunSeeds(cfg.seed)``).  A
+        backbone with :attr:`needs_train` takes ``train=`` too (see there)."""
 
     def checkpoint_payload(self) -> dict:
         """What :meth:`from_checkpoint` needs besides ``state_dict`` (sizes, hyper-parameters)."""

@@ -9,17 +9,23 @@ from __future__ import annotations
 from ..seeds import RunSeeds
 from .backbone import Backbone
 from .kgcn import KGCN
+from .ripplenet import RippleNet
 
 #: name -> Backbone subclass; the first is the default (the paper's KGCN)
 BACKBONES: dict[str, type[Backbone]] = {
     "kgcn": KGCN,
+    "ripplenet": RippleNet,
 }
 DEFAULT_BACKBONE = "kgcn"
 
 
-def build_backbone(name: str, ds, cfg, text=None, seeds: RunSeeds | None = None) -> Backbone:
-    """A fresh backbone ``name`` for dataset ``ds`` and run config ``cfg`` (:meth:`Backbone.build`)."""
-    return backbone_class(name).build(ds, cfg, text=text, seeds=seeds)
+def build_backbone(name: str, ds, cfg, text=None, seeds: RunSeeds | None = None, train=None) -> Backbone:
+    """A fresh backbone ``name`` for dataset ``ds`` and run config ``cfg`` (:meth:`Backbone.build`);
+    ``train`` (the run's ``split.train``) is handed on to a backbone with ``needs_train``."""
+    cls = backbone_class(name)
+    if cls.needs_train:
+        return cls.build(ds, cfg, text=text, seeds=seeds, train=train)
+    return cls.build(ds, cfg, text=text, seeds=seeds)
 
 
 def backbone_class(name: str) -> type[Backbone]:

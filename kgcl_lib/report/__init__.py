@@ -39,3 +39,4 @@ from .tables import (  # noqa: F401
     RESULT_METRICS, paper_comparison, paper_with_p, save_headlines, table1, table1_comparison, table1_long, table2,
     table2_long, table3, table4, table5,
 )
+from .tables import backbones_of, by_backbone  # noqa: F401

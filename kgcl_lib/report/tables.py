@@ -240,6 +240,8 @@ def paper_comparison(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
         with ``difference = ours − paper``; ``paper`` (and ``difference``) are NaN where the
         paper has no number (e.g. synthetic data, which belongs to no paper domain).
     """
+    if "backbone" in ours.columns:  # the paper's numbers are KGCN's (:func:`by_backbone`)
+        ours = ours[ours["backbone"] == "kgcn"]
     o = ours[ours["value"].notna()].copy()
     if "domain" not in o.columns:
         o["domain"] = o["dataset"].map(domain_of)
@@ -253,3 +255,38 @@ def paper_comparison(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
         columns={"value": "ours", "std": "ours sd"})
     out["difference"] = out["ours"] - out["paper"]
     return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# One block per backbone (issue 30)
+# --------------------------------------------------------------------------------------------
+def backbones_of(df: pd.DataFrame) -> list[str]:
+    """The backbones of a results frame, the paper's KGCN first (runs stored before backbones
+    existed, without a ``backbone`` column, are KGCN's)."""
+    if "backbone" not in df.columns or df.empty:
+        return ["kgcn"]
+    names = list(dict.fromkeys(df["backbone"].fillna("kgcn")))
+    return sorted(names, key=lambda b: (b != "kgcn", names.index(b)))
+
+
+def by_backbone(table_fn, df: pd.DataFrame, caption_text: str = "", **kw) -> tuple[str, str, pd.DataFrame]:
+    """``table_fn`` (:func:`table2` … :func:`table5`) once per backbone of ``df``, one block each.
+
+    Each block is the table of that backbone's runs alone (means, tests and the paper column as
+    for KGCN: the paper's numbers are KGCN's, the backbone the paper tested); blocks are headed
+    ``Backbone: <name>`` in Markdown and LaTeX and the long frames are concatenated with a
+    ``backbone`` column.  With one backbone the result is ``table_fn``'s own.
+    """
+    names = backbones_of(df)
+    if len(names) == 1:
+        sub = df if "backbone" not in df.columns else df[df["backbone"].fillna("kgcn") == names[0]]
+        return table_fn(sub, caption_text, **kw)
+    mds, texs, longs = [], [], []
+    for name in names:
+        sub = df[df["backbone"].fillna("kgcn") == name]
+        label = f"backbone: {name}" + (" (the paper's)" if name == "kgcn" else "; paper column: the paper's KGCN")
+        md, tex, ours = table_fn(sub, f"{caption_text} ({label})".strip(), **kw)
+        mds.append(f"#### Backbone: {name}\n\n{md}")
+        texs.append(f"% Backbone: {name}\n{tex}")
+        longs.append(ours.assign(backbone=name))
+    return "\n\n".join(mds), "\n\n".join(texs), pd.concat(longs, ignore_index=True)

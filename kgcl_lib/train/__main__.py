@@ -32,7 +32,7 @@ from ..data.readers import detect_format
 from ..data.split import check_splittable
 from ..data.registry import DATASETS, canonical, find_source
 from ..data.synthetic import SHAPES
-from ..model import AGGREGATORS, BACKBONES, NEIGHBOR_REDUCE
+from ..model import AGGREGATORS, BACKBONES, ITEM_UPDATE_MODES, NEIGHBOR_REDUCE
 from ..pairs import build_pairs
 from ..seeds import RunSeeds
 from ..text import item_text_embeddings
@@ -85,11 +85,17 @@ _FIELD_HELP = {
     "threads": "torch intra-op CPU threads; 0 = torch's default",
     "eval_batch_size": "rows per forward pass during evaluation",
     "backbone": "the recommender trained (kgcn = the paper's KGCN; the KGCN-only flags are ignored by the others)",
+    "n_hop": "RippleNet: hops H of the ripple sets",
+    "n_memory": "RippleNet: ripple-set size per hop",
+    "kge_weight": "RippleNet: weight of the KG-embedding term (-kge_weight * mean sigmoid(h R t))",
+    "item_update_mode": "RippleNet: item update after each hop",
+    "using_all_hops": "RippleNet: user vector = sum of all hops' outputs (true) or the last hop's (false)",
 }
 #: Allowed values of the TrainConfig fields that take a name.
 _FIELD_CHOICES = {
     "variant": TRAIN_VARIANTS, "text": TRAIN_TEXTS, "cl_loss": CL_LOSSES, "optimizer": OPTIMIZERS,
     "aggregator": AGGREGATORS, "neighbor_reduce": NEIGHBOR_REDUCE, "l2_scope": ("batch", "table"),
+    "item_update_mode": ITEM_UPDATE_MODES,
 }
 
 

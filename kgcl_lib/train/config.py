@@ -11,8 +11,10 @@ from dataclasses import asdict, dataclass, fields
 import torch
 
 from ..constants import TRAIN_TEXTS, TRAIN_VARIANTS
-from ..model import AGGREGATORS, BACKBONES, DEFAULT_BACKBONE, NEIGHBOR_REDUCE
+from ..model import AGGREGATORS, BACKBONES, DEFAULT_BACKBONE, ITEM_UPDATE_MODES, NEIGHBOR_REDUCE, backbone_class
 
+#: TrainConfig fields that only one backbone reads (left out of another backbone's :meth:`TrainConfig.to_dict`)
+BACKBONE_FIELDS = {"ripplenet": ("n_hop", "n_memory", "kge_weight", "item_update_mode", "using_all_hops")}
 CL_LOSSES = ("bce", "infonce")
 OPTIMIZERS = ("adam", "lazy_adam", "dense_adam")
 #: where :meth:`TrainConfig.for_dataset` starts from (the CLI's ``--settings``)
@@ -57,6 +59,10 @@ class TrainConfig:
             backbone; ``n_iter``, ``n_neighbors``, ``aggregator``, ``neighbor_reduce``,
             ``optimizer`` and ``l2_scope`` are KGCN's.  Left out of :meth:`to_dict` at its default,
             so stored KGCN runs keep their config keys.
+        n_hop, n_memory, kge_weight, item_update_mode, using_all_hops: RippleNet's (hops H, ripple
+            set size per hop, weight of the KG-embedding term, item update after each hop, user
+            vector from all hops; :class:`~kgcl_lib.model.RippleNetConfig`; defaults: the
+            reference's ``main.py``).  In :meth:`to_dict` only when ``backbone == "ripplenet"``.
     """
 
     dataset: str = "ml-100k"
@@ -85,6 +91,11 @@ class TrainConfig:
     threads: int = 1
     eval_batch_size: int = 65536
     backbone: str = DEFAULT_BACKBONE
+    n_hop: int = 2
+    n_memory: int = 32
+    kge_weight: float = 1e-2
+    item_update_mode: str = "plus_transform"
+    using_all_hops: bool = True
 
     def __post_init__(self):
         def bad(name, value, why):
@@ -124,6 +135,14 @@ class TrainConfig:
         for name, why in (("patience", "0 = off"), ("threads", "0 = torch's default"), ("seed", "an integer")):
             if getattr(self, name) < 0:
                 bad(name, getattr(self, name), f"must be >= 0 ({why})")
+        if self.item_update_mode not in ITEM_UPDATE_MODES:
+            bad("item_update_mode", self.item_update_mode, f"expected one of {ITEM_UPDATE_MODES}")
+        for name in ("n_hop", "n_memory"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                bad(name, v, "must be an int >= 1")
+        if self.kge_weight < 0:
+            bad("kge_weight", self.kge_weight, "must be >= 0")
 
     def to_dict(self) -> dict:
         """The fields as a dict (``config.json``, config keys); ``backbone`` only when it is not
@@ -131,6 +150,10 @@ class TrainConfig:
         d = asdict(self)
         if d["backbone"] == DEFAULT_BACKBONE:
             del d["backbone"]
+        for backbone, names in BACKBONE_FIELDS.items():  # another backbone's fields: not part of this run
+            if d.get("backbone") != backbone:
+                for n in names:
+                    del d[n]
         return d
 
     @classmethod
@@ -148,7 +171,15 @@ class TrainConfig:
         if settings not in SETTINGS:
             raise ValueError(f"TrainConfig.for_dataset: settings={settings!r}, expected one of {SETTINGS}")
         kw: dict = {}
-        if settings != "generic":
+        own = getattr(backbone_class(overrides.get("backbone", DEFAULT_BACKBONE)), "published_settings", None)
+        if own is not None and settings != "generic":
+            # a backbone with its own published settings (RippleNet's reference) starts from them
+            # for "paper" and "kgcn" alike (those name KGCN's settings)
+            try:
+                kw = own(dataset)
+            except ValueError:  # not a dataset it was published on
+                kw = {}
+        elif settings != "generic":
             try:
                 kw = (kgcn_settings if settings == "kgcn" else paper_settings)(dataset)
             except ValueError:  # not one of the paper's datasets
