@@ -33,7 +33,8 @@ Tests per kind of row:
 Modules (every public name is importable from ``kgcl_lib.claims``): ``definitions`` (the claims,
 :data:`CLAIMS_COLUMNS`), ``statistics`` (t / Welch estimates, Holm, MDE, bootstrap), ``rows`` (one
 claim on one dataset -> rows), ``table`` (:func:`claims_table`, :func:`judge`, :func:`load_frames`),
-``render`` (display frame, Markdown/LaTeX, summary sentences, headlines).
+``render`` (display frame, Markdown/LaTeX, summary sentences, headlines), ``baselines`` (an added check, not a
+claim of the paper: the paper's best model against the best tuned simple baseline, issue 29).
 """
 
 from __future__ import annotations
@@ -51,4 +52,5 @@ from .rows import (  # noqa: F401
 )
 from .table import claims_table, judge, load_frames  # noqa: F401
 from .render import display_frame, headlines, render, summary_sentences  # noqa: F401
+from .baselines import BASELINE_METRICS, BEST_BASELINE, baseline_claims, check_frames, claims_with_baselines  # noqa: F401
 
