@@ -4,7 +4,7 @@ Under KGCN's whole-table L2 every element of the user and entity tables takes on
 step with gradient ``λ·p`` every optimisation step, used by the batch or not; ``TableAdam``
 iterates those idle steps lazily in the compiled row kernels (``rows_begin`` mode 2: per element
 and step one ``sqrt`` and a Newton-refined reciprocal in AVX2/AVX-512 registers, m and v as
-``torch.optim.Adam`` computes them; see ``kgcl_lib/csrc/kernels.cpp``).
+``torch.optim.Adam`` computes them; see ``kgcl_lib/model/csrc/kernels.cpp``).
 This times a :meth:`TableAdam.flush` of a ``rows × dim`` table that stayed idle for ``steps``
 steps -- the work one epoch adds per table element -- and reports the rate, so an epoch's cost is
 ``(users + entities) · dim · steps_per_epoch / rate``.
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from kgcl_lib.optim import TableAdam  # noqa: E402
+from kgcl_lib.model import TableAdam  # noqa: E402
 
 
 def idle_rate(rows: int, dim: int, steps: int, threads: int, use_cpp: bool = True, seed: int = 0) -> dict:
@@ -49,7 +49,7 @@ def idle_rate(rows: int, dim: int, steps: int, threads: int, use_cpp: bool = Tru
     opt.use_cpp = use_cpp
     opt.t = steps
     if use_cpp:  # build/load the extension outside the timing
-        from kgcl_lib.kernels import cpp_kernels
+        from kgcl_lib.model.kernels import cpp_kernels
 
         if cpp_kernels() is None:
             raise SystemExit("the compiled kernels are unavailable here (KGCL_NO_CPP or no compiler)")

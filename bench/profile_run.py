@@ -43,7 +43,7 @@ PHASES = {
     "train": ("kgcl_lib/train.py", "train"),
     "validation": ("kgcl_lib/train.py", "ctr_metrics"),
     "evaluate": ("kgcl_lib/experiments/evaluation.py", "evaluate"),
-    "topk": ("kgcl_lib/scoring.py", "topk"),
+    "topk": ("kgcl_lib/model/backbone.py", "topk"),
     "ranking": ("kgcl_lib/metrics/ranking.py", "ranking_metrics"),
     "cold_start": ("kgcl_lib/metrics/ranking.py", "cold_start_ndcg"),
     "inter": ("kgcl_lib/metrics/diversity.py", "inter_list_diversity"),

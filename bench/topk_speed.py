@@ -7,8 +7,8 @@ Usage (from the repo root; prints one JSON object)::
 
 Builds the dataset's paper-settings model (``train.paper_settings``; random initial weights,
 ``--train-epochs`` epochs of training first when > 0), takes the test users of seed 0's split
-and their train+valid exclusion mask, and times ``model.topk`` of this checkout and of
-``kgcl_lib/model.py`` at ``--ref`` (loaded from git as a sibling module) alternately,
+and their train+valid exclusion mask, and times ``model.topk`` of this checkout and KGCN's
+scorer at ``--ref`` (:func:`load_ref_scoring`, loaded from git as a sibling module) alternately,
 ``--repeats`` times each, in CPU seconds (``time.process_time``: robust to other jobs on the
 cores; meaningful at 1 thread).  It reports the share of identical top-K rows and the largest
 score difference of the two implementations on the first ``--check-users`` users.
@@ -28,18 +28,36 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def load_ref_model_module(ref: str):
-    """``kgcl_lib/model.py`` as of git ``ref``, imported as ``kgcl_lib._model_at_ref``."""
-    src = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:kgcl_lib/model.py"], check=True,
-                         capture_output=True, text=True).stdout
-    path = Path(REPO / "kgcl_lib" / "_model_at_ref.py")
-    spec = importlib.util.spec_from_loader("kgcl_lib._model_at_ref", loader=None)
+def load_ref_scoring(ref: str):
+    """``(topk(model, users, k, exclude), score_all(model, users))`` of KGCN's full-catalogue scorer
+    as of git ``ref``: ``kgcl_lib/model/scoring.py`` (ranked by this checkout's
+    ``Backbone.topk``) or, before the model package, ``kgcl_lib/scoring.py``; loaded as a sibling
+    module of this checkout's."""
+    for path, pkg in (("kgcl_lib/model/scoring.py", "kgcl_lib.model"), ("kgcl_lib/scoring.py", "kgcl_lib")):
+        got = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:{path}"], capture_output=True, text=True)
+        if got.returncode == 0:
+            break
+    else:
+        raise SystemExit(f"no KGCN scorer at {ref}")
+    name = f"{pkg}._scoring_at_ref"
+    spec = importlib.util.spec_from_loader(name, loader=None)
     mod = importlib.util.module_from_spec(spec)
-    mod.__file__ = str(path)
-    mod.__package__ = "kgcl_lib"
-    sys.modules[spec.name] = mod
-    exec(compile(src, f"{ref}:kgcl_lib/model.py", "exec"), mod.__dict__)
-    return mod
+    mod.__file__ = str(REPO / path.replace("scoring.py", "_scoring_at_ref.py"))
+    mod.__package__ = pkg
+    sys.modules[name] = mod
+    exec(compile(got.stdout, f"{ref}:{path}", "exec"), mod.__dict__)
+    if hasattr(mod, "topk"):
+        return (lambda m, users, k, exclude: mod.topk(m, users, k, exclude, mode="kgcn")), mod.score_all
+
+    def with_ref_chunks(model, call):
+        model.score_chunks = lambda users, chunk=32, mode="kgcn", progress=False: mod.kgcn_score_chunks(model, users, chunk)
+        try:
+            return call()
+        finally:
+            del model.score_chunks
+
+    return ((lambda m, users, k, exclude: with_ref_chunks(m, lambda: m.topk(users, k, exclude))),
+            (lambda m, users: with_ref_chunks(m, lambda: m.score_all(users))))
 
 
 def main(argv=None) -> int:
@@ -57,16 +75,16 @@ def main(argv=None) -> int:
     import torch
 
     from kgcl_lib import experiments as X
-    from kgcl_lib import model as new
-    from kgcl_lib.train import build_model, train
+    from kgcl_lib.model import build_backbone
+    from kgcl_lib.train import train
 
     torch.set_num_threads(args.threads)
-    ref = load_ref_model_module(args.ref)
+    ref_topk, ref_score_all = load_ref_scoring(args.ref)
     ds = X.open_dataset(args.dataset)
     split = X.make_split(ds, 0)
     cfg = X.train_config(X.RunSpec(args.dataset, "base", "without", 0, overrides=(("epochs", max(args.train_epochs, 1)),)),
                          ds.name)
-    model = train(ds, split, cfg, progress=False).model if args.train_epochs > 0 else build_model(ds, cfg)
+    model = train(ds, split, cfg, progress=False).model if args.train_epochs > 0 else build_backbone(cfg.backbone, ds, cfg)
     model.eval()
     users, _truth, exclude = X.test_users_and_truth(split, ds.n_users, ds.n_items)
     if args.users:
@@ -74,12 +92,12 @@ def main(argv=None) -> int:
     times = {"new": [], "ref": []}
     tops = {}
     for _ in range(args.repeats):
-        for name, mod in (("ref", ref), ("new", new)):
+        for name, fn in (("ref", ref_topk), ("new", lambda m, u, k, ex: m.topk(u, k, ex, mode="kgcn"))):
             c0 = time.process_time()
-            tops[name] = mod.topk(model, users, 100, exclude, mode="kgcn").numpy()
+            tops[name] = fn(model, users, 100, exclude).numpy()
             times[name].append(time.process_time() - c0)
     u = torch.as_tensor(users[: args.check_users])
-    s_new, s_ref = new.score_all(model, u), ref.score_all(model, u)
+    s_new, s_ref = model.score_all(u), ref_score_all(model, u)
     same_rows = float((tops["new"] == tops["ref"]).all(1).mean())
     out = {"dataset": args.dataset, "ref": args.ref, "threads": args.threads, "n_users": int(len(users)),
            "n_items": int(ds.n_items), "cfg": {"n_iter": cfg.n_iter, "dim": cfg.dim, "n_neighbors": cfg.n_neighbors},

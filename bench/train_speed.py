@@ -12,7 +12,7 @@ default (KGCN's whole-table λ, ``optimizer="adam"``: idle rows' L2 steps iterat
 batch-row scope (``l2_scope="batch"``, *not* KGCN's; the previous default) and dense fused torch
 Adam over the whole tables (``optimizer="dense_adam"``), and reports the epoch-time ratios.
 Each run's ``finish_seconds`` is the end-of-run flush of the table rows no forward pass reads
-(``kgcl_lib.train.finish_unread_rows``: the per-epoch flush skips them) and ``run_seconds`` the
+(``kgcl_lib.model.KGCN.end_training``: the per-epoch flush skips them) and ``run_seconds`` the
 epochs plus that; ``ratio_run_default_vs_batch_scope`` compares whole runs.
 ``speedup_default_vs_dense_adam_bound_free_forward_backward`` (CPU) is the ceiling of
 ``speedup_default_vs_dense_adam`` if plan/forward/backward cost nothing: ``(all table rows ÷ rows
@@ -38,7 +38,7 @@ labelled *rows*/s (our training split holds positives and KGCN's sampled negativ
 ``ratio_rows`` compares like with like: ours rows/s ÷ (2 × RecBole interactions/s).  Note that a
 RecBole batch of 256 interactions is 512 rows; ours is 256 rows (more optimiser steps per row).
 
-Scoring (``--eval``): exact full-catalogue KGCN scores (``kgcl_lib.model.topk``, mode
+Scoring (``--eval``): exact full-catalogue KGCN scores (``KGCN.topk``, mode
 ``kgcn``, training positives masked) for the first ``--eval-users`` (default: 6,769, RecBole's
 Book-Crossing test-user count) distinct test users, checked against the per-pair forward on a
 sample of users (max |Δ score|).  RecBole's own test evaluation is *quoted* (450 s, measured
@@ -121,7 +121,7 @@ def run_ours(ds, s: dict, threads: int, epochs: int, device: str) -> dict:
     from kgcl_lib.train import TrainConfig, train
 
     torch.set_num_threads(threads)
-    from kgcl_lib.kernels import cpp_kernels
+    from kgcl_lib.model.kernels import cpp_kernels
 
     cpp_kernels()  # compile / load the CPU kernels before any timing (a first build takes ~20 s)
     split = split_ratings(ds.ratings, np.random.default_rng(0))
@@ -156,8 +156,6 @@ def run_eval(model, split, ds, n_users: int, chunk: int) -> dict:
     import scipy.sparse as sp
     import torch
 
-    from kgcl_lib.model import topk
-
     # users with a test positive first (as RecBole's test users), then others up to n_users so
     # that both sides score the same number of users
     test_pos = split.test[split.test[:, 2] == 1]
@@ -169,14 +167,12 @@ def run_eval(model, split, ds, n_users: int, chunk: int) -> dict:
     exclude = sp.csr_matrix((np.ones(len(tr), np.float32), (tr[:, 0], tr[:, 1])), shape=(ds.n_users, ds.n_items))
     model.eval()
     t0 = time.perf_counter()
-    top = topk(model, users, 100, exclude=exclude, mode="kgcn", chunk=chunk)
+    top = model.topk(users, 100, exclude=exclude, mode="kgcn", chunk=chunk)
     secs = time.perf_counter() - t0
     # exactness: the full-catalogue scores equal the per-pair forward for a sample of users
-    from kgcl_lib.model import score_all
-
     sample = torch.as_tensor(users[:8])
     with torch.no_grad():
-        full = score_all(model, sample, chunk=4)
+        full = model.score_all(sample, chunk=4)
         uu = sample.repeat_interleave(ds.n_items)
         ii = torch.arange(ds.n_items).repeat(len(sample))
         pair = torch.sigmoid(torch.cat([model(uu[s:s + 65536], ii[s:s + 65536]) for s in range(0, len(uu), 65536)]))

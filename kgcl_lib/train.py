@@ -1,49 +1,36 @@
-"""Trainer for the KGCL model (:mod:`kgcl_lib.model`), and the public entry point of training.
+"""Trainer of KGCL (Kim et al., Eq. 5) around any backbone of :mod:`kgcl_lib.model`.
 
-One run = one frozen :class:`TrainConfig`.  :func:`train` samples the neighbour table once from
-the seed, trains with joint batching of user-content rows and content-content pairs, reports
-valid AUC/F1 every epoch, optionally stops early, and returns a :class:`TrainResult`.
+One run = one frozen :class:`TrainConfig`.  :func:`train` builds the backbone ``cfg.backbone``
+(KGCN by default), trains with joint batching of user-content rows and content-content pairs,
+reports valid AUC/F1 every epoch, optionally stops early, and returns a :class:`TrainResult`.
+It talks to the model only through :class:`~kgcl_lib.model.Backbone` (docs/DESIGN.md,
+"Backbone seam").
 
-Layout: :func:`train` is a short loop over :func:`run_epoch` (shuffle, then
-:func:`train_step` per batch), :func:`select_best` (best valid AUC, early stop),
-:func:`restore_best`, :func:`finish_unread_rows` and :func:`write_run`.  The run config lives in
+Layout: :func:`train` is a short loop over :func:`run_epoch` (shuffle, then :func:`train_step`
+per batch), :func:`select_best` (best valid AUC, early stop), :func:`restore_best`,
+:func:`end_training` and :func:`write_run`.  The run config lives in
 :mod:`kgcl_lib.train_config`, checkpoints and the run folder in :mod:`kgcl_lib.train_io`, the
-argument parsing in :mod:`kgcl_lib.train_cli`; their public names are importable from here.
+argument parsing in :mod:`kgcl_lib.train_cli`.
 
-Loss (Eq. 5): ``L = γ·L_base + (1−γ)·CL + λ·½‖Θ‖²`` where ``L_base`` is the mean BCE over
-the batch's labelled rows, ``CL`` the content contrastive loss (:func:`~kgcl_lib.model.cl_bce_loss`
-or in-batch InfoNCE) over the content-pair batch, and the L2 term covers the whole user, entity
-and relation tables and all weight matrices (KGCN's ``l2_loss``; biases excluded;
-``l2_scope="batch"``: only the user / entity rows the batch used).  Without pairs
-(``variant="base"``) the loss is ``L_base + λ·½‖Θ‖²`` (γ unused).
+Loss (Eq. 5): ``L = γ·L_base + (1−γ)·CL + λ·½‖Θ‖²`` where ``L_base`` is the mean BCE over the
+batch's labelled rows, ``CL`` the content contrastive loss (:func:`~kgcl_lib.model.cl_bce_loss`
+or in-batch InfoNCE) over the content-pair batch's item representations, and ``½‖Θ‖²`` what the
+backbone reports (KGCN: the whole user, entity and relation tables and all weight matrices,
+KGCN's ``l2_loss``; biases excluded; ``l2_scope="batch"``: only the user / entity rows the batch
+used).  Without pairs (``variant="base"``) the loss is ``L_base + λ·½‖Θ‖²`` (γ unused).  A
+backbone's extra term (RippleNet's KG term) is added as is.
 
 Joint batching: ``steps = ceil(n_train / batch_size)`` per epoch and the content-pair batch is
 ``ceil(n_pairs / steps)``, so both are traversed once per epoch in the same number of steps.
 
-Optimiser (:mod:`kgcl_lib.optim`)
----------------------------------
-KGCN's: Adam (``torch.optim.Adam``) for the dense weights (relations, aggregators, α) and
-:class:`~kgcl_lib.optim.TableAdam` for the user and entity tables, which only reads and writes
-the rows a batch touches.  ``optimizer="adam"`` (default) keeps *dense* Adam semantics: the steps
-an idle row misses are applied when the row is next used and at every epoch end (exact, tested
-against ``torch.optim.Adam``) -- except for entity rows no forward pass reads
-(:meth:`~kgcl_lib.model.KGCN.readable_entities`: not an item nor in an item's sampled receptive
-field), which no score depends on; :func:`finish_unread_rows` brings those to the returned
-epoch's step once, after the last epoch (same bits as flushing them every epoch).
-``"lazy_adam"`` is ``torch.optim.SparseAdam``'s lazy Adam (idle rows frozen, moments not decayed
--- under-trains at the paper's learning rates); ``"dense_adam"`` rewrites the whole tables every
-step (reference; what makes RecBole's Book-Crossing epoch slow).
+Optimiser: the backbone's (:meth:`~kgcl_lib.model.Backbone.configure_training`).  KGCN's is torch
+Adam for the dense weights and :class:`~kgcl_lib.model.TableAdam` for the user and entity tables
+with dense-Adam semantics computed row-sparsely (``optimizer="adam"``, default; see
+:mod:`kgcl_lib.model.table_adam` for ``lazy_adam`` / ``dense_adam`` and the L2 scopes).
 
-L2 scope: ``l2_scope="table"`` (default) is KGCN's reference code: λ on the *whole* user, entity
-and relation tables and the weights every step, so idle rows shrink too (their missed steps are
-iterated exactly by :class:`~kgcl_lib.optim.TableAdam`).  ``l2_scope="batch"`` (*not* KGCN's)
-regularises only the rows a batch uses; on Book-Crossing it costs ≈ 0.02 AUC (README, "L2
-scope").
-
-Determinism: the same seed and device give identical losses on CPU (all randomness comes from
-one ``torch.Generator`` and one ``numpy.random.Generator`` made from the seed; on CUDA,
-``index_add_`` uses atomics, so enable ``torch.use_deterministic_algorithms`` for bitwise
-repeats).
+Determinism: the same seed and device give identical losses on CPU (all randomness comes from the
+streams of :class:`~kgcl_lib.seeds.RunSeeds`; on CUDA, ``index_add_`` uses atomics, so enable
+``torch.use_deterministic_algorithms`` for bitwise repeats).
 
 Test-set selection: with ``restore_best`` (default) the test metrics are those of the epoch with
 the best valid AUC.
@@ -53,9 +40,9 @@ CLI::
     python -m kgcl_lib.train --dataset book-crossing --seed 0 --json
 
 For the paper's datasets (``book-crossing``, ``ml-*``) the run starts from Table 1's settings
-(:func:`paper_settings`; ``--paper`` is a no-op alias kept for old scripts); ``--settings kgcn``
-starts from KGCN's own published settings (:func:`kgcn_settings`), ``--settings generic`` from
-:class:`TrainConfig`'s defaults.  Any flag overrides them.  From Python the same starting points are
+(:func:`paper_settings`); ``--settings kgcn`` starts from KGCN's own published settings
+(:func:`kgcn_settings`), ``--settings generic`` from :class:`TrainConfig`'s defaults.  Any flag
+overrides them.  From Python the same starting points are
 ``TrainConfig.for_dataset(name, settings, **fields)``.
 """
 
@@ -73,11 +60,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from .constants import TRAIN_TEXTS, TRAIN_VARIANTS, VARIANT_TEMPLATE  # noqa: F401  (VARIANT_TEMPLATE: pair template per variant)
-from .data import sample_neighbors
-from .model import KGCN, cl_bce_loss, info_nce_loss
-from .optim import Optimizer, TableAdam, make_optimizer  # noqa: F401 (public names stay importable from train)
+from .metrics import MetricsError, auc, f1
+from .model import Backbone, build_backbone, cl_bce_loss, info_nce_loss
+from .seeds import RunSeeds
 from .storage import atomic_dir, write_json
 from .train_cli import parser as _parser  # noqa: F401  (the CLI's parser under its old name)
 from .train_cli import run_cli
@@ -117,8 +105,6 @@ def pairs_arrays(pairs, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 # ---------------------------------------------------------------------------- evaluation
 def _auc_f1(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """ROC-AUC and F1 at threshold 0.5 (KGCN's CTR protocol); AUC is NaN for a one-class split."""
-    from .metrics import MetricsError, auc, f1
-
     try:
         auc_value = float(auc(labels, scores))
     except MetricsError:
@@ -126,23 +112,11 @@ def _auc_f1(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     return auc_value, float(f1(labels, scores))
 
 
-@torch.no_grad()
-def predict(model: KGCN, rows: np.ndarray | Tensor, batch_size: int = 65536) -> np.ndarray:
-    """``float32[n]`` sigmoid scores of ``(user, item, ...)`` rows, batched."""
-    dev = model.adj_entity.device
-    rows = torch.as_tensor(rows, dtype=torch.int64)
-    out = []
-    for s in range(0, len(rows), batch_size):
-        r = rows[s : s + batch_size].to(dev)
-        out.append(torch.sigmoid(model(r[:, 0], r[:, 1])).cpu())
-    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
-
-
-def ctr_metrics(model: KGCN, rows: np.ndarray, batch_size: int = 65536) -> tuple[float, float]:
-    """``(AUC, F1)`` of ``(user, item, label)`` rows."""
+def ctr_metrics(model: Backbone, rows: np.ndarray, batch_size: int = 65536) -> tuple[float, float]:
+    """``(AUC, F1)`` of ``(user, item, label)`` rows (scores: :meth:`Backbone.predict`)."""
     was = model.training
     model.eval()
-    scores = predict(model, rows, batch_size)
+    scores = model.predict(rows, batch_size)
     model.train(was)
     return _auc_f1(np.asarray(rows)[:, 2], scores)
 
@@ -154,11 +128,11 @@ class TrainResult:
 
     ``history``: one dict per epoch (``epoch, loss, base_loss, cl_loss, l2_loss, valid_auc,
     valid_f1, seconds``); ``seconds`` is the total training wall time (evaluation excluded; the
-    epochs plus :func:`finish_unread_rows`, also in ``info["finish_seconds"]``);
+    epochs plus :func:`end_training`, also in ``info["finish_seconds"]``);
     ``train_rows_per_s`` = labelled training rows processed per second of training.
     """
 
-    model: KGCN
+    model: Backbone
     config: TrainConfig
     history: list
     test_auc: float
@@ -190,28 +164,8 @@ class TrainResult:
         }
 
 
-def build_model(ds, cfg: TrainConfig, text=None, device=None) -> KGCN:
-    """The run's model: neighbour table sampled once from ``cfg.seed``, weights from it too."""
-    rng = np.random.default_rng([cfg.seed, 1])
-    nt = sample_neighbors(ds.kg, ds.n_entities, ds.n_relations, cfg.n_neighbors, rng)
-    tv = ht = None
-    text_dim = None
-    if cfg.text == "synopsis":
-        if text is None:
-            raise ValueError("cfg.text='synopsis' needs text embeddings (kgcl_lib.text.item_text_embeddings)")
-        tv = torch.tensor(np.array(text.vectors, dtype=np.float32))
-        ht = torch.tensor(np.array(text.has_text, dtype=bool))
-        text_dim = int(tv.shape[1])
-    gen = torch.Generator().manual_seed(cfg.seed)
-    model = KGCN(
-        cfg.model_config(text_dim), ds.n_users, ds.n_entities, ds.n_relations, ds.n_items,
-        torch.from_numpy(nt.entities), torch.from_numpy(nt.relations), tv, ht, generator=gen,
-    )
-    return model.to(device or "cpu")
-
-
 def train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, progress: bool = True,
-          model: KGCN | None = None, optimizer_state: dict | None = None, out_extra: dict | None = None) -> TrainResult:
+          model: Backbone | None = None, optimizer_state: dict | None = None, out_extra: dict | None = None) -> TrainResult:
     """Train one run (see :func:`_train` for the arguments).
 
     With ``out_dir`` the run is written into a hidden sibling folder and renamed onto
@@ -233,8 +187,9 @@ def train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, p
 
 
 def _train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, progress: bool = True,
-           model: KGCN | None = None, optimizer_state: dict | None = None) -> TrainResult:
-    """Train KGCN(+text, +CL) on ``split.train``; valid AUC/F1 each epoch; test at the end.
+           model: Backbone | None = None, optimizer_state: dict | None = None) -> TrainResult:
+    """Train the backbone ``cfg.backbone`` (+text, +CL) on ``split.train``; valid AUC/F1 each
+    epoch; test at the end.  Calls the backbone in the order of docs/DESIGN.md ("Backbone seam").
 
     Args:
         ds: :class:`~kgcl_lib.data.KGDataset` (sizes, KG).
@@ -254,30 +209,31 @@ def _train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, 
     device = resolve_device(cfg.device)
     if cfg.variant != "base" and pairs is None:
         raise ValueError(f"variant {cfg.variant!r} needs content pairs (kgcl_lib.pairs.build_pairs)")
+    seeds = RunSeeds(cfg.seed)
     if model is None:
-        model = build_model(ds, cfg, text, device)
+        model = build_backbone(cfg.backbone, ds, cfg, text, seeds)
     model.to(device).train()
-    opt = make_optimizer(model, cfg)
-    if optimizer_state is not None:
-        opt.load_state_dict(optimizer_state)
-    # Entity rows no forward pass reads skip the per-epoch flush (see finish_unread_rows).
-    opt.rows.live["entity_emb"] = model.readable_entities()
-    gen = torch.Generator().manual_seed(cfg.seed + 7919)  # epoch shuffles
     rows = training_rows(ds, split, cfg, pairs)
     if out_dir is not None:
         out_dir = Path(out_dir)
         write_json(out_dir / "config.json", cfg.to_dict())
+    if not model.trainable:  # nothing to fit: evaluate as built
+        result = _result(model, split, cfg, [], 0, rows, device)
+        if out_dir is not None:
+            write_run(out_dir, result, 0)
+        return result
+    model.configure_training(cfg)
+    if optimizer_state is not None:
+        model.load_optimizer_state(optimizer_state)
+    gen = seeds.shuffles()
 
-    history, best, step_of = [], Best(-math.inf, 0, None), {}
-    bar_cls = None
-    if progress:
-        from tqdm.auto import tqdm as bar_cls
+    history, best, mark_of = [], Best(-math.inf, 0, None), {}
+    bar_cls = tqdm if progress else None
     for epoch in range(1, cfg.epochs + 1):
-        rec = run_epoch(model, opt, cfg, rows, gen, epoch, device, bar_cls)
+        rec, mark_of[epoch] = run_epoch(model, cfg, rows, gen, epoch, device, bar_cls)
         if len(split.valid):
             rec["valid_auc"], rec["valid_f1"] = ctr_metrics(model, split.valid, cfg.eval_batch_size)
         history.append(rec)
-        step_of[epoch] = opt.rows.t
         if bar_cls is not None:
             _print_epoch(rec)
         best, stop = select_best(best, rec, model, cfg)
@@ -285,10 +241,10 @@ def _train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, 
             break
 
     final_epoch, best_epoch = restore_best(model, history, best, cfg)
-    finish_seconds = finish_unread_rows(opt, step_of[best_epoch], device)
+    finish_seconds = end_training(model, mark_of[best_epoch], device)
     result = _result(model, split, cfg, history, best_epoch, rows, device, finish_seconds)
     if out_dir is not None:
-        write_run(out_dir, result, opt, final_epoch)
+        write_run(out_dir, result, final_epoch)
     return result
 
 
@@ -348,50 +304,37 @@ class Batch:
     pair_label: Tensor | None = None
 
 
-def train_step(model: KGCN, opt: Optimizer, cfg: TrainConfig, batch: Batch) -> Tensor:
-    """One optimiser step of Eq. 5 on ``batch``; returns ``float[4]`` (loss, L_base, CL, L2), detached."""
+def train_step(model: Backbone, cfg: TrainConfig, batch: Batch) -> Tensor:
+    """One optimiser step of Eq. 5 on ``batch``; returns ``float[4]`` (loss, L_base, CL, L2), detached.
+
+    ``L = γ·L_base + (1−γ)·CL + λ·½‖Θ‖² (+ the backbone's extra term)``; without content pairs
+    ``L = L_base + λ·½‖Θ‖²``.  The backbone computes the forward pass and applies the update.
+    """
     use_cl = batch.anchor is not None
-    a, o, y = batch.anchor, batch.other, batch.pair_label
     lam = cfg.l2
-    plan = model.plan(batch.users, batch.items, torch.cat([a, o]) if use_cl else None)
-    opt.rows.tick()
-    u_rows = opt.rows.begin("user_emb", plan.user_ids)
-    e_rows = opt.rows.begin("entity_emb", plan.plain_ids)
-    table = model.local_table(plan, e_rows)
-    logits = model.forward_plan(plan, u_rows, table)
-    base = F.binary_cross_entropy_with_logits(logits, batch.labels)
-    # L2 on the weights through autograd; on the table rows its gradient λ·p is added
-    # inside TableAdam (one pass, no autograd nodes): on the batch rows in finish, on the
-    # idle rows when next used (l2_scope "table"); only the batch-scope value is logged.
-    l2 = model.l2_penalty(u_rows[:0], e_rows[:0])
-    row_l2 = lam if cfg.l2_scope == "batch" else 0.0
-    if row_l2:  # the rows' value only (no graph); l2 keeps the weights' graph
-        u_flat, e_flat = u_rows.detach().view(-1), e_rows.detach().view(-1)
-        l2 = l2 + 0.5 * (torch.dot(u_flat, u_flat) + torch.dot(e_flat, e_flat))
+    out = model.step_forward(batch.users, batch.items, batch.anchor, batch.other)
+    base = F.binary_cross_entropy_with_logits(out.logits, batch.labels)
     if use_cl:
-        gamma = cfg.gamma
-        h = table.index_select(0, plan.extra)
-        ha, ho = h[: len(a)], h[len(a) :]
-        cl = cl_bce_loss(ha, ho, y) if cfg.cl_loss == "bce" else info_nce_loss(ha, ho, cfg.temperature)
-        loss = gamma * base + (1 - gamma) * cl + lam * l2
+        gamma, ha, ho = cfg.gamma, out.anchor, out.other
+        cl = cl_bce_loss(ha, ho, batch.pair_label) if cfg.cl_loss == "bce" else info_nce_loss(ha, ho, cfg.temperature)
+        loss = gamma * base + (1 - gamma) * cl + lam * out.l2
     else:
         cl = base.new_zeros(())
-        loss = base + lam * l2
-    opt.dense.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.dense.step()
-    opt.rows.finish("user_emb", plan.user_ids, u_rows, u_rows.grad, l2=row_l2)
-    opt.rows.finish("entity_emb", plan.plain_ids, e_rows, e_rows.grad, l2=row_l2)
-    return torch.stack([loss.detach(), base.detach(), cl.detach(), l2.detach()])
+        loss = base + lam * out.l2
+    if out.extra is not None:
+        loss = loss + out.extra
+    model.step_update(loss, out)
+    return torch.stack([loss.detach(), base.detach(), cl.detach(), out.l2.detach()])
 
 
-def run_epoch(model: KGCN, opt: Optimizer, cfg: TrainConfig, rows: TrainRows, gen: torch.Generator, epoch: int,
-              device: torch.device, bar_cls=None) -> dict:
+def run_epoch(model: Backbone, cfg: TrainConfig, rows: TrainRows, gen: torch.Generator, epoch: int,
+              device: torch.device, bar_cls=None) -> tuple[dict, object]:
     """Shuffle (rows, then pairs, from ``gen``) and take ``rows.steps`` :func:`train_step` s.
 
-    Returns the epoch's history record: ``epoch``, the mean ``loss``, ``base_loss``, ``cl_loss``,
-    ``l2_loss`` over its steps, ``seconds`` (wall time) and ``rows_per_s``.  ``bar_cls``: a tqdm
-    class for a per-epoch progress bar, or ``None``.
+    Returns the epoch's history record -- ``epoch``, the mean ``loss``, ``base_loss``, ``cl_loss``,
+    ``l2_loss`` over its steps, ``seconds`` (wall time) and ``rows_per_s`` -- and the backbone's
+    :meth:`~Backbone.end_epoch` mark.  ``bar_cls``: a tqdm class for a per-epoch progress bar, or
+    ``None``.
     """
     t0 = time.perf_counter()
     n, steps, bs, cl_bs = rows.n, rows.steps, cfg.batch_size, rows.cl_batch
@@ -414,17 +357,17 @@ def run_epoch(model: KGCN, opt: Optimizer, cfg: TrainConfig, rows: TrainRows, ge
         if use_cl:
             plo, phi = s * cl_bs, min(rows.n_pairs, (s + 1) * cl_bs)
             batch = Batch(batch.users, batch.items, batch.labels, ea[plo:phi], eo[plo:phi], epy[plo:phi])
-        sums += train_step(model, opt, cfg, batch)
+        sums += train_step(model, cfg, batch)
         if bar is not None and (s % 20 == 0 or s == steps - 1):
             m = (sums / (s + 1)).tolist()
             bar.set_postfix(loss=f"{m[0]:.4f}", base=f"{m[1]:.4f}", cl=f"{m[2]:.4f}", refresh=False)
-    opt.rows.flush()  # tables now equal dense Adam's (no-op for lazy/dense modes)
+    mark = model.end_epoch()
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     m = (sums / steps).tolist()
     return {"epoch": epoch, "loss": m[0], "base_loss": m[1], "cl_loss": m[2], "l2_loss": m[3], "seconds": dt,
-            "rows_per_s": n / dt}
+            "rows_per_s": n / dt}, mark
 
 
 def _print_epoch(rec: dict) -> None:
@@ -442,7 +385,7 @@ class Best(NamedTuple):
     state: dict | None
 
 
-def select_best(best: Best, rec: dict, model: KGCN, cfg: TrainConfig) -> tuple[Best, bool]:
+def select_best(best: Best, rec: dict, model: Backbone, cfg: TrainConfig) -> tuple[Best, bool]:
     """``(best so far including epoch rec, whether to stop early)`` (``cfg.patience`` epochs without a better valid AUC)."""
     score = rec.get("valid_auc", -math.inf)
     if score > best.valid_auc or best.state is None:
@@ -450,7 +393,7 @@ def select_best(best: Best, rec: dict, model: KGCN, cfg: TrainConfig) -> tuple[B
     return best, bool(cfg.patience and rec["epoch"] - best.epoch >= cfg.patience)
 
 
-def restore_best(model: KGCN, history: list, best: Best, cfg: TrainConfig) -> tuple[int, int]:
+def restore_best(model: Backbone, history: list, best: Best, cfg: TrainConfig) -> tuple[int, int]:
     """Load the best epoch's weights into ``model`` (``cfg.restore_best``); ``(final epoch, tested epoch)``."""
     final_epoch = history[-1]["epoch"]
     if cfg.restore_best and best.state is not None and best.epoch != final_epoch:
@@ -458,27 +401,27 @@ def restore_best(model: KGCN, history: list, best: Best, cfg: TrainConfig) -> tu
     return final_epoch, (best.epoch if cfg.restore_best else final_epoch)
 
 
-def finish_unread_rows(opt: Optimizer, step: int, device: torch.device) -> float:
-    """Bring the table rows that no forward pass reads (:meth:`KGCN.readable_entities`) to
-    optimiser step ``step`` -- the step of the epoch whose weights the run returns -- so the
-    returned tables equal dense Adam's everywhere; returns the wall time (s).
-
-    Until now those rows only held their state: they cannot change a score, so the per-epoch
-    flush skips them, and after :func:`restore_best` they still hold what the best epoch's copy
-    holds.  Cost: ``step`` idle steps per such row once per run, instead of every epoch's.
-    """
+def end_training(model: Backbone, mark, device: torch.device) -> float:
+    """The backbone's :meth:`~Backbone.end_training` with the returned epoch's ``mark``; its wall
+    time (s).  KGCN: the table rows no forward pass reads take their idle optimiser steps up to
+    that epoch's step, once per run instead of every epoch (:meth:`KGCN.end_training`)."""
     t0 = time.perf_counter()
-    opt.rows.flush(target=step, unread=True)
+    model.end_training(mark)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t0
 
 
-def _result(model: KGCN, split, cfg: TrainConfig, history: list, best_epoch: int, rows: TrainRows,
+def _result(model: Backbone, split, cfg: TrainConfig, history: list, best_epoch: int, rows: TrainRows,
             device: torch.device, finish_seconds: float = 0.0) -> TrainResult:
     """The :class:`TrainResult`: test AUC/F1 of ``model`` as it is now, valid AUC/F1 of ``best_epoch``
-    (``finish_seconds``: :func:`finish_unread_rows`' time, counted in the training time)."""
-    chosen = history[best_epoch - 1]
+    (``finish_seconds``: :func:`end_training`'s time, counted in the training time).  Without
+    epochs (a backbone with nothing to train) the valid metrics are the built model's."""
+    if history:
+        chosen = history[best_epoch - 1]
+    else:
+        valid = ctr_metrics(model, split.valid, cfg.eval_batch_size) if len(split.valid) else (float("nan"),) * 2
+        chosen = dict(zip(("valid_auc", "valid_f1"), valid))
     test_auc, test_f1 = ctr_metrics(model, split.test, cfg.eval_batch_size) if len(split.test) else (float("nan"),) * 2
     train_seconds = 0.0
     for rec in history:
@@ -496,14 +439,14 @@ def _result(model: KGCN, split, cfg: TrainConfig, history: list, best_epoch: int
     )
 
 
-def write_run(out_dir: Path, result: TrainResult, opt: Optimizer, final_epoch: int) -> None:
+def write_run(out_dir: Path, result: TrainResult, final_epoch: int) -> None:
     """``history.json``, ``result.json`` and ``checkpoint.pt`` of a finished run into ``out_dir``.
 
     Weights: the returned (best-valid) model; optimiser state: as after the last epoch.
     """
     write_json(out_dir / "history.json", result.history)
     write_json(out_dir / "result.json", result.summary())
-    save_checkpoint(out_dir / "checkpoint.pt", result.model, opt, result.config,
+    save_checkpoint(out_dir / "checkpoint.pt", result.model, result.config,
                     extra={"epoch": final_epoch, "best_epoch": result.best_epoch})
 
 

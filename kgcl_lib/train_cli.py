@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .constants import TRAIN_TEXTS, TRAIN_VARIANTS, VARIANT_TEMPLATE
-from .model import AGGREGATORS, NEIGHBOR_REDUCE
+from .model import AGGREGATORS, BACKBONES, NEIGHBOR_REDUCE
 from .train_config import CL_LOSSES, OPTIMIZERS, SETTINGS, TrainConfig, paper_settings, resolve_device
 
 
@@ -64,6 +64,7 @@ _FIELD_HELP = {
     "device": "torch device: auto (cuda when available), cpu, cuda, cuda:N",
     "threads": "torch intra-op CPU threads; 0 = torch's default",
     "eval_batch_size": "rows per forward pass during evaluation",
+    "backbone": "the recommender trained (kgcn = the paper's KGCN; the KGCN-only flags are ignored by the others)",
 }
 #: Allowed values of the TrainConfig fields that take a name.
 _FIELD_CHOICES = {
@@ -96,14 +97,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", action="store_true", help="no-op alias of --settings paper (the default), kept for old "
                    "scripts; an error for a dataset without paper settings")
     defaults = {f.name: f.default for f in fields(TrainConfig)}
+    choices = {**_FIELD_CHOICES, "backbone": tuple(BACKBONES)}  # the registry as it is now
     for f in fields(TrainConfig):
         if f.name == "dataset":
             continue
         flag = "--" + f.name.replace("_", "-")
         text = f"{_FIELD_HELP.get(f.name, f'TrainConfig.{f.name}')} (default: {defaults[f.name]})"
         kw = {"default": None, "help": text}
-        if f.name in _FIELD_CHOICES:
-            kw["choices"] = _FIELD_CHOICES[f.name]
+        if f.name in choices:
+            kw["choices"] = choices[f.name]
         if f.type in ("bool", bool):
             p.add_argument(flag, type=_bool_arg, metavar="BOOL", **kw)
         elif f.type in ("int", int):

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 
 from .constants import TRAIN_TEXTS, TRAIN_VARIANTS
-from .model import AGGREGATORS, NEIGHBOR_REDUCE, ModelConfig
+from .model import AGGREGATORS, BACKBONES, DEFAULT_BACKBONE, NEIGHBOR_REDUCE
 
 CL_LOSSES = ("bce", "infonce")
 OPTIMIZERS = ("adam", "lazy_adam", "dense_adam")
@@ -46,7 +46,7 @@ class TrainConfig:
             rows' updates deferred and applied exactly when next needed; default),
             ``"lazy_adam"`` (SparseAdam semantics; only with ``l2_scope="batch"``) or
             ``"dense_adam"`` (dense Adam over the whole tables every step; reference, slow on
-            CPU).  See :class:`~kgcl_lib.optim.TableAdam`.
+            CPU).  See :class:`~kgcl_lib.model.table_adam.TableAdam`.
         l2_scope: ``"table"`` (default; KGCN's reference code: λ on the *whole* user, entity and
             relation tables and the weights every step) or ``"batch"`` (*not* KGCN's: λ on the
             user/entity rows the batch used, plus relations and weights; idle rows feel no L2).
@@ -54,6 +54,11 @@ class TrainConfig:
         threads: torch intra-op threads; 0 = leave torch's default (default: 1; on a shared 2-core
             machine one thread is often faster).
         eval_batch_size: rows per forward pass during evaluation (default: 65,536).
+        backbone: the recommender trained, a key of :data:`kgcl_lib.model.BACKBONES` (default:
+            ``"kgcn"``, the paper's).  ``dim``, ``lr``, ``l2`` and ``batch_size`` apply to every
+            backbone; ``n_iter``, ``n_neighbors``, ``aggregator``, ``neighbor_reduce``,
+            ``optimizer`` and ``l2_scope`` are KGCN's.  Left out of :meth:`to_dict` at its default,
+            so stored KGCN runs keep their config keys.
     """
 
     dataset: str = "ml-100k"
@@ -81,11 +86,14 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 1
     eval_batch_size: int = 65536
+    backbone: str = DEFAULT_BACKBONE
 
     def __post_init__(self):
         def bad(name, value, why):
             raise ValueError(f"TrainConfig.{name}={value!r}: {why}")
 
+        if self.backbone not in BACKBONES:
+            bad("backbone", self.backbone, f"unknown backbone, expected one of {tuple(BACKBONES)}")
         if not (0.0 <= self.gamma <= 1.0):
             bad("gamma", self.gamma, "γ must lie in [0, 1]")
         if self.variant not in TRAIN_VARIANTS:
@@ -118,11 +126,13 @@ class TrainConfig:
         if self.patience < 0 or self.threads < 0:
             bad("patience/threads", (self.patience, self.threads), "must be >= 0")
 
-    def model_config(self, text_dim: int | None = None) -> ModelConfig:
-        return ModelConfig(self.dim, self.n_iter, self.n_neighbors, self.aggregator, self.neighbor_reduce, text_dim)
-
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict (``config.json``, config keys); ``backbone`` only when it is not
+        the default, so a KGCN run's dict (and hash) is what it was before backbones existed."""
+        d = asdict(self)
+        if d["backbone"] == DEFAULT_BACKBONE:
+            del d["backbone"]
+        return d
 
     @classmethod
     def for_dataset(cls, dataset: str, settings: str = "paper", **overrides) -> TrainConfig:

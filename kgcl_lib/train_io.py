@@ -9,19 +9,20 @@ from pathlib import Path
 
 import torch
 
-from .model import KGCN, ModelConfig
-from .optim import Optimizer
+from .model import Backbone, backbone_class
 from .storage import atomic_path
 from .train_config import TrainConfig
 
-def save_checkpoint(path, model: KGCN, optimizer: Optimizer | None, cfg: TrainConfig, extra: dict | None = None) -> Path:
-    """Write config + model weights/buffers + optimiser state atomically to ``path``."""
+
+def save_checkpoint(path, model: Backbone, cfg: TrainConfig, extra: dict | None = None) -> Path:
+    """Write config + model weights/buffers (+ :meth:`Backbone.checkpoint_payload`) + the
+    backbone's optimiser state (``None`` before training) atomically to ``path``."""
     payload = {
         "train_config": cfg.to_dict(),
-        "model_config": model.cfg.to_dict(),
-        "sizes": dict(n_users=model.n_users, n_entities=model.n_entities, n_relations=model.n_relations, n_items=model.n_items),
+        "backbone": model.name,
+        **model.checkpoint_payload(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "optimizer": model.optimizer_state_dict(),
         "extra": extra or {},
     }
     with atomic_path(path) as tmp:
@@ -31,7 +32,7 @@ def save_checkpoint(path, model: KGCN, optimizer: Optimizer | None, cfg: TrainCo
 
 @dataclass(frozen=True, eq=False)
 class Checkpoint:
-    model: KGCN
+    model: Backbone
     config: TrainConfig
     optimizer_state: dict | None
     extra: dict
@@ -40,23 +41,11 @@ class Checkpoint:
 def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
     """Rebuild the model (and return the optimiser state) saved by :func:`save_checkpoint`.
 
-    Use ``make_optimizer(ckpt.model, ckpt.config).load_state_dict(ckpt.optimizer_state)`` to
-    resume training.
+    Pass ``model=ckpt.model, optimizer_state=ckpt.optimizer_state`` to :func:`kgcl_lib.train.train`
+    to resume training.  Checkpoints written before the ``backbone`` key existed are KGCN's.
     """
     payload = torch.load(path, map_location="cpu", weights_only=False)
-    mcfg = ModelConfig(**payload["model_config"])
-    sd = payload["state_dict"]
-    sizes = payload["sizes"]
-    text = sd.get("text_vectors")
-    model = KGCN(
-        mcfg,
-        **sizes,
-        adj_entity=sd["adj_entity"],
-        adj_relation=sd["adj_relation"],
-        text_vectors=None if text is None else torch.zeros_like(text),
-        has_text=None if text is None else sd["text_entity"][: sizes["n_items"]],
-    )
-    model.load_state_dict(sd)
+    model = backbone_class(payload.get("backbone", "kgcn")).from_checkpoint(payload)
     model.to(device)
     return Checkpoint(model, TrainConfig.from_dict(payload["train_config"]), payload["optimizer"], payload["extra"])
 

@@ -30,7 +30,7 @@ def pytest_sessionstart(session):
     runs training in a child process under a timeout (tests/test_executors.py,
     tests/test_reliability.py), which would then spend its time compiling and fail.
     """
-    from kgcl_lib.kernels import cpp_kernels
+    from kgcl_lib.model.kernels import cpp_kernels
 
     cpp_kernels()  # None where no compiler / KGCL_NO_CPP: the tests then take the pure-torch paths
     # A test runner started in the background by a non-interactive shell (`bash .ci/run &`)

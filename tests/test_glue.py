@@ -95,9 +95,8 @@ def test_test_users_and_truth_duplicates_and_row_alignment():
 
 
 def test_scored_model_scores_are_the_planted_ones():
-    from kgcl_lib.scoring import score_all
 
-    got = score_all(scored_model(), torch.arange(4)).numpy()
+    got = scored_model().score_all(torch.arange(4)).numpy()
     np.testing.assert_allclose(got, 1 / (1 + np.exp(-(U @ R.T))), atol=1e-6)
 
 
@@ -263,7 +262,7 @@ def test_plan_maps_pair_items_to_their_local_rows(compiled):
     """Every content-pair item's local row is that item's row: in ``text_ids`` for text items,
     in ``plain_ids`` (after the text block) otherwise -- also for items outside the batch's
     receptive fields and for repeats; the local table row equals the item's content embedding."""
-    from kgcl_lib import kernels
+    from kgcl_lib.model import kernels
 
     if compiled and kernels.cpp_kernels() is None:
         pytest.skip("compiled kernels unavailable")
@@ -288,7 +287,7 @@ def test_plan_maps_pair_items_to_their_local_rows(compiled):
 
 
 def test_compiled_plan_equals_pure_torch_plan():
-    from kgcl_lib import kernels
+    from kgcl_lib.model import kernels
 
     if kernels.cpp_kernels() is None:
         pytest.skip("compiled kernels unavailable")

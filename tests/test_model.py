@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 
 from kgcl_lib.data import sample_neighbors
-from kgcl_lib.model import KGCN, ModelConfig, cl_bce_loss, info_nce_loss, score_all, topk
+from kgcl_lib.model import KGCN, ModelConfig, cl_bce_loss, info_nce_loss
 
 torch.set_num_threads(1)
 
@@ -246,7 +246,7 @@ def test_info_nce_hand_computed():
 def test_score_all_kgcn_equals_per_pair_forward(aggregator, n_iter, text):
     m = make_model(n_iter=n_iter, aggregator=aggregator, text=text, K=3)
     users = torch.tensor([4, 0, 2, 1, 3])
-    scores = score_all(m, users, chunk=2)
+    scores = m.score_all(users, chunk=2)
     uu = users.repeat_interleave(m.n_items)
     ii = torch.arange(m.n_items).repeat(len(users))
     with torch.no_grad():
@@ -260,9 +260,9 @@ def test_score_all_dot_mode():
     users = torch.tensor([1, 3])
     with torch.no_grad():
         ref = torch.sigmoid(m.user_emb[users] @ m.content_embeddings().t())
-    assert torch.allclose(score_all(m, users, mode="dot"), ref, atol=1e-6)
+    assert torch.allclose(m.score_all(users, mode="dot"), ref, atol=1e-6)
     with pytest.raises(ValueError, match="mode"):
-        score_all(m, users, mode="bogus")
+        m.score_all(users, mode="bogus")
 
 
 @pytest.mark.parametrize("mode", ["kgcn", "dot"])
@@ -270,8 +270,8 @@ def test_topk_masks_excluded_and_matches_argsort(mode):
     m = make_model(n_iter=2, K=3)
     users = np.array([0, 2, 3, 4])
     excl = sp.csr_matrix((np.ones(4), ([0, 0, 3, 4], [1, 2, 0, 5])), shape=(m.n_users, m.n_items))
-    got = topk(m, users, 3, exclude=excl, mode=mode, chunk=3)
-    scores = score_all(m, torch.from_numpy(users), mode=mode).numpy()
+    got = m.topk(users, 3, exclude=excl, mode=mode, chunk=3)
+    scores = m.score_all(torch.from_numpy(users), mode=mode).numpy()
     dense = excl.toarray()[users].astype(bool)
     scores[dense] = -np.inf
     expected = np.argsort(-scores, axis=1, kind="stable")[:, :3]
@@ -311,7 +311,7 @@ def test_bad_tables_raise():
 
 # ----------------------------------------------------------------------------- C++ kernels
 def _need_kernels():
-    from kgcl_lib import kernels
+    from kgcl_lib.model import kernels
 
     if kernels.cpp_kernels() is None:
         pytest.skip("no C++ toolchain for torch.utils.cpp_extension (pure-torch paths are tested)")
@@ -320,7 +320,7 @@ def _need_kernels():
 
 def test_pure_weighted_bag_backward_equals_autograd():
     """The pure-torch bag (CUDA / no-compiler path) equals autograd through an explicit gather."""
-    from kgcl_lib.model import _WeightedBag
+    from kgcl_lib.model.fast import _WeightedBag
 
     g = torch.Generator().manual_seed(0)
     table = torch.randn(50, 8, generator=g, dtype=torch.float64, requires_grad=True)
@@ -470,4 +470,4 @@ def test_cuda_forward_backward_and_scores_match_cpu(aggregator):
     for (name, p), (_, pc) in zip(m.named_parameters(), mc.named_parameters()):
         if p.grad is not None:
             assert torch.allclose(pc.grad.cpu(), p.grad, atol=1e-5), name
-    assert torch.allclose(score_all(mc, torch.arange(5)).cpu(), score_all(m, torch.arange(5)), atol=1e-5)
+    assert torch.allclose(mc.score_all(torch.arange(5)).cpu(), m.score_all(torch.arange(5)), atol=1e-5)

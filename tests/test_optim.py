@@ -1,4 +1,4 @@
-"""Whole-table L2 with lazy idle steps (kgcl_lib.optim.TableAdam) against dense torch Adam."""
+"""Whole-table L2 with lazy idle steps (kgcl_lib.model.TableAdam) against dense torch Adam."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from kgcl_lib.kernels import cpp_kernels
-from kgcl_lib.optim import TableAdam
+from kgcl_lib.model.kernels import cpp_kernels
+from kgcl_lib.model import TableAdam
 
 torch.set_num_threads(1)
 
@@ -218,7 +218,7 @@ def test_idle_iteration_same_bits_on_any_thread_count():
 def test_unread_rows_flush_later_in_pieces_same_bits(use_cpp):
     """Rows outside ``live`` wait for ``flush(unread=True)``; advancing them in pieces to an
     earlier target and then on to the end gives the bits of flushing them every step."""
-    from kgcl_lib.optim import TableAdam
+    from kgcl_lib.model import TableAdam
 
     g = torch.Generator().manual_seed(3)
     n, d = 40, 24

@@ -1,5 +1,5 @@
 """The one reference propagation (``model.reference_item_representations``) and the fast paths
-tested against it: the pure-torch forward, the compiled forward, and ``kgcl_lib.scoring``'s
+tested against it: the pure-torch forward, the compiled forward, and ``kgcl_lib.model.scoring``'s
 full-catalogue scores and top-K."""
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from kgcl_lib import kernels
+from kgcl_lib.model import kernels
 from kgcl_lib.model import reference_item_representations
-from kgcl_lib.scoring import score_all, topk
 from test_model import hand_model, make_model, naive_logit
 
 torch.set_num_threads(1)
@@ -86,7 +85,7 @@ def test_score_all_equals_reference(aggregator, n_iter, reduce, text):
     ii = torch.arange(m.n_items).repeat(len(users))
     with torch.no_grad():
         ref = torch.sigmoid(_reference_logits(m, uu, ii)).view(len(users), m.n_items)
-    torch.testing.assert_close(score_all(m, users, chunk=2), ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(m.score_all(users, chunk=2), ref, atol=1e-5, rtol=1e-5)
 
 
 def test_score_all_survives_a_wide_attention_spread():
@@ -98,7 +97,7 @@ def test_score_all_survives_a_wide_attention_spread():
         uu = users.repeat_interleave(m.n_items)
         ii = torch.arange(m.n_items).repeat(5)
         ref = torch.sigmoid(_reference_logits(m, uu, ii)).view(5, m.n_items)
-    torch.testing.assert_close(score_all(m, users), ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(m.score_all(users), ref, atol=1e-5, rtol=1e-5)
 
 
 def test_topk_ranks_reference_scores_with_exclusions():
@@ -110,17 +109,8 @@ def test_topk_ranks_reference_scores_with_exclusions():
     with torch.no_grad():
         ref = _reference_logits(m, uu, ii).view(len(users), m.n_items).numpy()
     ref[excl.toarray()[users].astype(bool)] = -np.inf
-    got = topk(m, users, 3, exclude=excl, chunk=3).numpy()
+    got = m.topk(users, 3, exclude=excl, chunk=3).numpy()
     np.testing.assert_array_equal(got, np.argsort(-ref, axis=1, kind="stable")[:, :3])
-
-
-def test_model_module_still_exports_scoring():
-    """``from kgcl_lib.model import score_all, topk`` (older callers) gives the scoring functions."""
-    from kgcl_lib import model, scoring
-
-    assert model.score_all is scoring.score_all and model.topk is scoring.topk
-    with pytest.raises(AttributeError):
-        model.no_such_name  # noqa: B018
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (run on a GPU machine)")
@@ -134,4 +124,4 @@ def test_cuda_fast_paths_equal_reference():
     users = torch.arange(5)
     with torch.no_grad():
         full = torch.sigmoid(_reference_logits(m, users.repeat_interleave(6).cuda(), torch.arange(6).repeat(5).cuda()))
-    torch.testing.assert_close(score_all(m, users), full.view(5, 6), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(m.score_all(users), full.view(5, 6), atol=1e-5, rtol=1e-5)

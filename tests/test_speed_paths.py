@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kgcl_lib.scoring import _tanh_dot
+from kgcl_lib.model.scoring import _tanh_dot
 
 
 @pytest.mark.parametrize("shape_pre, shape_u", [((7, 5, 16), (5, 16)), ((5, 9, 32), (5, 1, 32))])

@@ -16,14 +16,12 @@ import torch
 from kgcl_lib.data import split_ratings
 from kgcl_lib.data.synthetic import SyntheticShape, make_synthetic
 from kgcl_lib.pairs import build_pairs
+from kgcl_lib.model import KGCN, TableAdam, build_backbone
 from kgcl_lib.train import (
-    TableAdam,
     TrainConfig,
     load_checkpoint,
     main,
-    make_optimizer,
     paper_settings,
-    predict,
     save_checkpoint,
     train,
 )
@@ -300,14 +298,15 @@ def test_checkpoint_round_trip(ds, split, tmp_path):
     assert json.loads((tmp_path / "config.json").read_text()) == cfg.to_dict()
     ck = load_checkpoint(tmp_path / "checkpoint.pt")
     assert ck.config == cfg
-    np.testing.assert_array_equal(predict(ck.model, split.test), predict(res.model, split.test))
+    np.testing.assert_array_equal(ck.model.predict(split.test), res.model.predict(split.test))
     for k, v in res.model.state_dict().items():
         assert torch.equal(v, ck.model.state_dict()[k]), k
-    opt = make_optimizer(ck.model, ck.config)
-    opt.load_state_dict(ck.optimizer_state)
+    ck.model.configure_training(ck.config)
+    ck.model.load_optimizer_state(ck.optimizer_state)
+    opt = ck.model.optimizer
     assert opt.rows.t == res.info["steps_per_epoch"]
     # explicit save/load of an arbitrary model + optimiser
-    p = save_checkpoint(tmp_path / "again.pt", ck.model, opt, cfg, extra={"note": 1})
+    p = save_checkpoint(tmp_path / "again.pt", ck.model, cfg, extra={"note": 1})
     ck2 = load_checkpoint(p)
     assert ck2.extra == {"note": 1}
     assert torch.equal(ck2.optimizer_state["rows"]["state"]["entity_emb"]["mv"], opt.rows.state["entity_emb"]["mv"])
@@ -361,9 +360,7 @@ def test_table_l2_scope(ds, split):
     for scope, opt in (("batch", "adam"), ("table", "dense_adam"), ("table", "adam")):
         r = train(ds, sp0, small_cfg(l2_scope=scope, optimizer=opt, l2=0.5, epochs=2), progress=False)
         res[scope, opt] = r.model.user_emb.detach()[0].clone()
-    from kgcl_lib.train import build_model
-
-    init = build_model(ds, small_cfg()).user_emb.detach()[0]
+    init = build_model_for(ds, small_cfg()).user_emb.detach()[0]
     assert torch.equal(res["batch", "adam"], init)
     assert res["table", "dense_adam"].norm() < 0.9 * init.norm()
     assert torch.allclose(res["table", "adam"], res["table", "dense_adam"], rtol=1e-4, atol=1e-6)
@@ -432,9 +429,7 @@ def test_cli_paper_settings_are_the_default(monkeypatch, ds, argv, want):
 def test_readable_entities_cover_every_row_a_forward_reads(ds, n_iter, K, kernels):
     """``readable_entities`` is exactly the union of every item's receptive field, and the row
     planner (compiled and pure torch) never asks for an entity row outside it."""
-    from kgcl_lib.train import build_model
-
-    model = build_model(ds, small_cfg(n_iter=n_iter, n_neighbors=K))
+    model = build_backbone("kgcn", ds, small_cfg(n_iter=n_iter, n_neighbors=K))
     model.use_kernels = kernels
     mask = model.readable_entities()
     items = torch.arange(ds.n_items)
@@ -453,8 +448,6 @@ def test_unread_rows_flushed_once_give_the_same_weights(ds, split, monkeypatch, 
     """Skipping the unread rows' per-epoch flush and bringing them to the returned epoch's step at
     the end gives the same bits as flushing every row every epoch -- with the best epoch before
     the last (restore_best) and without -- and those rows did move (whole-table λ)."""
-    from kgcl_lib.model import KGCN
-
     cfg = small_cfg(n_iter=1, n_neighbors=2, epochs=8, lr=0.05, l2=0.05, restore_best=restore)
     got = train(ds, split, cfg, progress=False)
     if restore:
@@ -473,6 +466,4 @@ def test_unread_rows_flushed_once_give_the_same_weights(ds, split, monkeypatch, 
 
 
 def build_model_for(ds, cfg):
-    from kgcl_lib.train import build_model
-
-    return build_model(ds, cfg)
+    return build_backbone(cfg.backbone, ds, cfg)

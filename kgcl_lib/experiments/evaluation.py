@@ -51,14 +51,13 @@ def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = 
 
     from .. import metrics as M
     from ..data import user_train_counts
-    from ..scoring import topk
 
     out: dict[str, Any] = {}
 
     users, truth, exclude = test_users_and_truth(split, ds.n_users, ds.n_items, ev.mask)
     out["eval_mask"] = ev.mask
     model.eval()
-    top = topk(model.cpu(), users, ev.topk, exclude, mode=ev.scoring).numpy().astype(np.int64)
+    top = model.cpu().topk(users, ev.topk, exclude, mode=ev.scoring).numpy().astype(np.int64)
     rk = M.ranking_metrics(top, truth, ks=ev.ks, ndcg=ev.ndcg)
     out.update({k: float(v) for k, v in rk.items() if k.startswith(("recall@", "ndcg@"))})
     out["n_test_users"] = int(rk["n_users"])

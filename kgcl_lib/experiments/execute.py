@@ -169,7 +169,7 @@ def _run_record(spec: RunSpec, key: str, cfg, source: str, inputs: RunInputs, ds
 
     return {
         "run_id": spec.run_id, "config_key": key, "spec": spec.key(),
-        "train_config": _jsonable(dataclasses.asdict(cfg)),
+        "train_config": _jsonable(cfg.to_dict()),
         "text_source": source,
         "synopses": None if text is None else synopsis_source(ds, source) if spec.text == "with" else "LLM-generated",
         "eval": _jsonable(dataclasses.asdict(inputs.ev)), "scoring": inputs.ev.scoring,

@@ -15,6 +15,7 @@ from typing import Sequence
 
 
 from ..constants import KS, NO_TEXT_VARIANTS, PERCENTILES, TEXT_ARMS, TEXT_SOURCES, VARIANTS
+from ..model import BACKBONES, DEFAULT_BACKBONE
 
 
 #: Marker file of a grid cell that is a copy of another configuration (see the module docstring).
@@ -40,6 +41,9 @@ class RunSpec:
             :data:`~kgcl_lib.constants.TEXT_SOURCES`; ``None``: whatever the dataset has, see
             :func:`text_source`). ``run_grid`` refuses a dataset whose text is another source.
             The source actually used is always recorded with the run and labels its table rows.
+        backbone: the recommender trained (a key of :data:`kgcl_lib.model.BACKBONES`; default
+            ``"kgcn"``, the paper's).  Left out of :meth:`key` at its default, so KGCN runs keep
+            their ids; other backbones name themselves in the run id.
     """
 
     dataset: str
@@ -49,8 +53,11 @@ class RunSpec:
     gamma: float | None = None
     overrides: tuple = ()
     text_source: str | None = None
+    backbone: str = DEFAULT_BACKBONE
 
     def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"RunSpec.backbone must be one of {tuple(BACKBONES)}, got {self.backbone!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"RunSpec.variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.text not in TEXT_ARMS:
@@ -69,13 +76,17 @@ class RunSpec:
                "gamma": None if self.gamma is None else float(self.gamma), "overrides": [list(o) for o in self.overrides]}
         if self.text_source is not None:  # unpinned specs keep the hashes they always had
             key["text_source"] = self.text_source
+        if self.backbone != DEFAULT_BACKBONE:  # KGCN runs keep the hashes they always had
+            key["backbone"] = self.backbone
         return key
 
     @property
     def run_id(self) -> str:
-        """``<dataset>-<variant>-<text>-s<seed>-<8 hex>``: readable, and stable across sessions."""
+        """``<dataset>-[<backbone>-]<variant>-<text>-s<seed>-<8 hex>`` (the backbone unless KGCN):
+        readable, and stable across sessions."""
         digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True, default=str).encode()).hexdigest()[:8]
-        return f"{self.dataset}-{self.variant}-{self.text}-s{self.seed}-{digest}"
+        backbone = "" if self.backbone == DEFAULT_BACKBONE else f"{self.backbone}-"
+        return f"{self.dataset}-{backbone}{self.variant}-{self.text}-s{self.seed}-{digest}"
 
 
 def grid_specs(datasets: Sequence[str], variants: Sequence[str] = VARIANTS, texts: Sequence[str] = ("without", "with"),
@@ -154,7 +165,7 @@ def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, 
     variant = "base" if spec.variant == "kgcn_original" else spec.variant
     no_text = spec.text == "without" or text_source == "none"
     kw = {"variant": variant, "text": "none" if no_text else "synopsis", "seed": int(spec.seed),
-          "text_model": text_model, "n_pairs": int(pair_n)}
+          "text_model": text_model, "n_pairs": int(pair_n), "backbone": spec.backbone}
     if threads is not None:
         kw["threads"] = int(threads)
     if spec.gamma is not None:
@@ -207,7 +218,7 @@ def config_key(cfg, ev: EvalConfig, device_type: str | None = None, text_source:
     """
     import torch
 
-    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("threads", "device")}
+    d = {k: v for k, v in cfg.to_dict().items() if k not in ("threads", "device")}
     d["threads"] = int(cfg.threads) if cfg.threads else int(torch.get_num_threads())
     d["device_type"] = device_type or resolve_device_type(cfg.device)
     parts = [d, dataclasses.asdict(ev)] + ([{"text_source": text_source}] if text_source not in (None, "none") else [])

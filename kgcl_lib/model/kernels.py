@@ -17,7 +17,7 @@ under ``~/.cache/torch_extensions``) with the vector instructions this
 CPU reports (``torch.backends.cpu.get_cpu_capability``).  Without a compiler, or with
 ``KGCL_NO_CPP=1``, :func:`cpp_kernels` returns ``None`` and callers use their pure-torch twins
 (same results; the tests check the two against each other).  The row-sparse Adam kernels of
-:class:`kgcl_lib.optim.TableAdam` live in the same extension.
+:class:`kgcl_lib.model.table_adam.TableAdam` live in the same extension.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _arch_flags() -> tuple[str, list[str]]:
 def cpp_kernels():
     """The compiled extension module, or ``None`` (no compiler / ``KGCL_NO_CPP`` / failed once).
 
-    Set ``kgcl_lib.kernels.enabled(False)`` to force the pure-torch paths in this process.
+    Set ``kgcl_lib.model.kernels.enabled(False)`` to force the pure-torch paths in this process.
     """
     if not _state.get("enabled", True):
         return None

@@ -1,29 +1,27 @@
-"""Full-catalogue KGCN scores and top-K lists of a trained :class:`~kgcl_lib.model.KGCN` (no I/O).
+"""Full-catalogue KGCN scores of a trained :class:`~kgcl_lib.model.kgcn.KGCN` (torch, no I/O).
 
-:func:`score_all` computes the exact KGCN score of every (user, item) pair without repeating
-each user over every item: the attention weights come from a ``[users, R']`` table, the
-first-iteration linear maps are applied once per entity (``W[v ; v_N] = W_a v + Σ_k w_k W_b e_k``
-because the neighbour sum is linear), and every entity's deeper representation is computed once
-per user, not once per (user, item).  It equals :meth:`KGCN.forward` and the reference
-propagation :func:`kgcl_lib.model.reference_item_representations` up to float rounding (tested
-at 1e-5).  ``mode="dot"`` is the paper's Fig. 4 inference ``sigmoid(u · h_c)``.
-
-:func:`topk` ranks chunk by chunk (memory ``O(chunk · n_items)``), masking excluded items
-(e.g. training positives) with ``-inf`` first.  Notation as in :mod:`kgcl_lib.model`.
+:func:`kgcn_score_chunks` computes the exact KGCN score of every (user, item) pair without
+repeating each user over every item: the attention weights come from a ``[users, R']`` table, the
+first-iteration linear maps are applied once per entity (``W·agg(v, v_N) = W_self v + Σ_k w_k
+W_nbr e_k`` because the neighbour sum is linear; ``(W_self, W_nbr) = aggregator.split(W)``), and
+every entity's deeper representation is computed once per user, not once per (user, item).  It
+equals :meth:`KGCN.forward` and :func:`~kgcl_lib.model.kgcn.reference_item_representations` up to
+float rounding (tested at 1e-5).  ``KGCN.score_all`` / ``KGCN.topk``
+(:class:`~kgcl_lib.model.backbone.Backbone`) rank its chunks.  Notation as in
+:mod:`kgcl_lib.model.kgcn`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
-if TYPE_CHECKING:  # annotations only: scoring sits below the model in the import flow
-    from .model import KGCN
+if TYPE_CHECKING:  # annotations only: the model imports this module
+    from .kgcn import KGCN
 
 
 @torch.no_grad()
@@ -40,31 +38,7 @@ def _field_sets(model: KGCN) -> list[Tensor]:
 
 
 @torch.no_grad()
-def score_all(model: KGCN, users: Tensor, chunk: int = 32, mode: str = "kgcn", progress: bool = False) -> Tensor:
-    """Scores ``float32[n_users_given, n_items]`` (sigmoid probabilities) of every item.
-
-    ``mode="kgcn"``: the exact user-specific KGCN score, identical (up to float rounding) to
-    ``sigmoid(model(users_repeated, items))``; computed chunk by chunk over ``chunk`` users.
-    ``mode="dot"`` (the paper's Fig. 4 inference): ``sigmoid(u · h_c)`` with ``h_c`` from
-    :meth:`KGCN.content_embeddings`.
-    """
-    if mode not in ("kgcn", "dot"):
-        raise ValueError(f"unknown scoring mode {mode!r}; expected 'kgcn' or 'dot'")
-    dev = model.adj_entity.device
-    users = torch.as_tensor(users, dtype=torch.int64).to(dev)
-    out = torch.empty(len(users), model.n_items, device=dev)
-    if mode == "dot":
-        hc = model.content_embeddings()
-        for s in range(0, len(users), max(chunk, 1024)):
-            u = model.user_emb.index_select(0, users[s : s + max(chunk, 1024)])
-            out[s : s + len(u)] = torch.sigmoid(u @ hc.t())
-        return out
-    for s, scores in _iter_kgcn_scores(model, users, chunk, progress):
-        out[s : s + len(scores)] = scores
-    return out
-
-
-def _iter_kgcn_scores(model: KGCN, users: Tensor, chunk: int, progress: bool, item_block: int = 128):
+def kgcn_score_chunks(model: KGCN, users: Tensor, chunk: int = 32, progress: bool = False, item_block: int = 128):
     """Yield ``(start, float32[c, n_items])`` exact KGCN scores per chunk of ``c`` users.
 
     Iteration ``i`` produces the representation after ``i + 1`` iterations of every entity in
@@ -82,8 +56,6 @@ def _iter_kgcn_scores(model: KGCN, users: Tensor, chunk: int, progress: bool, it
     U = model.user_emb.detach()
     it = range(0, len(users), chunk)
     if progress:
-        from tqdm.auto import tqdm
-
         it = tqdm(it, desc="score_all(kgcn)", unit="chunk")
     for s in it:
         u = U.index_select(0, users[s : s + chunk])  # [c, d]
@@ -133,15 +105,7 @@ def _catalogue_plan(model: KGCN) -> _CataloguePlan:
         steps.append((pos[nodes], pos[model.adj_entity.index_select(0, nodes)], model.adj_relation.index_select(0, nodes)))
     h0 = model.initial_embeddings().detach().index_select(0, need[0])  # [n0, d], user-independent
     # Split each iteration's W into the self part W_a and neighbour part W_b.
-    split = []
-    for i in range(L):
-        W = model.agg_weights[i].detach()
-        if cfg.aggregator == "concat":
-            split.append((W[:, :d], W[:, d:]))
-        elif cfg.aggregator == "sum":
-            split.append((W, W))
-        else:
-            split.append((None, W))
+    split = [model.aggregator.split(W.detach()) for W in model.agg_weights]
     biases = [b.detach() for b in model.agg_biases]
     scale = 1.0 / K if cfg.neighbor_reduce == "mean" else 1.0
     # First iteration's projections once per entity: P_self = h0 W_a^T + b, P_nbr = h0 W_b^T,
@@ -239,35 +203,3 @@ def _tanh_dot(pre: Tensor, u: Tensor, u_sum: Tensor) -> Tensor:
     """
     s = pre.mul_(2.0).sigmoid_().mul_(u).sum(-1)
     return s.mul_(2.0).sub_(u_sum)
-
-
-@torch.no_grad()
-def topk(model: KGCN, users, k: int, exclude=None, mode: str = "kgcn", chunk: int = 32, progress: bool = False) -> Tensor:
-    """Top-``k`` items ``int64[n_users_given, k]`` (best first) per user.
-
-    ``exclude``: ``scipy.sparse.csr_matrix [n_users_total, n_items]`` whose non-zeros (e.g. the
-    training positives) are masked with ``-inf`` before ranking, or ``None``.  Scores are
-    computed and ranked chunk by chunk, so memory stays ``O(chunk * n_items)``.
-    """
-    users_np = np.asarray(users.cpu() if isinstance(users, Tensor) else users, dtype=np.int64)
-    dev = model.adj_entity.device
-    users = torch.from_numpy(users_np).to(dev)
-    k = min(int(k), model.n_items)
-    out = torch.empty(len(users), k, dtype=torch.int64)
-
-    def finish(s, scores):
-        if exclude is not None:
-            sub = exclude[users_np[s : s + len(scores)]]
-            rows = np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr))
-            cols = sub.indices.astype(np.int64)
-            scores[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)] = -math.inf
-        out[s : s + len(scores)] = torch.topk(scores, k, dim=1).indices.cpu()
-
-    if mode == "kgcn":
-        for s, scores in _iter_kgcn_scores(model, users, chunk, progress):
-            finish(s, scores)
-    else:
-        step = max(chunk, 1024)
-        for s in range(0, len(users), step):
-            finish(s, score_all(model, users[s : s + step], mode=mode))
-    return out

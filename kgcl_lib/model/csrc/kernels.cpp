@@ -1,11 +1,11 @@
-// Compiled CPU kernels for kgcl (loaded by kgcl_lib/kernels.py with torch.utils.cpp_extension).
+// Compiled CPU kernels for kgcl (loaded by kgcl_lib/model/kernels.py with torch.utils.cpp_extension).
 //
 // KGCN's per-step work is many tiny gathers over a small receptive field; in eager torch each
 // one is a separate pass over memory plus dispatch and autograd bookkeeping.  These kernels fuse
 // them per batch row so the field stays in cache.  Every kernel has a pure-torch twin in
-// kgcl_lib/model.py and kgcl_lib/train.py, and the tests check the two against each other.
+// kgcl_lib/model/fast.py and kgcl_lib/model/table_adam.py, and the tests check the two against each other.
 //
-// Layout conventions (see kgcl_lib/model.py):
+// Layout conventions (see kgcl_lib/model/fast.py):
 //   field  int64[B, F]   heap layout: node p's K children sit at 1 + p*K .. p*K + K
 //   w      [B, WW]       attention weight of node s's k-th edge at s*K + k (WW >= S*K)
 //   tables [n, d]        row-major, contiguous
@@ -463,7 +463,7 @@ std::vector<torch::Tensor> plan_batch(torch::Tensor adj_e, torch::Tensor adj_r, 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Row-sparse Adam for embedding tables (kgcl_lib.optim.TableAdam), float32, contiguous.
+// Row-sparse Adam for embedding tables (kgcl_lib.model.table_adam.TableAdam), float32, contiguous.
 // The rows of a batch are scattered over tables much larger than the cache; asking for the
 // lines of row i + kAhead while working on row i overlaps those memory latencies.
 constexpr int64_t kAhead = 8;
@@ -671,7 +671,7 @@ inline void idle_rows(float* PO, float* MO, const int64_t* I, const int64_t* LAS
 #pragma GCC optimize("fp-contract=off")
 
 // rows_begin: copies of rows `ids` of param [n, d] and mv [n, 2, d] (m, v), brought from their
-// last step last[id] up to step `target` (see kgcl_lib/optim.py TableAdam):
+// last step last[id] up to step `target` (see kgcl_lib/model/table_adam.py TableAdam):
 //   mode 0: plain copy (lazy Adam);
 //   mode 1: closed-form momentum-only idle updates (batch-scope L2):
 //     p -= lr * F(t0, delta) * m / sqrt(v);  m *= b1^delta;  v *= b2^delta

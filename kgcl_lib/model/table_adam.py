@@ -1,5 +1,5 @@
-"""Optimisers of a training run: torch Adam for the dense weights, :class:`TableAdam` for the
-user and entity tables.
+"""KGCN's optimiser: torch Adam for the dense weights, :class:`TableAdam` for the user and
+entity tables (the backbone's :meth:`~kgcl_lib.model.kgcn.KGCN.configure_training` makes it).
 
 KGCN's reference code minimises ``L_base + λ·(l2(users) + l2(entities) + l2(relations) +
 l2(weights))`` (``tf.nn.l2_loss`` = ``½ Σ x²``) with dense Adam, so every row of every table
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
+
+from .kernels import cpp_kernels
 
 
 class TableAdam:
@@ -222,8 +224,6 @@ class TableAdam:
         """The compiled row kernels when usable for ``param`` (CPU float32, deferred/lazy)."""
         if not self.use_cpp or self.mode == "dense" or param.device.type != "cpu" or param.dtype != torch.float32:
             return None
-        from .kernels import cpp_kernels
-
         return cpp_kernels()
 
     def _kernel_mode(self) -> int:
@@ -392,7 +392,7 @@ class Optimizer:
 
 
 def make_optimizer(model, cfg) -> Optimizer:
-    """The run's :class:`Optimizer` for a :class:`~kgcl_lib.model.KGCN` and a
+    """The run's :class:`Optimizer` for a :class:`~kgcl_lib.model.kgcn.KGCN` and a
     :class:`~kgcl_lib.train.TrainConfig` (uses ``lr``, ``l2``, ``optimizer``, ``l2_scope``).
 
     ``l2_scope="table"`` (default, KGCN's): the tables' λ lives in :class:`TableAdam`
