@@ -211,7 +211,7 @@ def _train(ds, split, cfg: TrainConfig, *, pairs=None, text=None, out_dir=None, 
         raise ValueError(f"variant {cfg.variant!r} needs content pairs (kgcl_lib.pairs.build_pairs)")
     seeds = RunSeeds(cfg.seed)
     if model is None:
-        model = build_backbone(cfg.backbone, ds, cfg, text, seeds)
+        model = build_backbone(cfg.backbone, ds, cfg, text, seeds, train=split.train)
     model.to(device).train()
     rows = training_rows(ds, split, cfg, pairs)
     if out_dir is not None:

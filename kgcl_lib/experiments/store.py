@@ -38,6 +38,7 @@ def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.Data
             spec = na["spec"]
             rows.append({"run_id": na["run_id"], "dataset": spec["dataset"], "variant": spec["variant"],
                          "spec_variant": spec["variant"], "text": spec["text"], "text_source": None,
+                         "backbone": spec.get("backbone", "kgcn"),
                          "seed": spec["seed"], "gamma": spec["gamma"], "gamma_set": spec["gamma"] is not None,
                          "overrides": json.dumps(spec["overrides"]), "na_reason": na["reason"],
                          "na_detail": na.get("detail"), "same_as": na.get("same_as")})
@@ -53,13 +54,14 @@ def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.Data
         rows.append({"run_id": cfg["run_id"], "dataset": spec["dataset"],
                      "variant": "cl_kg" if kg_pairs else spec["variant"], "spec_variant": spec["variant"],
                      "text": spec["text"], "text_source": src, "seed": spec["seed"],
+                     "backbone": spec.get("backbone", "kgcn"),
                      "gamma": cfg["train_config"].get("gamma", spec["gamma"]),
                      "gamma_set": spec["gamma"] is not None, "overrides": json.dumps(spec["overrides"]),
                      "na_reason": None, "na_detail": None, "same_as": None,
                      "scoring": cfg.get("scoring"), "text_model": cfg.get("text_model"), "synopses": cfg.get("synopses"),
                      "pairs": pairs_source(spec["dataset"], cfg.get("pairs_provenance")),
                      "train_seconds": cfg.get("train_seconds"), **met})
-    cols = ["run_id", "dataset", "variant", "spec_variant", "text", "text_source", "seed", "gamma", "gamma_set",
+    cols = ["run_id", "dataset", "variant", "spec_variant", "text", "text_source", "seed", "backbone", "gamma", "gamma_set",
             "overrides", "na_reason", "scoring", "text_model", "train_seconds"]
     return pd.DataFrame(rows, columns=None if rows else cols)
 
@@ -198,7 +200,8 @@ def load_manifest(results_dir, name: str) -> tuple[pd.DataFrame, dict]:
                                 f"(04_train for 'grid', 09 for 'gamma', 10 for 'llm')")
     data = json.loads(path.read_text())
     specs = [RunSpec(r["dataset"], r["variant"], r["text"], r["seed"], r["gamma"],
-                     tuple((k, v) for k, v in r["overrides"]), r.get("text_source")) for r in data.pop("runs")]
+                     tuple((k, v) for k, v in r["overrides"]), r.get("text_source"), backbone=r.get("backbone", "kgcn"))
+             for r in data.pop("runs")]
     df = load_results(results_dir, specs)
     if len(df) < len(specs):
         print(f"[kgcl] manifest {name!r}: {len(specs) - len(df)} of {len(specs)} runs are not finished")

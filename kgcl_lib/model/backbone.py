@@ -78,6 +78,12 @@ class Backbone(nn.Module, ABC):
     name: ClassVar[str] = ""
     #: ``False``: nothing to fit (e.g. popularity); the trainer runs no epochs
     trainable: ClassVar[bool] = True
+    #: ``True``: :meth:`build` takes ``train=`` (the run's training rows ``int[n, 3]``), e.g. a
+    #: popularity count or LightGCN's user–item graph; :func:`~kgcl_lib.model.build_backbone` hands them on
+    needs_train_rows: ClassVar[bool] = False
+    #: ``False``: no user / item embeddings (popularity): the evaluation stores NaN for Intra-list
+    #: diversity, alignment and uniformity, and the ``"dot"`` mode is undefined
+    has_embeddings: ClassVar[bool] = True
     n_users: int
     n_items: int
 

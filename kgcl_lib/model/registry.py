@@ -9,17 +9,29 @@ from __future__ import annotations
 from ..seeds import RunSeeds
 from .backbone import Backbone
 from .kgcn import KGCN
+from .lightgcn import LightGCN
+from .mf import MatrixFactorization
+from .pop import Popularity
 
 #: name -> Backbone subclass; the first is the default (the paper's KGCN)
 BACKBONES: dict[str, type[Backbone]] = {
     "kgcn": KGCN,
+    "pop": Popularity,
+    "mf": MatrixFactorization,
+    "lightgcn": LightGCN,
 }
 DEFAULT_BACKBONE = "kgcn"
 
 
-def build_backbone(name: str, ds, cfg, text=None, seeds: RunSeeds | None = None) -> Backbone:
-    """A fresh backbone ``name`` for dataset ``ds`` and run config ``cfg`` (:meth:`Backbone.build`)."""
-    return backbone_class(name).build(ds, cfg, text=text, seeds=seeds)
+def build_backbone(name: str, ds, cfg, text=None, seeds: RunSeeds | None = None, train=None) -> Backbone:
+    """A fresh backbone ``name`` for dataset ``ds`` and run config ``cfg`` (:meth:`Backbone.build`).
+
+    ``train``: the run's training rows ``int[n, 3]``, handed on to backbones with
+    ``needs_train_rows`` (popularity counts them, LightGCN builds its graph from them)."""
+    cls = backbone_class(name)
+    if cls.needs_train_rows:
+        return cls.build(ds, cfg, text=text, seeds=seeds, train=train)
+    return cls.build(ds, cfg, text=text, seeds=seeds)
 
 
 def backbone_class(name: str) -> type[Backbone]:
