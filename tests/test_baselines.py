@@ -221,3 +221,17 @@ def test_lightgcn_graph_is_the_training_positives_only(tiny):
     assert {tuple(e) for e in model.edges.tolist()} == pos
     with pytest.raises(ValueError, match="training rows"):
         build_backbone("lightgcn", ds, TrainConfig(dataset=ds.name, backbone="lightgcn", dim=4))
+
+
+@pytest.mark.parametrize("backbone", ["pop", "mf", "lightgcn"])
+def test_checkpoint_round_trip(tiny, tmp_path, backbone):
+    from kgcl_lib.train import TrainConfig, load_checkpoint, train
+
+    ds, split = tiny
+    cfg = TrainConfig(dataset=ds.name, backbone=backbone, epochs=2, dim=4, n_iter=1, batch_size=64, device="cpu")
+    res = train(ds, split, cfg, progress=False, out_dir=tmp_path / "run")
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert type(ckpt.model) is type(res.model) and ckpt.config == cfg
+    users = np.arange(ds.n_users)
+    with torch.no_grad():
+        assert torch.equal(ckpt.model.eval().score_all(users), res.model.eval().score_all(users))
