@@ -37,7 +37,7 @@ from .figures import (  # noqa: F401
     COLUMN_WIDTH_IN, PAGE_WIDTH_IN, _plt, place_labels, plot_align_uniform, plot_cold_start, save_figure,
 )
 from .baselines import (  # noqa: F401
-    BASELINE_LABELS, BASELINE_ORDER, Baselines, baseline_frame, baselines_block, best_baseline, budget_caption,
+    BASELINE_LABELS, BASELINE_ORDER, Baselines, baseline_frame, baseline_label, baselines_block, best_baseline, budget_caption,
     load_baselines, with_block,
 )
 from .tables import (  # noqa: F401

@@ -27,6 +27,13 @@ from .formatting import fmt_number, format_table
 RESULT_METRICS = {"test_auc": "auc", "test_f1": "f1"}
 #: Display names of the simple baselines (``RunSpec.backbone`` -> label).
 BASELINE_LABELS = {"pop": "Popularity", "mf": "MF (biases)", "lightgcn": "LightGCN"}
+def baseline_label(backbone: str) -> str:
+    """Row / legend label of a simple baseline: its name, and "tuned" unless it has no
+    hyper-parameters (popularity)."""
+    name = BASELINE_LABELS.get(backbone, backbone)
+    return f"{name} (no hyper-parameters)" if backbone == "pop" else f"{name} (tuned)"
+
+
 #: Order of the baselines in tables.
 BASELINE_ORDER = ("pop", "mf", "lightgcn")
 #: Row label of the best KGCN text/CL variant.
@@ -78,7 +85,7 @@ def block_long(results: pd.DataFrame, baselines: pd.DataFrame, metrics: Sequence
                     rows.append(_cell(ds, BEST_KGCN, best, f" ({_kgcn_label(best['text'], best['variant'])})"))
         s = summarize(b, [m for m in metrics if m in b.columns], by=("dataset", "variant"))
         for _, r in s.iterrows():
-            rows.append(_cell(ds, f"{BASELINE_LABELS.get(r['variant'], r['variant'])} (tuned)", r))
+            rows.append(_cell(ds, baseline_label(r["variant"]), r))
     out = pd.DataFrame(rows, columns=["dataset", "model", "metric", "value", "std", "n", "display"])
     out["metric"] = out["metric"].map(lambda m: RESULT_METRICS.get(m, m))  # test_auc -> auc (the tables' names)
     out["text"], out["variant"] = "", ""
@@ -114,7 +121,7 @@ def baselines_block(results: pd.DataFrame, baselines: pd.DataFrame, metrics: Seq
     """The block under a table: ``(markdown, latex, long)``; best value per dataset and metric in
     bold (:func:`~kgcl_lib.report.format_table`)."""
     long = block_long(results, baselines, metrics)
-    order = ["KGCN L_base (paper settings)", BEST_KGCN] + [f"{BASELINE_LABELS[b]} (tuned)" for b in BASELINE_ORDER]
+    order = ["KGCN L_base (paper settings)", BEST_KGCN] + [baseline_label(b) for b in BASELINE_ORDER]
     md, tex = format_table(long, None, index=("dataset", "model"), columns=("metric",),
                            compare_within=("dataset", "metric"), caption=caption, label=label,
                            row_order={"model": order, "metric": [RESULT_METRICS.get(m, m) for m in metrics]})
