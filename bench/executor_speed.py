@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kgcl_lib import experiments as X  # noqa: E402
-from kgcl_lib.executors import ProcessExecutor  # noqa: E402
+from kgcl_lib.experiments.executors import ProcessExecutor  # noqa: E402
 
 
 def _in_task_seconds(store, specs) -> float:
@@ -68,10 +68,10 @@ def main(argv=None) -> int:
             stores[name] = root / name
             for sub in ("text", "pairs"):
                 shutil.copytree(root / "prep" / sub, stores[name] / sub)
-            X._OPENED.clear()  # every executor opens the dataset itself, inside the timing
+            X.forget_opened()  # every executor opens the dataset itself, inside the timing
             row = {}
             if name == "ray":
-                from kgcl_lib.executors import RayExecutor, init_ray
+                from kgcl_lib.experiments.executors import RayExecutor, init_ray
 
                 t0 = time.perf_counter()
                 init_ray(None, num_cpus=args.workers, include_dashboard=False)

@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     import torch
 
     from kgcl_lib import experiments as X
+    from kgcl_lib.text import decoding
+    from kgcl_lib.text import prompts as P
     from kgcl_lib.text import generate as gen
 
     torch.set_num_threads(args.threads)
@@ -44,19 +46,19 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore", gen.GeneratorWarning)
     c0 = time.process_time()
     tok, lm = gen.load_generator(gen.resolve_generator(args.model), "cpu")
-    classes = gen._token_classes(tok, max(len(tok), lm.get_output_embeddings().weight.shape[0]))
+    classes = decoding._token_classes(tok, max(len(tok), lm.get_output_embeddings().weight.shape[0]))
     print(json.dumps({"load_cpu_s": round(time.process_time() - c0, 2)}), flush=True)
-    titles = [gen._clean_title(t) for t in items["title"]]
-    prompts = [gen.synopsis_prompt(gen.natural_title(t), y, "movie") for t, y in zip(titles, items["year"]) if t]
+    titles = [P._clean_title(t) for t in items["title"]]
+    prompts = [P.synopsis_prompt(P.natural_title(t), y, "movie") for t, y in zip(titles, items["year"]) if t]
     order = np.argsort([len(x) for x in tok(prompts)["input_ids"]], kind="stable")
-    params = gen.GenerationParams()
+    params = decoding.GenerationParams()
     texts_by_bs = {}
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
         c0, w0 = time.process_time(), time.perf_counter()
         texts, n_tokens = [None] * len(prompts), 0
         for i in range(0, len(order), bs):
             b = order[i : i + bs]
-            out, n_new = gen._generate_batch(tok, lm, [prompts[k] for k in b], params, classes, None)
+            out, n_new = decoding._generate_batch(tok, lm, [prompts[k] for k in b], params, classes, None)
             for k, t in zip(b, out):
                 texts[k] = t
             n_tokens += int(n_new.sum())

@@ -5,7 +5,7 @@ Usage (from the repo root; prints one JSON object, one line per run on stderr)::
     python bench/train_quality.py book-crossing --seeds 0 1 2 3 4
     python bench/train_quality.py ml-100k --variants base cl_genre cl_title_genre --texts none synopsis
 
-Every run is ``python -m kgcl_lib.train --dataset D --paper --seed S --variant V --text T
+Every run is ``python -m kgcl_lib.train --dataset D --seed S --variant V --text T
 --json`` (the paper's Table 1 settings, see ``kgcl_lib.train.paper_settings``); extra
 ``--set key=value`` pairs override them (e.g. ``--set aggregator=sum --set n_neighbors=8``).
 Results are appended to ``--out`` (JSON lines, default ``runs/train_quality.jsonl``) so an
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_one(dataset, seed, variant, text, data_dir, sets, threads):
-    cmd = [sys.executable, "-m", "kgcl_lib.train", "--dataset", dataset, "--paper", "--seed", str(seed), "--variant", variant,
+    cmd = [sys.executable, "-m", "kgcl_lib.train", "--dataset", dataset, "--seed", str(seed), "--variant", variant,
            "--text", text, "--threads", str(threads), "--json", "--no-progress"]
     if data_dir:
         cmd += ["--data-dir", data_dir]

@@ -270,7 +270,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     if args.settings == "paper":
-        from kgcl_lib.train_config import paper_settings
+        from kgcl_lib.train import paper_settings
 
         s = {k: v for k, v in paper_settings(args.dataset.removeprefix("synthetic:")).items() if k != "epochs"}
         s["aggregator"] = args.aggregator or s["aggregator"]

@@ -27,7 +27,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import experiments, metrics, report
-from .constants import BASELINE  # noqa: F401  (the paper's baseline, (text arm, variant))
+from .data import user_train_counts
+from .constants import BASELINE
 from .storage import HEADLESS_ENV  # set by kgcl_lib.runner while notebooks execute without a frontend
 
 #: Metrics of the bucket table, in display order.
@@ -219,8 +220,6 @@ class InspectorStore:
     def run(self, dataset: str, model: tuple[str, str], seed: int) -> RunArrays:
         key = (dataset, tuple(model), int(seed))
         if key not in self._runs:
-            from .data import user_train_counts
-
             d = self.frame
             sub = d[(d["dataset"] == dataset) & (d["text"] == model[0]) & (d["variant"] == model[1])
                     & (d["seed"] == seed)]

@@ -7,14 +7,18 @@ leaves a half-written file where a later run would take it for a finished one.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+import numpy as np
 
 ENV_DATA_DIR = "KGCL_DATA_DIR"
 ENV_CACHE_DIR = "KGCL_CACHE_DIR"
@@ -188,3 +192,23 @@ def sha256_text(*parts: str) -> str:
         h.update(p.encode("utf-8"))
         h.update(b"\0")
     return h.hexdigest()
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """``np.save`` atomically (:func:`atomic_path`; through a handle: ``np.save`` would append
+    ``.npy`` to the temporary name)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 to the second (``2026-12-03T18:00:00+00:00``)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def slug(text: str, *, allowed: str = "A-Za-z0-9._-", keep: str = "head", limit: int = 60, empty: str = "") -> str:
+    """``text`` as a file-name part: runs of characters outside ``allowed`` (a regex class body)
+    become ``_``; the first (``keep="head"``) or last (``"tail"``) ``limit`` characters are kept;
+    ``empty`` when nothing is left.  Cache folders are named with it, so a change renames them."""
+    s = re.sub(f"[^{allowed}]+", "_", text)
+    return (s[:limit] if keep == "head" else s[-limit:]) or empty

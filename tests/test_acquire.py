@@ -515,7 +515,7 @@ def test_user_needing_too_many_negatives_is_an_error(tmp_path):
 
 
 def test_bx_ratings_fast_and_exact_readers_agree(tmp_path):
-    from kgcl_lib.data.acquire import _read_bx_ratings_exact, _read_bx_ratings_fast
+    from kgcl_lib.data.acquire.bookcrossing import _read_bx_ratings_exact, _read_bx_ratings_fast
 
     p = tmp_path / "r.csv"
     p.write_bytes(BX_RATINGS.replace(b"\n", b"\r\n"))

@@ -20,7 +20,7 @@ from kgcl_lib.data import split_ratings
 from kgcl_lib.data.synthetic import SyntheticShape, make_synthetic
 from kgcl_lib.model import BACKBONES, Backbone, StepOutput, build_backbone
 from kgcl_lib.train import Batch, TrainConfig, load_checkpoint, train, train_step
-from kgcl_lib.train_cli import parser
+from kgcl_lib.train.__main__ import parser
 
 
 class DotBackbone(Backbone):

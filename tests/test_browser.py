@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from kgcl_lib import experiments, inspector, runner
+from kgcl_lib import constants, experiments, inspector, runner
 
 pytestmark = pytest.mark.browser
 
@@ -208,7 +208,7 @@ def _shown_table(page) -> list[list[str]]:
 
 
 def _expected(store_view: inspector.InspectorStore, dataset: str, model, percentile: float) -> tuple[list, object]:
-    models = [inspector.BASELINE, model]
+    models = [constants.BASELINE, model]
     view = inspector.bucket_view({inspector.model_label(m): store_view.runs(dataset, m) for m in models}, percentile)
     shown = inspector.format_bucket_view(view)
     return [[label, *map(str, row)] for label, row in zip(shown.index, shown.to_numpy().tolist())], view
@@ -268,7 +268,7 @@ def test_inspector_in_jupyterlab(store, lab, page, tmp_path):
     _check_numbers(shown, view)
 
     # Model dropdown: another model against the baseline.
-    other = next(m for m in data.models(dataset) if m not in (inspector.BASELINE, best))
+    other = next(m for m in data.models(dataset) if m not in (constants.BASELINE, best))
     page.locator(".widget-dropdown", has_text="vs baseline").locator("select").select_option(
         label=inspector.model_label(other))
     shown = _wait_for_table(page, shown)

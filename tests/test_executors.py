@@ -180,7 +180,7 @@ def ray_session():
     ray = pytest.importorskip("ray", reason="the Ray executor needs the ray extra: pip install '.[ray]'")
     if not IN_RAY_CHILD:
         pytest.skip("runs in a child process (test_ray_tier_in_a_child_process)")
-    from kgcl_lib.executors import init_ray
+    from kgcl_lib.experiments.executors import init_ray
 
     init_ray(None, num_cpus=2, include_dashboard=False)
     yield ray
@@ -214,7 +214,7 @@ def _assert_same_runs(a, b, specs):
 
 @pytest.mark.ray
 def test_ray_executor_matches_local_and_reruns_nothing(ray_session, local_store, tmp_path):
-    from kgcl_lib.executors import RayExecutor
+    from kgcl_lib.experiments.executors import RayExecutor
 
     store = _fresh_store(local_store, tmp_path)
     specs = _specs()
@@ -233,7 +233,7 @@ def test_ray_executor_matches_local_and_reruns_nothing(ray_session, local_store,
 def test_ray_task_killed_mid_run_is_retried(ray_session, local_store, tmp_path):
     """SIGKILL the worker of the first run that starts writing; Ray retries the task once and
     the store ends up complete, identical to the local executor's, with no partial folder."""
-    from kgcl_lib.executors import RayExecutor
+    from kgcl_lib.experiments.executors import RayExecutor
 
     store = _fresh_store(local_store, tmp_path)
     specs = _specs()
@@ -276,7 +276,7 @@ def test_ray_ctrl_c_cancels_outstanding_runs_without_partial_folders(ray_session
     """A real SIGINT to this (the driver's) process while tasks run: KeyboardInterrupt propagates,
     the outstanding tasks are cancelled, no partial folder stays, every run folder present is
     complete, and a rerun finishes the grid with the local executor's numbers."""
-    from kgcl_lib.executors import RayExecutor
+    from kgcl_lib.experiments.executors import RayExecutor
 
     store = _fresh_store(local_store, tmp_path)
     specs = _specs()
@@ -309,7 +309,7 @@ from test_generate import items, tiny_model_dir  # noqa: E402,F401  (fixtures: a
 def test_llm_synopses_in_ray_shards_match_and_rerun_makes_no_calls(ray_session, items, tiny_model_dir, tmp_path):
     import warnings
 
-    from kgcl_lib.executors import generate_synopses_ray
+    from kgcl_lib.experiments.executors import generate_synopses_ray
     from kgcl_lib.text import generate as gen
 
     kw = dict(max_new_tokens=10, batch_size=4)
@@ -340,6 +340,7 @@ def test_runner_passes_executor_flags_over_the_profile(tmp_path):
 
     import nbformat
 
+    import kgcl_lib.runner.__main__ as runner_cli
     from kgcl_lib import runner
 
     nbdir = tmp_path / "nb"
@@ -362,14 +363,14 @@ def test_runner_passes_executor_flags_over_the_profile(tmp_path):
     assert runner.run("t", executor="ray", ray_address="10.0.0.1:6379", **kw) == 0
     assert json.loads(headlines.read_text()) == ["ray", "10.0.0.1:6379", {"num_cpus": 2, "num_gpus": 0.5}]
     try:  # the CLI's one error style: one line, exit status 2
-        rc = runner.main(["--executor", "slurm"])
+        rc = runner_cli.main(["--executor", "slurm"])
     except SystemExit as exc:
         rc = exc.code
     assert rc == 2
 
 
 def test_unknown_executor_is_named():
-    from kgcl_lib.executors import get_executor
+    from kgcl_lib.experiments.executors import get_executor
 
     with pytest.raises(ValueError, match="'slurm'"):
         get_executor("slurm")
@@ -396,7 +397,7 @@ def plain_local_store(tmp_path_factory):
 def test_processes_executor_matches_local_and_reruns_nothing(plain_local_store, tmp_path, monkeypatch):
     """Two spawned workers write the same store as the local executor, number for number, each
     run in another process than the driver; a second call trains nothing."""
-    from kgcl_lib.executors import ProcessExecutor, get_executor
+    from kgcl_lib.experiments.executors import ProcessExecutor, get_executor
 
     local, cache = plain_local_store
     monkeypatch.setenv("KGCL_CACHE_DIR", str(cache))
@@ -408,7 +409,7 @@ def test_processes_executor_matches_local_and_reruns_nothing(plain_local_store, 
     assert os.getpid() not in {s["pid"] for s in summaries}
     _assert_same_runs(local, store, specs)
     # the workers' own output went to one log per worker, not to the notebook's terminal
-    from kgcl_lib.executors import WORKER_LOGS
+    from kgcl_lib.experiments.executors import WORKER_LOGS
 
     logs = {p.name for p in (store / WORKER_LOGS).glob("worker-*.log")}
     assert {f"worker-{pid}.log" for pid in {s["pid"] for s in summaries}} <= logs
@@ -419,7 +420,7 @@ def test_processes_executor_matches_local_and_reruns_nothing(plain_local_store, 
     assert before == {s.run_id: (X.run_dir(store, s) / X.COMPLETE_MARKER).stat().st_mtime_ns for s in specs}
     # the profile's resources decide the pool size: CPUs // num_cpus, or "workers"
     assert get_executor("processes", resources_per_run={"num_cpus": 1, "workers": 3}).workers == 3
-    from kgcl_lib.executors import usable_cpus
+    from kgcl_lib.experiments.executors import usable_cpus
 
     assert get_executor("processes", resources_per_run={"num_cpus": 1}).workers == usable_cpus()
     assert get_executor("processes", resources_per_run={"num_cpus": usable_cpus() + 1}).workers == 1
@@ -440,7 +441,7 @@ def test_processes_worker_killed_mid_run_is_rerun_alone(plain_local_store, tmp_p
     """SIGKILL the worker of the first run caught writing its folder: the runs of the broken pool
     are rerun one per fresh process, the store ends complete and equal to the local one, and no
     partial folder is left."""
-    from kgcl_lib.executors import ProcessExecutor
+    from kgcl_lib.experiments.executors import ProcessExecutor
 
     local, cache = plain_local_store
     monkeypatch.setenv("KGCL_CACHE_DIR", str(cache))
@@ -468,7 +469,7 @@ def test_processes_worker_killed_mid_run_is_rerun_alone(plain_local_store, tmp_p
 def test_processes_ctrl_c_stops_workers_without_partial_folders(plain_local_store, tmp_path, monkeypatch):
     """SIGINT to the driver while a worker writes a run: KeyboardInterrupt propagates, the workers
     are killed, no partial folder stays, every folder present is complete."""
-    from kgcl_lib.executors import ProcessExecutor
+    from kgcl_lib.experiments.executors import ProcessExecutor
 
     local, cache = plain_local_store
     monkeypatch.setenv("KGCL_CACHE_DIR", str(cache))
@@ -492,7 +493,7 @@ def test_processes_failed_run_is_reported_and_the_others_finish(plain_local_stor
     ends with GridRunError naming only the failed run."""
     import torch
 
-    from kgcl_lib.executors import GridRunError, ProcessExecutor
+    from kgcl_lib.experiments.executors import GridRunError, ProcessExecutor
 
     if torch.cuda.is_available():
         pytest.skip("needs a machine without CUDA (the failing run asks for CUDA)")
@@ -514,7 +515,7 @@ def test_processes_failed_run_is_reported_and_the_others_finish(plain_local_stor
 
 def test_pool_size_respects_a_container_cpu_quota(tmp_path):
     """cgroup v2 and v1 quotas are read as CPUs; no quota (or none readable) means no cap."""
-    from kgcl_lib.executors import cgroup_cpu_limit
+    from kgcl_lib.experiments.executors import cgroup_cpu_limit
 
     v2 = tmp_path / "v2"
     v2.mkdir()
@@ -534,7 +535,7 @@ def test_pool_size_respects_a_container_cpu_quota(tmp_path):
 
 def test_usable_cpus_is_capped_by_the_quota(monkeypatch):
     """An 8-CPU affinity mask under a 1.5-CPU quota gives 2 workers' worth; no quota gives 8."""
-    from kgcl_lib.executors import processes as E
+    from kgcl_lib.experiments.executors import processes as E
 
     monkeypatch.setattr(E.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     for limit, want in ((1.5, 2), (None, 8), (0.2, 1), (16.0, 8)):

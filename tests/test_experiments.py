@@ -13,6 +13,7 @@ import pytest
 
 from kgcl_lib import experiments as X
 from kgcl_lib import runner
+from kgcl_lib.storage import REPO_ROOT
 from kgcl_lib.storage import write_json
 
 
@@ -237,7 +238,7 @@ def test_run_times_out_a_stalled_cell_then_retries(tmp_path):
             "if first:\n    time.sleep(30)\n"
             "assert os.environ.get('KGCL_HEADLESS') == '1'\n"
             # the kernel imports the kgcl_lib of the runner's checkout first
-            f"assert os.environ['PYTHONPATH'].split(os.pathsep)[0] == {str(runner.REPO_ROOT)!r}")
+            f"assert os.environ['PYTHONPATH'].split(os.pathsep)[0] == {str(REPO_ROOT)!r}")
     _notebook(nbdir / "01_stall.ipynb", params, body)
     pythonpath = os.environ.get("PYTHONPATH")
     (tmp_path / "t.yaml").write_text(f"marker: {tmp_path / 'marker'}\n")

@@ -88,7 +88,7 @@ def test_as_markdown():
 
 
 def test_place_labels_never_overlap():
-    plt, _ = report._plt()
+    plt, _ = report.pyplot_and_seaborn()
     fig, ax = plt.subplots(figsize=(3, 2))
     ax.scatter([0.5, 0.5, 0.5, 0.52], [1.0, 1.0, 1.0, 1.01])
     anns = report.place_labels(ax, [(0.5, 1.0), (0.5, 1.0), (0.5, 1.0), (0.52, 1.01)], ["γ=0.2", "γ=0.6", "γ=1", "γ=0.8"])

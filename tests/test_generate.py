@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 import torch
 
+from kgcl_lib import storage
+from kgcl_lib.text import decoding, prompts, similarity, synopsis_cache
 from kgcl_lib.text import generate as gen
 
 torch.set_num_threads(1)
@@ -144,34 +146,34 @@ class _CountingLoader:
 # Prompt wording
 # ----------------------------------------------------------------------------------------
 def test_prompt_exact_paper_wording():
-    assert gen.synopsis_prompt("Toy Story", 1995) == "Briefly, a story of a movie named Toy Story released 1995 is about"
+    assert prompts.synopsis_prompt("Toy Story", 1995) == "Briefly, a story of a movie named Toy Story released 1995 is about"
     assert (
-        gen.synopsis_prompt("Dune", 1965, "book", trailing_space=True)
+        prompts.synopsis_prompt("Dune", 1965, "book", trailing_space=True)
         == "Briefly, a story of a book named Dune released 1965 is about "
     )
     # The paper's template itself, verbatim (with its trailing space).
-    assert gen.PAPER_PROMPT.format(domain="movie", title="X", year=2000) == (
+    assert prompts.PAPER_PROMPT.format(domain="movie", title="X", year=2000) == (
         "Briefly, a story of a movie named X released 2000 is about "
     )
 
 
 @pytest.mark.parametrize("year", [None, pd.NA, np.nan, 0, -3, "n/a"])
 def test_prompt_missing_year_drops_clause(year):
-    assert gen.synopsis_prompt("Heat", year) == "Briefly, a story of a movie named Heat is about"
+    assert prompts.synopsis_prompt("Heat", year) == "Briefly, a story of a movie named Heat is about"
 
 
 def test_prompt_year_forms():
-    assert gen.synopsis_prompt("Heat", 1995.0).endswith("released 1995 is about")
-    assert gen.synopsis_prompt("Heat", "1995").endswith("released 1995 is about")
-    assert gen.synopsis_prompt("Heat", np.int64(1995)).endswith("released 1995 is about")
+    assert prompts.synopsis_prompt("Heat", 1995.0).endswith("released 1995 is about")
+    assert prompts.synopsis_prompt("Heat", "1995").endswith("released 1995 is about")
+    assert prompts.synopsis_prompt("Heat", np.int64(1995)).endswith("released 1995 is about")
 
 
 def test_prompt_rejects_bad_input():
     with pytest.raises(ValueError, match="domain"):
-        gen.synopsis_prompt("Heat", 1995, "song")
+        prompts.synopsis_prompt("Heat", 1995, "song")
     for bad in (None, pd.NA, "", "  ", "unkonwn", "Unknown"):
         with pytest.raises(ValueError, match="title"):
-            gen.synopsis_prompt(bad, 1995)
+            prompts.synopsis_prompt(bad, 1995)
 
 
 @pytest.mark.parametrize(
@@ -187,17 +189,17 @@ def test_prompt_rejects_bad_input():
     ],
 )
 def test_natural_title(raw, natural):
-    assert gen.natural_title(raw) == natural
+    assert prompts.natural_title(raw) == natural
 
 
 # ----------------------------------------------------------------------------------------
 # Post-processing and the degeneracy rule (hand-written strings)
 # ----------------------------------------------------------------------------------------
 def test_text_stats_hand_computed():
-    s = gen.text_stats("Ab 12 cd!", ngram=3)
+    s = prompts.text_stats("Ab 12 cd!", ngram=3)
     # non-space chars A b 1 2 c d ! = 7, letters 4; words ab 12 cd; one trigram
     assert s == {"n_words": 3, "letter_frac": pytest.approx(4 / 7), "n_ngrams": 1, "distinct_ngram_frac": 1.0}
-    s = gen.text_stats("a b a b a b", ngram=3)
+    s = prompts.text_stats("a b a b a b", ngram=3)
     # trigrams: (a b a) (b a b) (a b a) (b a b) -> 2 distinct of 4
     assert s["n_ngrams"] == 4 and s["distinct_ngram_frac"] == 0.5
 
@@ -226,25 +228,25 @@ def test_text_stats_hand_computed():
     ],
 )
 def test_postprocess_rules(raw, expected):
-    assert gen.postprocess(raw) == expected
+    assert prompts.postprocess(raw) == expected
 
 
 def test_postprocess_strips_echoed_prompt():
     prompt = "Briefly, a story of a movie named Heat is about"
     raw = "Briefly, a story of a movie named Heat is about a thief and a detective."
-    assert gen.postprocess(raw, prompt) == ("a thief and a detective.", "ok")
+    assert prompts.postprocess(raw, prompt) == ("a thief and a detective.", "ok")
 
 
 def test_quality_rule_thresholds_are_strict():
-    rule = gen.QualityRule(min_words=3, min_letter_frac=0.6)
+    rule = prompts.QualityRule(min_words=3, min_letter_frac=0.6)
     # "ab cd e12" -> 7 non-space chars, 5 letters -> 0.714 (kept); "ab 1 2 3" -> 2/5 = 0.4 (dropped)
-    assert not gen.is_degenerate("ab cd e12", rule)
-    assert gen.is_degenerate("ab 1 2 3", rule)
+    assert not prompts.is_degenerate("ab cd e12", rule)
+    assert prompts.is_degenerate("ab 1 2 3", rule)
     # exactly at the threshold is kept: letters 3 of 5 = 0.6
-    assert not gen.is_degenerate("abc 1 2", rule)
+    assert not prompts.is_degenerate("abc 1 2", rule)
     # repetition: exactly half distinct is kept, below is dropped
-    assert not gen.is_degenerate("a b a b a b", gen.QualityRule(min_distinct_ngram_frac=0.5))
-    assert gen.is_degenerate("a b a b a b", gen.QualityRule(min_distinct_ngram_frac=0.51))
+    assert not prompts.is_degenerate("a b a b a b", prompts.QualityRule(min_distinct_ngram_frac=0.5))
+    assert prompts.is_degenerate("a b a b a b", prompts.QualityRule(min_distinct_ngram_frac=0.51))
 
 
 # ----------------------------------------------------------------------------------------
@@ -252,12 +254,12 @@ def test_quality_rule_thresholds_are_strict():
 # ----------------------------------------------------------------------------------------
 def test_paragraph_stop_matches_naive_rule():
     tok = _tiny_tokenizer()
-    classes = gen._token_classes(tok, len(tok) + 3)  # 3 ids past the vocabulary count as blank
+    classes = decoding._token_classes(tok, len(tok) + 3)  # 3 ids past the vocabulary count as blank
     nl, the, dot, pad = (tok.convert_tokens_to_ids(t) for t in ("\n", "the", ".", "[PAD]"))
     prompt = [[the, the], [the, the], [the, the], [the, the], [the, the]]
     new = [[nl, nl, the], [nl, the, nl], [the, dot, pad], [pad, the, nl], [len(tok) + 1, nl, the]]
     ids = torch.tensor([p + n for p, n in zip(prompt, new)])
-    got = gen._paragraph_stop(2, classes)(ids, None).tolist()
+    got = decoding._paragraph_stop(2, classes)(ids, None).tolist()
 
     def naive(row):  # a newline after some non-blank text in the continuation
         text_seen = False
@@ -292,14 +294,14 @@ def test_table_layout_and_counts(items, tiny_model_dir):
     assert t.loc[[3, 6], ["prompt", "raw", "synopsis"]].isna().all().all()
     assert t.loc[2, "prompt"] == "Briefly, a story of a movie named The Usual Suspects released 1995 is about"
     assert t.loc[4, "prompt"] == "Briefly, a story of a movie named Alien is about"
-    assert set(t["status"]) <= set(gen.STATUSES)
+    assert set(t["status"]) <= set(prompts.STATUSES)
     assert (t["synopsis"].notna() == (t["status"] == "ok")).all()
     counts = res.counts
     assert sum(counts.values()) == len(items)
-    assert counts == t["status"].value_counts().reindex(list(gen.STATUSES), fill_value=0).to_dict()
+    assert counts == t["status"].value_counts().reindex(list(prompts.STATUSES), fill_value=0).to_dict()
     # synopsis is exactly the post-processed raw text
     for _, row in t[t["status"] != "no_title"].iterrows():
-        assert gen.postprocess(row["raw"], row["prompt"])[0] == (row["synopsis"] if row["status"] == "ok" else None)
+        assert prompts.postprocess(row["raw"], row["prompt"])[0] == (row["synopsis"] if row["status"] == "ok" else None)
     # duplicate prompt (rows 0 and 7): generated once, same text
     assert t.loc[0, "raw"] == t.loc[7, "raw"]
     assert res.provenance["new"] == 7  # 10 items - 2 no_title - 1 duplicate
@@ -335,7 +337,7 @@ def test_resume_after_interruption(items, tiny_model_dir, monkeypatch):
     monkeypatch.setattr(gen, "load_generator", loader)
     with pytest.raises(KeyboardInterrupt):
         _run(items, tiny_model_dir, batch_size=2)
-    cache_files = list((gen.storage.cache_dir("llm")).glob("synopses-*.jsonl"))
+    cache_files = list((storage.cache_dir("llm")).glob("synopses-*.jsonl"))
     assert len(cache_files) == 1
     survived = [json.loads(line)["prompt"] for line in open(cache_files[0])]
     assert len(survived) == 4  # two finished batches of 2 survived
@@ -471,7 +473,7 @@ def test_similarity_against_naive_loops():
     def encoder(texts):
         return np.stack([vecs[t] for t in texts])
 
-    rep = gen.synopsis_similarity(texts_g, texts_h, encoder, block=3)
+    rep = similarity.synopsis_similarity(texts_g, texts_h, encoder, block=3)
     n = 7
     unit = {t: v / np.linalg.norm(v) for t, v in vecs.items()}
     cos = np.array([[unit[f"g{i}"] @ unit[f"h{j}"] for j in range(n)] for i in range(n)])
@@ -488,14 +490,14 @@ def test_similarity_limits():
     eye = np.eye(4)
     names = ["a", "b", "c", "d"]
     enc = lambda texts: np.stack([eye[names.index(t)] for t in texts])  # noqa: E731
-    perfect = gen.synopsis_similarity(names, names, enc)
+    perfect = similarity.synopsis_similarity(names, names, enc)
     assert (perfect.paired, perfect.shuffled, perfect.top1, perfect.mrr) == (1.0, 0.0, 1.0, 1.0)
-    swapped = gen.synopsis_similarity(names, names[::-1], enc)
+    swapped = similarity.synopsis_similarity(names, names[::-1], enc)
     assert swapped.paired == 0.0 and swapped.top1 == 0.0
     with pytest.raises(ValueError, match="aligned"):
-        gen.synopsis_similarity(names, names[:3], enc)
+        similarity.synopsis_similarity(names, names[:3], enc)
     with pytest.raises(ValueError, match="at least 2"):
-        gen.synopsis_similarity(["a", None], [None, "b"], enc)
+        similarity.synopsis_similarity(["a", None], [None, "b"], enc)
 
 
 # ----------------------------------------------------------------------------------------

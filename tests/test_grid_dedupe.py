@@ -33,7 +33,7 @@ def bare(ds, *, keep_metadata: bool = False):
 @pytest.fixture
 def counted(monkeypatch):
     """Count every call of the trainer, keyed by what it trained."""
-    import kgcl_lib.train as T
+    from kgcl_lib.experiments import execute as T
 
     calls, real = [], T.train
 

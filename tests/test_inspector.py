@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from kgcl_lib import inspector
+from kgcl_lib import constants, inspector
 
 N_ITEMS = 300
 
@@ -94,7 +94,7 @@ def test_top_lists_mark_hits_and_history():
 
 def test_model_label():
     assert inspector.model_label(("with", "cl_genre")) == "+CL genre, with semantic text"
-    assert inspector.model_label(inspector.BASELINE) == "L_base, without semantic text"
+    assert inspector.model_label(constants.BASELINE) == "L_base, without semantic text"
 
 
 def test_store_reads_the_disk_once_per_run(monkeypatch):

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from kgcl_lib import runner
+from kgcl_lib.runner.__main__ import main as runner_main
 
 pytestmark = pytest.mark.notebooks
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.notebooks
 def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     os.environ.setdefault("KGCL_CACHE_DIR", str(root / "cache"))
-    rc = runner.main(["--profile", "smoke", "--runs-dir", str(root / "runs"), "--figures-dir", str(root / "figures"),
+    rc = runner_main(["--profile", "smoke", "--runs-dir", str(root / "runs"), "--figures-dir", str(root / "figures"),
                       "--cell-timeout", "900"])
     return rc, root / "runs" / "smoke", root / "figures"
 

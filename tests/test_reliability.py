@@ -198,7 +198,7 @@ def test_case6_permission_error_is_one_line(monkeypatch, capsys):
 
 
 def test_case6_train_no_cache_writes_no_dataset_cache(tmp_path, monkeypatch, capsys):
-    from kgcl_lib.train import main
+    from kgcl_lib.train.__main__ import main
 
     monkeypatch.setenv("KGCL_CACHE_DIR", str(tmp_path / "cache"))
     rc = main(["--dataset", "synthetic:tiny", "--epochs", "1", "--dim", "4", "--n-iter", "1", "--n-neighbors", "2",
@@ -209,7 +209,7 @@ def test_case6_train_no_cache_writes_no_dataset_cache(tmp_path, monkeypatch, cap
 
 # --- case 7: CLI argument errors --------------------------------------------------------------
 def _train_cli(argv, capsys):
-    from kgcl_lib.train import main
+    from kgcl_lib.train.__main__ import main
 
     try:
         rc = main(argv)
@@ -264,15 +264,14 @@ def test_case7_traceback_only_with_debug(capsys, tmp_path, monkeypatch):
 
 
 def test_case7_cl_genre_hint_names_an_existing_train_option(tiny_dataset):
-    from kgcl_lib.train import _parser
-
     from kgcl_lib.pairs.build import build_pairs
+    from kgcl_lib.train.__main__ import parser
 
     with pytest.raises(DatasetError) as e:  # tiny_dataset has too few genre-labelled items for n=10
         build_pairs(tiny_dataset, "genre", n=10, domain="movie", cache=False)
     msg = str(e.value)
     assert "--pair-sampler kg" in msg
-    opts = {s for a in _parser()._actions for s in a.option_strings}
+    opts = {s for a in parser()._actions for s in a.option_strings}
     assert "--pair-sampler" in opts
 
 
@@ -290,7 +289,7 @@ def test_issue12_every_option_has_help_with_default(module, monkeypatch):
         raise SystemExit(0)
 
     monkeypatch.setattr(cli.CliParser, "parse_args", capture)
-    mod = importlib.import_module(module if module in ("kgcl_lib.train", "kgcl_lib.runner") else module + ".__main__")
+    mod = importlib.import_module(module + ".__main__")  # every command: python -m <package> runs its __main__
     subs = {"kgcl_lib.data": [["stats"], ["synth"], ["fetch", "--dataset", "ml-100k"]]}.get(module, [[]])
     for argv in subs:
         try:
@@ -383,7 +382,7 @@ def test_case3_completed_rerun_replaces_and_says_so(tmp_path):
 
 
 def test_case3_out_dir_with_foreign_files_refused(tmp_path, capsys, monkeypatch):
-    from kgcl_lib.train import main
+    from kgcl_lib.train.__main__ import main
 
     monkeypatch.setenv("KGCL_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "mine"

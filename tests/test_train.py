@@ -17,14 +17,8 @@ from kgcl_lib.data import split_ratings
 from kgcl_lib.data.synthetic import SyntheticShape, make_synthetic
 from kgcl_lib.pairs import build_pairs
 from kgcl_lib.model import KGCN, TableAdam, build_backbone
-from kgcl_lib.train import (
-    TrainConfig,
-    load_checkpoint,
-    main,
-    paper_settings,
-    save_checkpoint,
-    train,
-)
+from kgcl_lib.train import TrainConfig, load_checkpoint, paper_settings, save_checkpoint, train
+from kgcl_lib.train.__main__ import main
 
 torch.set_num_threads(1)
 
@@ -388,13 +382,13 @@ def test_l2_shrinks_weights_and_rows(ds, split, optimizer, scope):
 
 
 @pytest.mark.parametrize("argv, want", [
-    ([], "paper"), (["--paper"], "paper"), (["--settings", "generic"], "generic"), (["--lr", "0.5"], "paper+lr"),
+    ([], "paper"), (["--settings", "generic"], "generic"), (["--lr", "0.5"], "paper+lr"),
     (["--settings", "kgcn"], "kgcn")])
 def test_cli_paper_settings_are_the_default(monkeypatch, ds, argv, want):
     """``python -m kgcl_lib.train --dataset book-crossing`` trains with Table 1's settings;
-    ``--paper`` is a no-op alias, ``--settings generic`` gives TrainConfig's defaults, flags win."""
-    import kgcl_lib.data as data_mod
-    import kgcl_lib.train as train_mod
+    ``--settings generic`` gives TrainConfig's defaults, flags win."""
+    import kgcl_lib.train.__main__ as cli_mod
+    from kgcl_lib.train import loop
 
     seen = {}
 
@@ -405,8 +399,8 @@ def test_cli_paper_settings_are_the_default(monkeypatch, ds, argv, want):
         seen["cfg"] = cfg
         raise Stop
 
-    monkeypatch.setattr(data_mod, "load_dataset", lambda name, **kw: ds)
-    monkeypatch.setattr(train_mod, "train", fake_train)
+    monkeypatch.setattr(cli_mod, "load_dataset", lambda name, **kw: ds)
+    monkeypatch.setattr(loop, "train", fake_train)
     with pytest.raises(Stop):
         main(["--dataset", "book-crossing", "--no-progress", *argv])
     cfg = seen["cfg"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..report import latex_escape, fmt_number, fmt_p
 from .definitions import CLAIMS, NOT_TESTABLE
 from .statistics import ALPHA
 
@@ -14,8 +15,6 @@ from .statistics import ALPHA
 # Rendering and summary
 # --------------------------------------------------------------------------------------------
 def _num(x, d=4) -> str:
-    from ..report import fmt_number
-
     return fmt_number(None if x is None or (isinstance(x, float) and not np.isfinite(x)) else float(x), d)
 
 
@@ -56,8 +55,6 @@ def _verdict(r) -> str:
 
 def display_frame(table: pd.DataFrame) -> pd.DataFrame:
     """The table as strings, one column per reported quantity (what the notebook shows)."""
-    from ..report import fmt_p
-
     out = pd.DataFrame({
         "Claim": table["claim"], "Dataset": table["dataset"], "Metric": table["metric"],
         "Ours": [_num(x) for x in table["ours"]], "Baseline": [_num(x) for x in table["baseline"]],
@@ -78,9 +75,7 @@ _TEX_SYMBOLS = {"Δ": r"$\Delta$", "γ": r"$\gamma$", "α": r"$\alpha$", "→": 
 
 
 def _tex(text: str) -> str:
-    from ..report import _latex_escape
-
-    out = _latex_escape(str(text))
+    out = latex_escape(str(text))
     for sym, rep in _TEX_SYMBOLS.items():
         out = out.replace(sym, rep)
     return out

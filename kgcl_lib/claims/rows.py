@@ -14,7 +14,12 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from .. import metrics as M
 from ..constants import BASELINE
+from ..data import user_train_counts
+from ..experiments import make_split, test_users_and_truth
+from ..metrics import cold_start_buckets
+from ..report import domain_of, paper_table
 from .definitions import CLAIMS_COLUMNS, COLD_PERCENTILES, GAMMA_DIRECTIONS, NOT_TESTABLE, PAPER_METRIC, Claim
 from .statistics import (
     ALPHA,
@@ -68,10 +73,6 @@ class UserArrays:
         return self._rebuild(d, users, kind, int(k))
 
     def _rebuild(self, d: Path, users: np.ndarray, kind: str, k: int) -> dict:
-        from .. import metrics as M
-        from ..data import user_train_counts
-        from ..experiments import make_split, test_users_and_truth
-
         cfg = json.loads((d / "config.json").read_text())
         name, seed = cfg["spec"]["dataset"], int(cfg["spec"]["seed"])
         ds = self._dataset(name)
@@ -108,8 +109,6 @@ def untestable(claim: Claim, dataset: str, metric: str, reason: str, **kw) -> di
 @functools.lru_cache(maxsize=None)
 def _paper_values(table: str, domain: str, metric: str) -> dict:
     """``{(text, variant): value}`` of one metric of a transcribed paper table and domain."""
-    from ..report import paper_table
-
     paper = paper_table(table)
     paper = paper[(paper["domain"] == domain) & (paper["metric"] == metric)]
     return {(r.text, r.variant): float(r.value) for r in paper.itertuples()}
@@ -117,8 +116,6 @@ def _paper_values(table: str, domain: str, metric: str) -> dict:
 
 def _paper_effect(claim: Claim, dataset: str, metric: str, contrasts: tuple | None = None) -> tuple[float, float]:
     """The claim's contrast (or ``contrasts``) on the paper's transcribed table for ``dataset``'s domain."""
-    from ..report import domain_of
-
     if claim.paper_table is None:
         return float("nan"), float("nan")
     val = _paper_values(claim.paper_table, domain_of(dataset), PAPER_METRIC.get(metric, metric))
@@ -285,8 +282,6 @@ def cold_rows(claim: Claim, df: pd.DataFrame, dataset: str, users: UserArrays, *
               percentiles: Sequence[float] = COLD_PERCENTILES, n_boot: int = 2000,
               rng: np.random.Generator | None = None, alpha: float = ALPHA) -> list[dict]:
     """Claim 5 on one dataset: bottom-p % gain minus overall gain (per p), and the trend."""
-    from ..metrics import cold_start_buckets
-
     rng = rng if rng is not None else np.random.default_rng(17)
     (treat, base), = claim.contrasts
     labels = [f"ndcg@100 gain: bottom {p:g}% − all" for p in percentiles] + ["ndcg@100 gain vs activity (slope)"]

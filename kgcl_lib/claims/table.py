@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..experiments import load_manifest, trained
 from .definitions import CLAIMS, CLAIMS_COLUMNS, COLD_PERCENTILES, GAMMA_DIRECTIONS, Claim
 from .rows import UserArrays, cold_rows, contrast_rows, gamma_rows, noninferior_rows, prepare, untestable
 from .statistics import ALPHA, holm
@@ -97,8 +98,6 @@ def claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str]
 
 def load_frames(results_dir) -> tuple[dict[str, pd.DataFrame | None], dict[str, str]]:
     """The ``grid`` / ``gamma`` / ``llm`` manifests' results, and why any is missing."""
-    from ..experiments import load_manifest, trained
-
     notebook = {"grid": "04_train", "gamma": "09_figure6", "llm": "10_table5_llm"}
     frames, missing = {}, {}
     for name, nb in notebook.items():

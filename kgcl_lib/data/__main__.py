@@ -19,6 +19,9 @@ import sys
 from pathlib import Path
 
 from ..cli import CliParser, run_main
+from .acquire import fetch_cli
+from .registry import load_dataset
+from .synthetic import SHAPES, make_synthetic, write_kgcn, write_ml20m_raw, write_recbole
 
 TABLE1_ROWS = (
     ("users", "# users"),
@@ -31,8 +34,6 @@ TABLE1_ROWS = (
 
 
 def _stats(argv: list[str]) -> int:
-    from .registry import load_dataset
-
     p = CliParser(prog="python -m kgcl_lib.data stats", description="Table 1 statistics of a dataset.")
     p.add_argument("--dataset", required=True, help="ml-100k, book-crossing, ml-20m, synthetic:<preset>, or a folder name under --data-dir")
     p.add_argument("--data-dir", help="folder holding NAME/ (default: $KGCL_DATA_DIR, then the cache)")
@@ -65,8 +66,6 @@ def _stats(argv: list[str]) -> int:
 def _synth(argv: list[str]) -> int:
     import numpy as np
 
-    from .synthetic import SHAPES, make_synthetic, write_kgcn, write_ml20m_raw, write_recbole
-
     p = CliParser(prog="python -m kgcl_lib.data synth", description="Write a synthetic dataset.")
     p.add_argument("--shape", default="tiny", choices=sorted(SHAPES), help=f"preset shape, one of {', '.join(sorted(SHAPES))} (default: tiny)")
     p.add_argument("--format", default="kgcn", choices=("kgcn", "recbole", "ml20m-raw"), help="output file format (default: kgcn)")
@@ -82,11 +81,6 @@ def _synth(argv: list[str]) -> int:
 
 
 def _fetch(argv: list[str]) -> int:
-    try:
-        from .acquire import fetch_cli
-    except ImportError as e:
-        print(f"error: downloads are not available in this checkout ({e})", file=sys.stderr)
-        return 1
     try:
         return int(fetch_cli(argv) or 0)
     except NotImplementedError as e:

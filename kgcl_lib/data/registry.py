@@ -27,9 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import storage
+from .acquire import fetch_dataset
 from .cache import DATASET_CACHE_VERSION, cached_build, load_saved
 from .dataset import DatasetError, KGDataset
+from .embedded import fetch_ml100k
 from .readers import BOOKS, SYNOPSES, detect_format, read_folder, source_files
+from .synthetic import SHAPES, make_synthetic
 
 
 @dataclass(frozen=True)
@@ -142,15 +145,9 @@ def _find_processed(name: str, threshold: float, seed: int) -> Path | None:
 def _acquire(name: str, tried: list[Path]) -> Path:
     dest = raw_cache_dir(name)
     if name == "ml-100k":
-        from .embedded import fetch_ml100k
-
         return fetch_ml100k(dest)
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}. {_how(name, tried)}")
-    try:
-        from .acquire import fetch_dataset  # lazy: network code, owned by the acquisition stage
-    except ImportError as e:
-        raise DatasetError(f"{name}: not found and automatic download is unavailable ({e}). {_how(name, tried)}") from e
     try:
         return Path(fetch_dataset(name, dest))
     except NotImplementedError as e:
@@ -281,8 +278,6 @@ def text_source_of(folder: Path, fmt: str | None = None) -> str:
 
 
 def _load_synthetic(name: str, *, seed: int, force: bool, cache: bool) -> KGDataset:
-    from .synthetic import SHAPES, make_synthetic
-
     preset = name.split(":", 1)[1] if ":" in name else name.split("-", 1)[1]
     if preset not in SHAPES:
         raise DatasetError(f"unknown synthetic shape {preset!r}; presets: {sorted(SHAPES)}")

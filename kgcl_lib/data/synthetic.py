@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .. import storage
 from .dataset import DatasetError, KGDataset, make_items
-from .readers import _member, labelled_rows, sample_distinct_items, sorted_unique
+from .readers import is_member, labelled_rows, sample_distinct_items, sorted_unique
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def make_kg(n_items: int, n_entities: int, n_relations: int, n_triples: int, rng
             break
         t = n_items + np.minimum(np.searchsorted(tail_cdf, rng.random(missing), side="right"), n_other - 1)
         new = sorted_unique(heads(missing) * n_entities + t)
-        new = new[~_member(keys, new)]
+        new = new[~is_member(keys, new)]
         keys = np.sort(np.concatenate([keys, new]))
     else:
         raise DatasetError(f"could not draw {n_triples} distinct triples")

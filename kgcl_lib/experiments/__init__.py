@@ -26,7 +26,7 @@ lost Ray worker) never leaves a folder mixing two runs: the previous complete ru
 (:func:`execute_run`). The config key covers the ``TrainConfig``, the evaluation settings, the
 effective thread count and the device type, because results at 1 and 2 threads (or CPU and GPU)
 differ at ≈1e-6 (:func:`config_key`). :func:`run_grid` runs the unfinished specs in this process
-or as Ray tasks (``executor="ray"``, :mod:`kgcl_lib.executors`).
+or as Ray tasks (``executor="ray"``, :mod:`kgcl_lib.experiments.executors`).
 
 **No duplicate runs.**  When a dataset lacks what a cell of the grid needs — no text at all
 (the "with" arm would equal "without"), or too few genres/titles (both CL templates fall back to
@@ -49,7 +49,7 @@ Layout (one module per job; each imports only the ones before it)
 :mod:`~kgcl_lib.experiments.evaluation` (test users and every metric of one run) →
 :mod:`~kgcl_lib.experiments.execute` (train + evaluate + write one run) →
 :mod:`~kgcl_lib.experiments.store` (reading the results store, manifests) →
-:mod:`~kgcl_lib.experiments.grid` (plan and run the grid through :mod:`kgcl_lib.executors`).
+:mod:`~kgcl_lib.experiments.grid` (plan and run the grid through :mod:`kgcl_lib.experiments.executors`).
 Every public name is importable from :mod:`kgcl_lib.experiments` itself.
 """
 
@@ -87,11 +87,11 @@ from .evaluation import (  # noqa: F401
     evaluate,
     test_users_and_truth,
 )
-from .execute import _OPENED  # noqa: F401  (bench/executor_speed.py clears the per-process memo)
 from .execute import (  # noqa: F401
     RunInputs,
     execute_run,
     expected_keys,
+    forget_opened,
     prepare_inputs,
 )
 from .store import (  # noqa: F401

@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import metrics as M
+from ..data import user_train_counts
+from ..metrics import truth_matrix
 from .spec import EVAL_MASKS, EvalConfig
 
 
@@ -23,8 +26,6 @@ def test_users_and_truth(split, n_users: int, n_items: int, mask: str = "train_r
     if mask not in EVAL_MASKS:
         raise ValueError(f"mask={mask!r}: expected one of {sorted(EVAL_MASKS)}")
     import scipy.sparse as sp
-
-    from ..metrics import truth_matrix
 
     pos = split.test[split.test[:, 2] == 1, :2]
     users = np.unique(pos[:, 0])
@@ -48,9 +49,6 @@ def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = 
     content pairs) are the pairs ℓ_align is measured on.
     """
     import torch
-
-    from .. import metrics as M
-    from ..data import user_train_counts
 
     out: dict[str, Any] = {}
 

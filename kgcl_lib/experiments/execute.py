@@ -8,15 +8,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Sequence
 
-import numpy as np
-
 from ..constants import VARIANT_TEMPLATE
-from ..storage import atomic_dir, atomic_path, write_json
+from ..storage import atomic_dir, save_npy, write_json
+from ..train import train
 from .evaluation import evaluate, _positive_pairs
 from .inputs import (
     content_pairs,
@@ -49,9 +48,14 @@ class RunInputs:
 #: Per-process memo of the last opened dataset and its text/pairs (a Ray worker reuses it
 #: across the tasks it runs; one dataset at a time bounds the memory).
 _OPENED: dict = {}
-
-
 _DATASET: dict = {}
+
+
+def forget_opened() -> None:
+    """Empty this process's memo of the last opened dataset and its text / pairs (so the next
+    run opens them again, e.g. to time an executor from a cold start)."""
+    _OPENED.clear()
+    _DATASET.clear()
 
 
 def _dataset_for(name: str, inputs: RunInputs):
@@ -124,10 +128,6 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
     Returns ``{"run_id", "config_key", "test_auc", "train_seconds", "eval_seconds", "threads",
     "device", "pid", "host"}``.
     """
-    import socket
-
-    from ..train import train
-
     ds, text_for, pairs_for = _opened_inputs(results_dir, spec.dataset, inputs)
     source = text_source(ds, spec.text, inputs.text_fallback)
     cfg = train_config(spec, ds.name, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads,
@@ -152,7 +152,7 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
                              device)
         write_json(tmp / "config.json", config)
         for name, arr in arrays.items():
-            _save_npy(tmp / f"{name}.npy", arr)
+            save_npy(tmp / f"{name}.npy", arr)
         write_json(tmp / "metrics.json", metrics)
         write_json(tmp / COMPLETE_MARKER, {"run_id": spec.run_id, "config_key": key,
                                            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -181,12 +181,6 @@ def _run_record(spec: RunSpec, key: str, cfg, source: str, inputs: RunInputs, ds
         "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
         "threads": torch.get_num_threads(), "device": device,
     }
-
-
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, arr)
 
 
 def expected_keys(specs: Sequence[RunSpec], inputs: RunInputs, device_type: str | None = None) -> dict:

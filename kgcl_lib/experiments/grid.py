@@ -1,4 +1,4 @@
-"""The work handed to an executor (:mod:`kgcl_lib.executors`): :func:`plan_grid` maps each cell of
+"""The work handed to an executor (:mod:`kgcl_lib.experiments.executors`): :func:`plan_grid` maps each cell of
 the grid to the one configuration it equals (no duplicate runs), :func:`run_grid` trains the
 unfinished ones and returns :func:`~kgcl_lib.experiments.store.load_results`;
 :func:`ensure_llm_synopses` generates LLM synopses, in this process or in Ray shards.
@@ -12,9 +12,12 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from ..constants import NO_TEXT_VARIANTS, TEXT_SOURCES, VARIANT_TEMPLATE, VARIANTS
+from ..constants import NO_TEXT_VARIANTS, TEXT_SOURCES, VARIANTS, VARIANT_LABELS, VARIANT_TEMPLATE
+from ..pairs.templates import verbalize
 from ..storage import atomic_path, write_json
+from ..text.generate import generate_synopses
 from .execute import RunInputs, _dataset_for
+from .executors import generate_synopses_ray, get_executor
 from .inputs import _dataset_key, _domain, llm_synopses_path, text_source
 from .spec import NOT_APPLICABLE, EvalConfig, RunSpec, run_dir
 from .store import load_results
@@ -23,8 +26,6 @@ from .store import load_results
 def _templates_collapse(ds, pair_n: int) -> bool:
     """Both CL templates fall back to the same KG-attribute pairs: too few items (< 2n+1) have
     the metadata either template needs (the rule of :func:`kgcl_lib.pairs.build_pairs`)."""
-    from ..pairs.templates import verbalize
-
     need = 2 * int(pair_n) + 1
     return all(int(verbalize(ds, t, _domain(ds.name)).notna().sum()) < need for t in ("genre", "title_genre"))
 
@@ -42,8 +43,6 @@ def plan_grid(specs: Sequence[RunSpec], ds, *, pair_n: int = 10, text_fallback: 
 
     Raises: ``ValueError`` when a spec pins a ``text_source`` the dataset does not have.
     """
-    from ..constants import VARIANT_LABELS
-
     src_with = text_source(ds, "with", text_fallback)
     collapse = _templates_collapse(ds, pair_n)
     groups: dict[tuple, list[RunSpec]] = {}
@@ -109,7 +108,7 @@ def run_grid(specs: Iterable[RunSpec], results_dir, *, data_dir=None, dataset_op
         threads: torch threads of every run (``TrainConfig.threads``; default: its default, 1),
             with either executor — part of the run identity (:func:`config_key`).
         executor: ``"local"`` (this process, one run after another) or ``"ray"`` (one Ray task
-            per run; :mod:`kgcl_lib.executors`).
+            per run; :mod:`kgcl_lib.experiments.executors`).
         ray_address: ``None`` (start a local Ray instance), ``"auto"`` or ``"HOST:PORT"``.
         resources_per_run: Ray resources of each task, e.g. ``{"num_cpus": 2, "num_gpus": 0.5}``.
         text_fallback: ``"metadata"`` (default): datasets without synopses use the verbalised
@@ -119,8 +118,6 @@ def run_grid(specs: Iterable[RunSpec], results_dir, *, data_dir=None, dataset_op
     A run counts as finished when its folder holds the completion marker with the config key
     this call would give it (:func:`is_finished`, :func:`config_key`).
     """
-    from ..executors import get_executor
-
     specs = list(dict.fromkeys(specs))
     inputs = RunInputs(data_dir=None if data_dir is None else str(data_dir), dataset_options=dataset_options,
                        text_model=text_model, pair_n=int(pair_n), ev=ev, threads=threads, text_fallback=text_fallback)
@@ -146,7 +143,7 @@ def ensure_llm_synopses(results_dir, ds, model: str | None = "auto", *, max_item
     """Generate (or reuse) LLM synopses for ``ds`` into :func:`llm_synopses_path`.
 
     With ``executor="ray"`` the items are generated in shards of ``shard_size`` as Ray tasks
-    (:func:`kgcl_lib.executors.generate_synopses_ray`; ``resources_per_run`` per shard), their
+    (:func:`kgcl_lib.experiments.executors.generate_synopses_ray`; ``resources_per_run`` per shard), their
     JSONL caches under ``<results_dir>/text/llm-cache/<dataset>/`` merged.
 
     Returns ``{"ok": bool, "model": str, "n_synopses": int, "message": str}``; ``ok`` is False
@@ -167,12 +164,8 @@ def ensure_llm_synopses(results_dir, ds, model: str | None = "auto", *, max_item
         return {"ok": False, "model": None, "n_synopses": 0,
                 "message": f"{ds.name} has no item titles to prompt an LLM with (metadata not available offline)"}
     try:
-        from ..text.generate import generate_synopses
-
         items = ds.items if max_items is None else ds.items.iloc[: int(max_items)]
         if executor == "ray":
-            from ..executors import generate_synopses_ray
-
             gen = generate_synopses_ray(items, model, domain=_domain(ds.name), shard_size=shard_size,
                                         cache_dir=Path(results_dir) / "text" / "llm-cache" / ds.name,
                                         address=ray_address, resources=resources_per_run)

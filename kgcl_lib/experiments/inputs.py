@@ -19,7 +19,14 @@ import numpy as np
 import pandas as pd
 
 from ..constants import TEXT_SOURCES
+from ..data import DatasetError, load_dataset, split_ratings
+from ..data.registry import say_once
+from ..data.synthetic import SyntheticShape, make_synthetic
+from ..pairs import ContentPairs, build_pairs
+from ..pairs.templates import infer_domain, verbalize
+from ..seeds import RunSeeds
 from ..storage import atomic_path, write_json
+from ..text.encode import TextEmbeddings, item_text_embeddings
 
 
 def open_dataset(name: str, data_dir: str | os.PathLike | None = None, **options):
@@ -30,23 +37,18 @@ def open_dataset(name: str, data_dir: str | os.PathLike | None = None, **options
     ``options`` are passed through (e.g. ``seed`` for synthetic data).
     """
     if name.startswith("synthetic"):
-        from ..data.synthetic import SyntheticShape, make_synthetic
-
         options = dict(options)
         shape = options.pop("shape", None)  # a literal mapping of SyntheticShape fields (profiles)
         shape = SyntheticShape(**shape) if isinstance(shape, dict) else (name.split("-", 1)[1] if "-" in name else "tiny")
         ds = make_synthetic(shape, **options)
         return ds if ds.name == name else dataclasses.replace(ds, name=name)
-    from ..data import load_dataset
 
     return load_dataset(name, data_dir=data_dir, **options)
 
 
 def make_split(ds, seed: int):
     """The seeded 6:2:2 split every run of ``seed`` uses (so the inspector can rebuild it)."""
-    from ..data import split_ratings
-
-    return split_ratings(ds.ratings, np.random.default_rng(seed))
+    return split_ratings(ds.ratings, RunSeeds(seed).split())
 
 
 def _dataset_key(ds) -> str:
@@ -70,8 +72,6 @@ def text_embeddings(results_dir, ds, source: str = "with", model: str | None = N
     ``text_fallback="metadata"`` — said once, and recorded as ``provenance["text_source"] =
     "metadata"`` — or no text (``"none"``). Returns a :class:`kgcl_lib.text.encode.TextEmbeddings`.
     """
-    from ..text.encode import TextEmbeddings, item_text_embeddings
-
     src = "llm" if synopses is not None else text_source(ds, source, text_fallback)
     path = Path(results_dir) / "text" / f"{ds.name}__{source}.npz"
     key = f"{_dataset_key(ds)}:{model}:{source}:{src}"
@@ -82,8 +82,6 @@ def text_embeddings(results_dir, ds, source: str = "with", model: str | None = N
                                   provenance=json.loads(str(z["provenance"])))
     if synopses is None:
         if src == "metadata":
-            from ..data.registry import say_once
-
             say_once(f"{ds.name}: no synopses; the 'with semantic text' runs use the metadata substitute "
                      f"(verbalised title + genres), labelled '{TEXT_SOURCES['metadata']}' in every table")
             ds = with_substitute_text(ds)
@@ -108,8 +106,6 @@ def content_pairs(results_dir, ds, template: str, n: int = 10, force: bool = Fal
     parquet metadata, keyed by the dataset checksum, template, ``n`` and ``options``. Returns a
     :class:`kgcl_lib.pairs.ContentPairs`.
     """
-    from ..pairs import ContentPairs, build_pairs
-
     path = Path(results_dir) / "pairs" / f"{ds.name}__{template}.parquet"
     options.setdefault("domain", _domain(ds.name))
     key = json.dumps({"ds": _dataset_key(ds), "template": template, "n": n, **options}, sort_keys=True, default=str)
@@ -121,7 +117,6 @@ def content_pairs(results_dir, ds, template: str, n: int = 10, force: bool = Fal
         if meta.get(b"kgcl_key", b"").decode() == key:
             prov = json.loads(meta[b"kgcl_provenance"].decode())
             return ContentPairs(table=t.to_pandas(), provenance=prov)
-    from ..data import DatasetError
 
     try:
         pairs = build_pairs(ds, template=template, n=n, **options)
@@ -157,8 +152,6 @@ def text_source(ds, arm: str = "with", text_fallback: str = "metadata") -> str:
             return src
         return "synthetic" if str(ds.name).startswith("synthetic") else "human"
     if text_fallback == "metadata" and ds.items["title"].notna().any():
-        from ..pairs.templates import verbalize
-
         if verbalize(ds, "title_genre", domain=_domain(ds.name)).notna().any():  # titles alone verbalise to nothing
             return "metadata"
     return "none"
@@ -219,8 +212,6 @@ def synopsis_source(ds, source: str | None = None) -> str:
     source = source or text_source(ds, "with")
     n = int(ds.items["synopsis"].notna().sum())
     if source == "metadata":
-        from ..pairs.templates import verbalize
-
         m = int(verbalize(ds, "title_genre", domain=_domain(ds.name)).notna().sum())
         return f"no synopses for {ds.name}; {TEXT_SOURCES['metadata']} for {m:,}/{ds.n_items:,} items"
     if source == "none":
@@ -230,8 +221,6 @@ def synopsis_source(ds, source: str | None = None) -> str:
 
 def _domain(name: str) -> str:
     """Prompt/verbalisation domain of a dataset; synthetic data reads as movies."""
-    from ..pairs.templates import infer_domain
-
     try:
         return infer_domain(name)
     except ValueError:
@@ -243,7 +232,6 @@ def with_substitute_text(ds):
     available substitute — the verbalised title + genres (see :func:`synopsis_source`)."""
     if ds.items["synopsis"].notna().any() or not ds.items["title"].notna().any():
         return ds
-    from ..pairs.templates import verbalize
 
     items = ds.items.copy()
     items["synopsis"] = verbalize(ds, "title_genre", domain=_domain(ds.name)).reindex(items.index).astype("object")

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from ..constants import KS, NO_TEXT_VARIANTS, PERCENTILES, TEXT_ARMS, TEXT_SOURCES, VARIANTS
 from ..model import BACKBONES, DEFAULT_BACKBONE
+from ..train import TrainConfig
 
 
 #: Marker file of a grid cell that is a copy of another configuration (see the module docstring).
@@ -160,8 +161,6 @@ def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, 
     (:func:`kgcl_lib.train.paper_settings`; the trainer's defaults for synthetic data), then the
     spec's variant/text/seed/γ, then its overrides. ``text_source="none"`` (a dataset without
     any text) trains without text vectors whatever the arm."""
-    from ..train import TrainConfig
-
     variant = "base" if spec.variant == "kgcn_original" else spec.variant
     no_text = spec.text == "without" or text_source == "none"
     kw = {"variant": variant, "text": "none" if no_text else "synopsis", "seed": int(spec.seed),

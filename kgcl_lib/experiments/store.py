@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..metrics import ttest_vs_baseline
 from ..storage import REPO_ROOT, results_root, write_json
 from .spec import EVAL_MASKS, NOT_APPLICABLE, RunSpec, run_dir
 
@@ -107,8 +108,6 @@ def ttests(df: pd.DataFrame, metrics: Sequence[str], baseline: tuple = ("without
     with fewer than two seeds, and for configurations identical to the baseline). n/a cells
     (:func:`load_results`' ``na_reason``) are not tested: they are copies of another cell.
     """
-    from ..metrics import ttest_vs_baseline
-
     rows = []
     df = trained(df)
     for ds, g in df.groupby("dataset", sort=False):

@@ -14,15 +14,14 @@ import argparse
 import json
 import sys
 import time
+from ..cli import CliParser, run_main
+from ..data import DatasetError, load_dataset
+from ..text.models import PAPER_BI_ENCODER, PAPER_CROSS_ENCODER
+from .build import SAMPLERS, build_pairs
+from .templates import TEMPLATES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from ..text.models import PAPER_BI_ENCODER, PAPER_CROSS_ENCODER
-    from .build import SAMPLERS
-    from .templates import TEMPLATES
-
-    from ..cli import CliParser
-
     p = CliParser(prog="python -m kgcl_lib.pairs", description="Content-content pairs for the contrastive loss (paper Section 3.1).")
     p.add_argument("--dataset", required=True, help="dataset name for kgcl_lib.data.load_dataset (e.g. ml-100k, book-crossing)")
     p.add_argument("--data-dir", default=None, help="folder holding the raw dataset (default: $KGCL_DATA_DIR / cache / download)")
@@ -45,22 +44,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    from ..cli import run_main
-
     return run_main(_main, argv, prog="python -m kgcl_lib.pairs")
 
 
 def _main(argv) -> int:
     args = parse_args(argv)
     t0 = time.perf_counter()
-    from ..data import DatasetError
-    from .build import build_pairs
 
-    try:
-        from ..data import load_dataset
-    except ImportError:  # pragma: no cover - until the data layer ships load_dataset
-        print("kgcl_lib.data.load_dataset is not available in this checkout", file=sys.stderr)
-        return 2
     try:
         ds = load_dataset(args.dataset, data_dir=args.data_dir)
         pairs = build_pairs(ds, args.template, n=args.n, candidates=args.candidates, exhaustive=args.exhaustive,

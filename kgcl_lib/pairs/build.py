@@ -34,10 +34,8 @@ of the verbalised metadata.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
-import re
 import shutil
 import time
 import warnings
@@ -49,6 +47,7 @@ import pandas as pd
 
 from .. import __version__, storage
 from ..data import DatasetError
+from ..text.encode import encode_texts_with_info
 from ..text.models import (
     PAPER_BI_ENCODER,
     PAPER_CROSS_ENCODER,
@@ -124,14 +123,6 @@ class ContentPairs:
             "path": str(self.path) if self.path else None,
             "cache_hit": p.get("cache_hit", False),
         }
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text)[:60]
 
 
 def _entropy(seed) -> tuple[int, object]:
@@ -269,7 +260,7 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
     prov["dataset_checksum"] = storage.sha256_text(*checksum_parts)
     params.update(dataset=prov["dataset_checksum"], seed=entropy)
     key = storage.sha256_text(PAIRS_CACHE_VERSION, json.dumps(params, sort_keys=True, default=str))
-    stem = f"{_slug(ds.name)}-{sampler}-{template if use_text else 'kg'}-n{n}-{key[:16]}"
+    stem = f"{storage.slug(ds.name, allowed='A-Za-z0-9._+-')}-{sampler}-{template if use_text else 'kg'}-n{n}-{key[:16]}"
     folder = storage.cache_dir("pairs") if cache else None
     table_path = folder / f"{stem}.parquet" if folder else None
     prov_path = folder / f"{stem}.json" if folder else None
@@ -285,7 +276,7 @@ def build_pairs(ds, template: str = "genre", *, n: int = 10, candidates: int = 1
     table = pd.DataFrame({c: np.concatenate([ch[c] for ch in chunks]).astype(t) if chunks else np.zeros(0, t) for c, t in PAIR_COLUMNS.items()})
     prov.update(pairs=int(len(table)), positives=int((table["label"] == 1).sum()), negatives=int((table["label"] == 0).sum()),
                 anchors_with_pairs=int(table["anchor"].nunique()), cross_pairs_scored=int(memo.scored) if memo else 0,
-                seconds=round(time.perf_counter() - t0, 3), created=_now(), kgcl_version=__version__, cache_key=key, cache_hit=False)
+                seconds=round(time.perf_counter() - t0, 3), created=storage.utc_now(), kgcl_version=__version__, cache_key=key, cache_hit=False)
     if table_path is not None:
         with storage.atomic_path(table_path) as tmp:
             table.to_parquet(tmp, engine="pyarrow", index=False)
@@ -456,8 +447,6 @@ def _text_chunks(text: _TextSide, n, candidates, negative_candidates, entropy, b
 
 
 def _encode_sentences(uniques: np.ndarray, bi: Encoder, batch_size: int, cache: bool, show_progress: bool):
-    from ..text.encode import encode_texts_with_info
-
     return encode_texts_with_info(list(uniques), bi, batch_size=batch_size, cache=cache, show_progress=show_progress)
 
 

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 from ..constants import KS, PAPER_TEXT_SOURCES, TEXT_ARM_LABELS, TEXT_SOURCES, VARIANT_LABELS, VARIANT_ORDER, VARIANTS  # noqa: F401
 from .formatting import (  # noqa: F401
-    DOMAIN_LABELS, KGCN_REPORTED, LOWER_IS_BETTER, METRIC_LABELS, PAPER_DATASET_LABELS, TEXT_LABELS, _latex_escape,
+    DOMAIN_LABELS, KGCN_REPORTED, LOWER_IS_BETTER, METRIC_LABELS, PAPER_DATASET_LABELS, TEXT_LABELS, latex_escape,
     caption, combine_with_paper, domain_of, fmt_number, fmt_p, format_table, paper_table, rank_marks, save_caption,
     save_table, stars,
 )
 from .figures import (  # noqa: F401
-    COLUMN_WIDTH_IN, PAGE_WIDTH_IN, _plt, place_labels, plot_align_uniform, plot_cold_start, save_figure,
+    COLUMN_WIDTH_IN, PAGE_WIDTH_IN, pyplot_and_seaborn, place_labels, plot_align_uniform, plot_cold_start, save_figure,
 )
 from .baselines import (  # noqa: F401
     BASELINE_LABELS, BASELINE_ORDER, Baselines, baseline_frame, baseline_label, baselines_block, best_baseline, budget_caption,

@@ -19,7 +19,7 @@ PAGE_WIDTH_IN = 6.9
 # --------------------------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------------------------
-def _plt():
+def pyplot_and_seaborn():
     import matplotlib
 
     if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
@@ -59,7 +59,7 @@ def plot_cold_start(df: pd.DataFrame, *, title: str = "", kind: str = "lines", m
     Returns: the matplotlib Figure. Panels share the y axis (same metric, compared across
     datasets); error bars/bands are ± one standard deviation over seeds.
     """
-    plt, sns = _plt()
+    plt, sns = pyplot_and_seaborn()
     datasets = list(dict.fromkeys(df["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(min(PAGE_WIDTH_IN, COLUMN_WIDTH_IN * len(datasets)), 2.4),
                              squeeze=False, sharey=True)
@@ -157,7 +157,7 @@ def plot_align_uniform(df: pd.DataFrame, *, title: str = ""):
             labels never overlap (:func:`place_labels`). One colour scale (viridis, shared by all panels).
     Returns: the matplotlib Figure.
     """
-    plt, _ = _plt()
+    plt, _ = pyplot_and_seaborn()
     from matplotlib.lines import Line2D
 
     df = df.dropna(subset=["alignment", "uniformity"])  # n/a cells of the grid have no embeddings

@@ -118,7 +118,7 @@ def _label(col: str, v) -> str:
     return str(v)
 
 
-def _latex_escape(s: str) -> str:
+def latex_escape(s: str) -> str:
     return (s.replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%").replace("_", r"\_")
             .replace("#", r"\#").replace("$", r"\$"))
 
@@ -244,24 +244,24 @@ def _latex_table(cells: dict, head: list, row_keys: list, row_labels: list, inde
 
     def tex_cell(c):
         text, mark = c
-        t = _latex_escape(text)
+        t = latex_escape(text)
         return rf"\textbf{{{t}}}" if mark == "best" else rf"\underline{{{t}}}" if mark == "second" else t
 
     tex = [r"\begin{table*}[t]", r"\centering", r"\small"]
     if caption:
-        tex.append(rf"\caption{{{_latex_escape(caption)}}}")
+        tex.append(rf"\caption{{{latex_escape(caption)}}}")
     if label:
         tex.append(rf"\label{{{label}}}")
     tex.append(r"\begin{tabular}{" + "l" * len(index) + "r" * len(col_keys) + "}")
     tex.append(r"\toprule")
     for lvl in range(len(columns)):
-        row = [""] * len(index) if lvl < len(columns) - 1 else [_latex_escape(h) for h in head]
+        row = [""] * len(index) if lvl < len(columns) - 1 else [latex_escape(h) for h in head]
         i = 0
         while i < len(col_keys):
             j = i
             while j + 1 < len(col_keys) and col_keys[j + 1][: lvl + 1] == col_keys[i][: lvl + 1]:
                 j += 1
-            name = _latex_escape(_label(columns[lvl], col_keys[i][lvl]))
+            name = latex_escape(_label(columns[lvl], col_keys[i][lvl]))
             row.append(name if j == i else rf"\multicolumn{{{j - i + 1}}}{{c}}{{{name}}}")
             i = j + 1
         tex.append(" & ".join(row) + r" \\")
@@ -269,7 +269,7 @@ def _latex_table(cells: dict, head: list, row_keys: list, row_labels: list, inde
     for n, (rk, shown) in enumerate(zip(row_keys, row_labels)):
         if n and rk[0] != row_keys[n - 1][0]:
             tex.append(r"\midrule")
-        tex.append(" & ".join([_latex_escape(t) for t in shown] + [tex_cell(cells.get((rk, ck), ("", ""))) for ck in col_keys])
+        tex.append(" & ".join([latex_escape(t) for t in shown] + [tex_cell(cells.get((rk, ck), ("", ""))) for ck in col_keys])
                    + r" \\")
     tex += [r"\bottomrule", r"\end{tabular}", r"\end{table*}"]
     return "\n".join(tex) + "\n"

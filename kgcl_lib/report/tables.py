@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..constants import KS, TEXT_SOURCES, VARIANT_LABELS
+from ..experiments import summarize, trained, ttests
 from ..storage import write_json
 from .baselines import with_block
 from .formatting import (
@@ -72,8 +73,6 @@ def _ours_long(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     and the cells a dataset has no run for while another dataset does (e.g. "+CL genre" on a
     dataset whose CL pairs are KG attributes, reported as "+CL KG attributes").
     """
-    from ..experiments import summarize, trained
-
     keys = ["dataset", "text", "variant"]
     long = summarize(df, metrics)
     if "na_reason" in df.columns and len(df):
@@ -152,8 +151,6 @@ def table1(stats: dict[str, dict], caption_text: str = "") -> tuple[str, str]:
 
 def table2_long(df: pd.DataFrame, test: str = "welch") -> pd.DataFrame:
     """Ours for Table 2: AUC / F1 means with significance stars, and p-value rows."""
-    from ..experiments import ttests
-
     long = _ours_long(df, ["test_auc", "test_f1"])
     p = ttests(df, ["test_auc", "test_f1"], test=test)
     p["metric"] = p["metric"].map(RESULT_METRICS)

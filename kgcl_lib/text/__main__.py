@@ -12,11 +12,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from .. import storage
+from ..cli import CliParser, run_main
+from ..data import load_dataset
+from .generate import generate_synopses, write_synopses_tsv
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ..cli import CliParser
-
     p = CliParser(prog="python -m kgcl_lib.text", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="LLM synopses from the paper's prompt (Section 4.4)")
@@ -49,13 +51,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _generate(args) -> dict:
-    from .. import storage
-    from .generate import generate_synopses, write_synopses_tsv
-
-    try:
-        from ..data import load_dataset  # lazy: heavy, and owned by the data stage
-    except ImportError as e:
-        raise SystemExit(f"kgcl_lib.data.load_dataset is not available: {e}") from e
     if args.threads:
         import torch
 
@@ -103,8 +98,6 @@ def _generate(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import run_main
-
     return run_main(_main, argv, prog="python -m kgcl_lib.text")
 
 

@@ -13,16 +13,14 @@ in progress (a rerun after a crash encodes only the missing chunks) and ``vector
 
 from __future__ import annotations
 
-import datetime as _dt
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .. import __version__, storage
+from ..data import DatasetError
 from .models import PAPER_SYNOPSIS_ENCODER, Encoder, resolve_encoder
 
 EMBEDDING_CACHE_VERSION = "kgcl-text-v1"
@@ -48,20 +46,16 @@ class TextEmbeddings:
     provenance: dict
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip("/"))[-60:] or "model"
+def _folder_name(name: str) -> str:
+    """The encoder's part of its cache folder name (the last 60 characters of its slug)."""
+    return storage.slug(name.strip("/"), keep="tail", empty="model")
 
 
-def _cache_key(encoder: Encoder, uniques: Sequence[str]) -> str:
+def _embedding_key(encoder: Encoder, uniques: Sequence[str]) -> str:
     # Batch size and chunk size do not change the vectors (up to float noise), so they are not
     # part of the key; everything that does change them is.
     texts_sha = storage.sha256_text(*uniques)
     return storage.sha256_text(EMBEDDING_CACHE_VERSION, encoder.fingerprint, encoder.kind, encoder.pooling, str(encoder.max_length), texts_sha)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with storage.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, array)  # through a handle: np.save would append ".npy" to the temp name
 
 
 def _encode_unique(encoder: Encoder, uniques: list[str], *, batch_size: int, cache: bool, chunk_size: int, show_progress: bool) -> tuple[np.ndarray, dict]:
@@ -72,8 +66,8 @@ def _encode_unique(encoder: Encoder, uniques: list[str], *, batch_size: int, cac
     n = len(uniques)
     folder = None
     if cache:
-        key = _cache_key(encoder, uniques)
-        folder = storage.cache_dir("text") / f"{_slug(encoder.name)}-{key[:24]}"
+        key = _embedding_key(encoder, uniques)
+        folder = storage.cache_dir("text") / f"{_folder_name(encoder.name)}-{key[:24]}"
         info["cache"] = str(folder)
         final = folder / "vectors.npy"
         if final.is_file():
@@ -83,7 +77,7 @@ def _encode_unique(encoder: Encoder, uniques: list[str], *, batch_size: int, cac
                 return vec, info
     out = np.zeros((n, encoder.dim), dtype=np.float32)
     starts = range(0, n, chunk_size)
-    bar = tqdm(total=n, unit="text", desc=f"encode [{_slug(encoder.name)}]", disable=not show_progress or n == 0)
+    bar = tqdm(total=n, unit="text", desc=f"encode [{_folder_name(encoder.name)}]", disable=not show_progress or n == 0)
     try:
         for i, start in enumerate(starts):
             stop = min(start + chunk_size, n)
@@ -97,19 +91,15 @@ def _encode_unique(encoder: Encoder, uniques: list[str], *, batch_size: int, cac
                     continue
             out[start:stop] = encoder.encode(uniques[start:stop], batch_size=batch_size, progress=bar)
             if part is not None:
-                _save_npy(part, out[start:stop])
+                storage.save_npy(part, out[start:stop])
     finally:
         bar.close()
     if folder is not None:
-        _save_npy(folder / "vectors.npy", out)
-        storage.write_json(folder / "meta.json", {**encoder.describe(), "n_texts": n, "created": _now(), "kgcl_version": __version__})
+        storage.save_npy(folder / "vectors.npy", out)
+        storage.write_json(folder / "meta.json", {**encoder.describe(), "n_texts": n, "created": storage.utc_now(), "kgcl_version": __version__})
         for part in folder.glob("part-*.npy"):
             part.unlink(missing_ok=True)
     return out, info
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def encode_texts_with_info(texts: Sequence[str], model: str | Encoder = PAPER_SYNOPSIS_ENCODER, *, batch_size: int = 64,
@@ -157,8 +147,6 @@ def item_texts(items: pd.DataFrame, field: str = "synopsis", *, dataset: str = "
     Raises:
         DatasetError: the column does not exist (names the dataset and the columns present).
     """
-    from ..data import DatasetError
-
     if field not in items.columns:
         raise DatasetError(f"{dataset}: items table has no column {field!r} to encode (columns: {', '.join(map(str, items.columns))})")
     col = items[field]
@@ -198,7 +186,7 @@ def item_text_embeddings(ds, model: str | Encoder = PAPER_SYNOPSIS_ENCODER, *, f
         "requested_model": encoder.requested,
         "encoder": encoder.describe(),
         **info,
-        "created": _now(),
+        "created": storage.utc_now(),
         "kgcl_version": __version__,
     }
     return TextEmbeddings(vectors=vectors, has_text=has_text, model=encoder.name, provenance=provenance)

@@ -49,13 +49,9 @@ import numpy as np
 import pandas as pd
 
 from .. import storage
-from .decoding import GenerationParams, _generate_batch, _paragraph_stop, _token_classes  # noqa: F401  (re-exported)
-from .prompts import (  # noqa: F401  (DOMAINS, PAPER_PROMPT*, is_degenerate, text_stats: re-exported, their old home)
-    DOMAINS, PAPER_PROMPT, PAPER_PROMPT_NO_YEAR, STATUSES, QualityRule, _clean_title, is_degenerate, natural_title,
-    postprocess, synopsis_prompt, text_stats,
-)
-from .similarity import SimilarityReport, synopsis_similarity  # noqa: F401  (re-exported: their old home)
-from .synopsis_cache import _cache_key, _compact_cache, read_cache
+from .decoding import GenerationParams, _generate_batch, _token_classes
+from .prompts import STATUSES, QualityRule, _clean_title, natural_title, postprocess, synopsis_prompt
+from .synopsis_cache import _compact_cache, prompt_key, read_cache
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +285,7 @@ def generate_synopses(
     spec = resolve_generator(model, gguf_file)
     group = storage.sha256_text(spec.label, json.dumps(params.key_dict(), sort_keys=True))
     titles, prompts = _item_prompts(ds_items, domain, natural_titles, trailing_space)
-    keys = [_cache_key(group, p) if p is not None else None for p in prompts]
+    keys = [prompt_key(group, p) if p is not None else None for p in prompts]
     cache_file, records = _open_cache(cache, group, spec, params)
     todo = {k: p for k, p in zip(keys, prompts) if k is not None and k not in records}
     hits = sum(1 for k in keys if k is not None and k in records)

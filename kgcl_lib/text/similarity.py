@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from .encode import encode_texts
 
 
 # ----------------------------------------------------------------------------------------
@@ -71,8 +72,6 @@ def synopsis_similarity(
     if callable(encoder):
         enc, name = encoder, getattr(encoder, "__name__", repr(encoder))
     else:
-        from .encode import encode_texts  # lazy: optional sibling module
-
         def enc(texts):
             out = encode_texts(texts, encoder)
             return getattr(out, "vectors", out)

@@ -9,7 +9,8 @@ from pathlib import Path
 from .. import storage
 
 
-def _cache_key(group: str, prompt: str) -> str:
+def prompt_key(group: str, prompt: str) -> str:
+    """The cache key of one prompt under generation settings ``group``."""
     return storage.sha256_text(group, prompt)
 
 

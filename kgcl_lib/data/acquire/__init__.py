@@ -47,15 +47,13 @@ negative sampling), :mod:`.movies` (TMDB / Wikipedia synopses, ML-20M and ML-100
 from __future__ import annotations
 
 from .bookcrossing import (  # noqa: F401
-    _read_bx_ratings_exact,
-    _read_bx_ratings_fast,
     convert_bookcrossing,
     convert_kg,
     kgcn_counts,
     read_bx_ratings,
     sample_negatives,
 )
-from .books import _gbooks_pick, book_metadata, goodreads_subset, isbn10_to_13, read_bx_books  # noqa: F401
+from .books import book_metadata, goodreads_subset, isbn10_to_13, read_bx_books  # noqa: F401
 from .common import (  # noqa: F401
     FETCH_NAMES,
     MISSING_TMDB_KEY,
@@ -65,20 +63,10 @@ from .common import (  # noqa: F401
     WORK,
     ApiKeyError,
     FieldCoverage,
-    _clean,
-    _Ctx,
-    _extract,
-    _finish,
-    _map_items,
-    _read_tab,
-    _Stopper,
-    _write_tsv,
     canonical_name,
 )
 from .fetch import default_dest, fetch_cli, fetch_dataset  # noqa: F401
 from .movies import (  # noqa: F401
-    _tmdb_auth,
-    _wiki_accept,
     ml100k_synopses,
     movie_synopses,
     movielens_title,

@@ -12,9 +12,20 @@ from ... import storage
 from .. import sources as srcs
 from ..dataset import DatasetError
 from ..download import DownloadError, HttpClient, Manifest
+from ..embedded import ML100K_FILES, fetch_ml100k
 from .bookcrossing import convert_bookcrossing
 from .books import book_metadata
-from .common import FETCH_NAMES, MISSING_TMDB_KEY, MOVIE_TEXT_MODES, ApiKeyError, _Ctx, _extract, _finish, _read_tab, canonical_name
+from .common import (
+    FETCH_NAMES,
+    MISSING_TMDB_KEY,
+    MOVIE_TEXT_MODES,
+    ApiKeyError,
+    _Ctx,
+    _extract,
+    _finish,
+    _read_tab,
+    canonical_name,
+)
 from .movies import ml100k_synopses, movie_synopses
 
 
@@ -116,8 +127,6 @@ def _fetch_ml20m(ctx: _Ctx, *, text: bool, movie_text: str, verbose: bool) -> di
 
 
 def _fetch_ml100k(ctx: _Ctx, *, text: bool, movie_text: str, verbose: bool, index_url: str | None) -> dict:
-    from ..embedded import ML100K_FILES, fetch_ml100k
-
     folder = ctx.dest
     env = storage.data_dir()
     if not all((folder / f).is_file() for f in ML100K_FILES[:4]) and env and all((env / "ml-100k" / f).is_file() for f in ML100K_FILES[:4]):

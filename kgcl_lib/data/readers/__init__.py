@@ -36,7 +36,7 @@ from .parsing import (  # noqa: F401
     check_dense_ids, drop_duplicate_rows, locate_bad_line, read_int_table, read_tsv_strings, require_file,
 )
 from .metadata import BOOKS, MISSING_GENRES, SYNOPSES, read_synopses  # noqa: F401
-from .sampling import _member, sample_distinct_items, sorted_unique  # noqa: F401
+from .sampling import is_member, sample_distinct_items, sorted_unique  # noqa: F401
 from .convert import index_kg, kgcn_convert, labelled_rows  # noqa: F401
 from .kgcn import KGCN_ITEM_MAP_GLOB, KGCN_KG, KGCN_RATINGS, read_kgcn  # noqa: F401
 from .recbole import ATOMIC_FIELDS, ATOMIC_REQUIRED, RECBOLE_TYPES, check_atomic_header, read_recbole  # noqa: F401

@@ -39,7 +39,7 @@ def sorted_unique(a: np.ndarray) -> np.ndarray:
     return a[keep]
 
 
-def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+def is_member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """``bool[len(keys)]``: which ``keys`` occur in the sorted array ``sorted_keys``."""
     if len(sorted_keys) == 0:
         return np.zeros(len(keys), dtype=bool)
@@ -99,9 +99,9 @@ def sample_distinct_items(
         else:
             cand = np.minimum(np.searchsorted(cdf, rng.random(len(slot_user)), side="right"), n_items - 1)
         keys = slot_user * n_items + cand
-        keys = keys[~_member(excl, keys)]
+        keys = keys[~is_member(excl, keys)]
         keys = sorted_unique(keys)  # distinct within the round ...
-        keys = keys[~_member(chosen_sorted, keys)]  # ... and against earlier rounds
+        keys = keys[~is_member(chosen_sorted, keys)]  # ... and against earlier rounds
         if len(keys):
             chosen.append(keys)
             chosen_sorted = np.sort(np.concatenate([chosen_sorted, keys]), kind="stable")

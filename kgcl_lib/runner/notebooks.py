@@ -18,7 +18,7 @@
        ``headlines_path``, ``force``; and ``executor`` / ``ray_address`` when given on the
        command line (``--executor processes``: notebooks 04, 09 and 10 run their grids in a pool
        of worker processes on this machine; ``--executor ray``: grids and LLM generation as Ray
-       tasks; :mod:`kgcl_lib.executors`).
+       tasks; :mod:`kgcl_lib.experiments.executors`).
   Only keys that a notebook's ``parameters`` cell declares are passed to it; a key that no
   notebook declares is an error (a typo would otherwise be silently ignored).
 * ``--force`` deletes the executed copies and headline files of the selected notebooks and
@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from .storage import HEADLESS_ENV, REPO_ROOT, results_root, write_json
+from ..storage import HEADLESS_ENV, REPO_ROOT, results_root, write_json
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 #: Parameters the runner sets itself; a profile may not override them.
@@ -150,8 +151,6 @@ def new_warnings(executed: Path, seen: set[str], limit: int = 240) -> list[str]:
     Lines are stripped of the ``file.py:N:`` prefix and of the warning class (a library that both
     warns and logs a message says it once), and cut to ``limit`` characters.
     """
-    import json
-
     try:
         nb = json.loads(Path(executed).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -282,48 +281,3 @@ def _run(profile_name, only, force, runs_dir, figures_dir, notebooks_dir, params
     write_json(results / "timings.json", {"profile": profile_name, "notebooks": timings, "total_s": total})
     print(f"[kgcl] all {len(nbs)} notebook(s) done in {total:.1f} s ({total / 60:.1f} min)", file=out, flush=True)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .cli import run_main
-
-    return run_main(_main, argv, prog="python -m kgcl_lib.runner")
-
-
-def _main(argv) -> int:
-    from .cli import CliParser
-
-    ap = CliParser(prog="python -m kgcl_lib.runner", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", default="default", help="params/<profile>.yaml (default: default)")
-    ap.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 03,04 (default: all notebooks)")
-    ap.add_argument("--force", action="store_true", help="recompute the selected notebooks' cached results (default: off)")
-    ap.add_argument("--runs-dir", default=None, help="base folder for results (default: $KGCL_RUNS_DIR or runs/)")
-    ap.add_argument("--figures-dir", default=None, help="tables/figures folder (default: figures/<profile>/)")
-    ap.add_argument("--cell-timeout", type=float, default=None,
-                    help="seconds any one cell may run (default: $KGCL_CELL_TIMEOUT or 7200)")
-    ap.add_argument("--retries", type=int, default=1,
-                    help="re-executions of a notebook after a cell timeout or a dead kernel (default: 1)")
-    ap.add_argument("--executor", choices=("local", "processes", "ray"), default=None,
-                    help="where training runs execute: local (the notebook's process, one after another), "
-                         "processes (a pool of CPUs // num_cpus worker processes; the default profile's) or "
-                         "ray (one Ray task per run, LLM generation in shards; needs pip install '.[ray]'); "
-                         "default: the profile's 'executor'")
-    ap.add_argument("--ray-address", default=None,
-                    help="Ray cluster to join: 'auto' or HOST:PORT (default: start a local Ray instance); "
-                         "overrides the profile's 'ray_address'")
-    args = ap.parse_args(argv)
-    if args.ray_address is not None and args.executor is None:
-        args.executor = "ray"
-    try:
-        return run(args.profile, only=args.only, force=args.force, runs_dir=args.runs_dir,
-                   figures_dir=args.figures_dir, cell_timeout=args.cell_timeout, retries=args.retries,
-                   executor=args.executor, ray_address=args.ray_address)
-    except ValueError as exc:
-        if "--debug" in (argv or []):
-            raise
-        print(f"python -m kgcl_lib.runner: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Trainer of KGCL (Kim et al., Eq. 5) around any backbone of :mod:`kgcl_lib.model`.
+"""The training loop of KGCL (Kim et al., Eq. 5) around any backbone of :mod:`kgcl_lib.model`.
 
 One run = one frozen :class:`TrainConfig`.  :func:`train` builds the backbone ``cfg.backbone``
 (KGCN by default), trains with joint batching of user-content rows and content-content pairs,
@@ -8,9 +8,9 @@ It talks to the model only through :class:`~kgcl_lib.model.Backbone` (docs/DESIG
 
 Layout: :func:`train` is a short loop over :func:`run_epoch` (shuffle, then :func:`train_step`
 per batch), :func:`select_best` (best valid AUC, early stop), :func:`restore_best`,
-:func:`end_training` and :func:`write_run`.  The run config lives in
-:mod:`kgcl_lib.train_config`, checkpoints and the run folder in :mod:`kgcl_lib.train_io`, the
-argument parsing in :mod:`kgcl_lib.train_cli`.
+:func:`end_training` and :func:`write_run`.  The run config lives in :mod:`.config`,
+checkpoints and the run folder in :mod:`.io`; the command ``python -m kgcl_lib.train``
+(:mod:`kgcl_lib.train.__main__`) sits on top of this loop.
 
 Loss (Eq. 5): ``L = γ·L_base + (1−γ)·CL + λ·½‖Θ‖²`` where ``L_base`` is the mean BCE over the
 batch's labelled rows, ``CL`` the content contrastive loss (:func:`~kgcl_lib.model.cl_bce_loss`
@@ -62,22 +62,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .constants import TRAIN_TEXTS, TRAIN_VARIANTS, VARIANT_TEMPLATE  # noqa: F401  (VARIANT_TEMPLATE: pair template per variant)
-from .metrics import MetricsError, auc, f1
-from .model import Backbone, build_backbone, cl_bce_loss, info_nce_loss
-from .seeds import RunSeeds
-from .storage import atomic_dir, write_json
-from .train_cli import parser as _parser  # noqa: F401  (the CLI's parser under its old name)
-from .train_cli import run_cli
-from .train_config import (  # noqa: F401  (the run config stays importable from train)
-    CL_LOSSES,
-    OPTIMIZERS,
-    TrainConfig,
-    kgcn_settings,
-    paper_settings,
-    resolve_device,
-)
-from .train_io import Checkpoint, check_out_dir, load_checkpoint, save_checkpoint  # noqa: F401  (public from train)
+from ..metrics import MetricsError, auc, f1
+from ..model import Backbone, build_backbone, cl_bce_loss, info_nce_loss
+from ..seeds import RunSeeds
+from ..storage import atomic_dir, write_json
+from .config import TrainConfig, resolve_device
+from .io import check_out_dir, save_checkpoint
 
 
 # ---------------------------------------------------------------------------- data plumbing
@@ -448,16 +438,3 @@ def write_run(out_dir: Path, result: TrainResult, final_epoch: int) -> None:
     write_json(out_dir / "result.json", result.summary())
     save_checkpoint(out_dir / "checkpoint.pt", result.model, result.config,
                     extra={"epoch": final_epoch, "best_epoch": result.best_epoch})
-
-
-# ---------------------------------------------------------------------------- CLI
-def main(argv=None) -> int:
-    """``python -m kgcl_lib.train`` (:mod:`kgcl_lib.train_cli`); returns the exit status."""
-    from .cli import run_main
-
-    return run_main(lambda args: run_cli(args, train), argv, prog="python -m kgcl_lib.train")
-
-
-
-if __name__ == "__main__":
-    sys.exit(main())

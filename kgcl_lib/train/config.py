@@ -1,9 +1,6 @@
-"""The run configuration of :mod:`kgcl_lib.train`: :class:`TrainConfig`, the paper's and KGCN's
-settings (:func:`paper_settings`, :func:`kgcn_settings`; :meth:`TrainConfig.for_dataset` starts a
-config from them) and the device it names.
-
-Everything here is also importable from :mod:`kgcl_lib.train` (the public entry point); this
-module exists so that the CLI (:mod:`kgcl_lib.train_cli`) can build a config without the trainer.
+"""The run configuration: :class:`TrainConfig`, the paper's and KGCN's settings
+(:func:`paper_settings`, :func:`kgcn_settings`; :meth:`TrainConfig.for_dataset` starts a config
+from them) and the device it names.
 """
 
 from __future__ import annotations
@@ -12,8 +9,8 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
-from .constants import TRAIN_TEXTS, TRAIN_VARIANTS
-from .model import AGGREGATORS, BACKBONES, DEFAULT_BACKBONE, NEIGHBOR_REDUCE
+from ..constants import TRAIN_TEXTS, TRAIN_VARIANTS
+from ..model import AGGREGATORS, BACKBONES, DEFAULT_BACKBONE, NEIGHBOR_REDUCE
 
 CL_LOSSES = ("bce", "infonce")
 OPTIMIZERS = ("adam", "lazy_adam", "dense_adam")

@@ -1,16 +1,23 @@
-"""Argument parsing of ``python -m kgcl_lib.train`` (the command itself: :func:`kgcl_lib.train.main`).
+"""``python -m kgcl_lib.train``: train one run from the command line (on top of :mod:`.loop`).
 
-:func:`parser` builds one ``--flag`` per :class:`~kgcl_lib.train_config.TrainConfig` field,
+:func:`parser` builds one ``--flag`` per :class:`~kgcl_lib.train.TrainConfig` field,
 :func:`config_from_args` turns the parsed flags into the run's config (paper / KGCN / generic
 starting settings, flags win), :func:`check_dataset_arg` rejects an unknown ``--dataset`` before
-any work, :func:`load_pairs` builds the content pairs of a ``cl_*`` variant, and :func:`run_cli`
-runs the command with the trainer it is given (so that this module does not import :mod:`kgcl_lib.train`).
+any work, :func:`load_pairs` builds the content pairs of a ``cl_*`` variant, :func:`run_cli` loads
+the data and runs :func:`kgcl_lib.train.loop.train`, and :func:`main` is the command (exit status
+as every ``python -m kgcl_lib.*``: :func:`kgcl_lib.cli.run_main`).
+
+For the paper's datasets (``book-crossing``, ``ml-*``) the run starts from Table 1's settings
+(:func:`~kgcl_lib.train.paper_settings`); ``--settings kgcn`` starts from KGCN's own published
+settings, ``--settings generic`` from :class:`~kgcl_lib.train.TrainConfig`'s defaults.  Any flag
+overrides them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from dataclasses import fields
@@ -18,15 +25,22 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from .constants import TRAIN_TEXTS, TRAIN_VARIANTS, VARIANT_TEMPLATE
-from .model import AGGREGATORS, BACKBONES, NEIGHBOR_REDUCE
-from .train_config import CL_LOSSES, OPTIMIZERS, SETTINGS, TrainConfig, paper_settings, resolve_device
+from ..cli import CliParser, arg_error, run_main
+from ..constants import TRAIN_TEXTS, TRAIN_VARIANTS, VARIANT_TEMPLATE
+from ..data import DatasetError, load_dataset, split_ratings
+from ..data.registry import DATASETS, canonical, find_source
+from ..data.synthetic import SHAPES
+from ..model import AGGREGATORS, BACKBONES, NEIGHBOR_REDUCE
+from ..pairs import build_pairs
+from ..seeds import RunSeeds
+from ..text import item_text_embeddings
+from . import loop
+from .config import CL_LOSSES, OPTIMIZERS, SETTINGS, TrainConfig, resolve_device
+from .io import check_out_dir
 
 
 def load_pairs(ds, cfg: TrainConfig, rng_seed: int, sampler: str = "text", cache: bool = True):
     """Content pairs for a ``cl_*`` variant (:func:`kgcl_lib.pairs.build_pairs`) and a note on their source."""
-    from .pairs import build_pairs
-
     template = VARIANT_TEMPLATE[cfg.variant]
     kw = {"domain": "movie"} if ds.name.startswith("synthetic") else {}  # synthetic shapes carry no domain
     pairs = build_pairs(ds, template=template, n=cfg.n_pairs, seed=rng_seed, sampler=sampler, cache=cache, **kw)
@@ -83,8 +97,6 @@ def _bool_arg(s: str) -> bool:
 
 
 def parser() -> argparse.ArgumentParser:
-    from .cli import CliParser
-
     p = CliParser(prog="python -m kgcl_lib.train", description="Train KGCN / KGCL on one dataset.")
     p.add_argument("--dataset", required=True,
                    help="ml-100k, book-crossing, ml-20m, synthetic:<shape>, or a folder name under --data-dir")
@@ -94,8 +106,6 @@ def parser() -> argparse.ArgumentParser:
                         "(book-crossing, ml-100k, ml-20m; other datasets start from TrainConfig's defaults); "
                         "kgcn: KGCN's own published settings (sum aggregator; books K = 8), the 'KGCN (original "
                         "settings)' row; generic: TrainConfig's defaults for every dataset")
-    p.add_argument("--paper", action="store_true", help="no-op alias of --settings paper (the default), kept for old "
-                   "scripts; an error for a dataset without paper settings")
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     choices = {**_FIELD_CHOICES, "backbone": tuple(BACKBONES)}  # the registry as it is now
     for f in fields(TrainConfig):
@@ -129,20 +139,13 @@ def parser() -> argparse.ArgumentParser:
 
 def config_from_args(args) -> TrainConfig:
     """The run's TrainConfig; a bad value raises :class:`kgcl_lib.cli.ArgumentError` naming the option."""
-    import re
-
-    from .cli import arg_error
-
-    if args.paper and not has_paper_settings(args.dataset):
-        raise arg_error("--paper", "", f"no paper settings for dataset {args.dataset!r} (allowed with: book-crossing, ml-100k, ml-20m)")
-    settings = "paper" if args.paper and args.settings == "generic" else args.settings
     kwargs = {}
     for f in fields(TrainConfig):
         v = getattr(args, f.name, None)
         if v is not None and f.name != "dataset":
             kwargs[f.name] = v
     try:
-        cfg = TrainConfig.for_dataset(args.dataset, settings, **kwargs)
+        cfg = TrainConfig.for_dataset(args.dataset, args.settings, **kwargs)
     except ValueError as e:
         m = re.match(r"TrainConfig\.(\w+)=(.*?): (.*)$", str(e))
         if m is None:
@@ -158,22 +161,8 @@ def config_from_args(args) -> TrainConfig:
     return cfg
 
 
-def has_paper_settings(dataset: str) -> bool:
-    """Whether :func:`~kgcl_lib.train_config.paper_settings` knows ``dataset``."""
-    try:
-        paper_settings(dataset)
-        return True
-    except ValueError:
-        return False
-
-
 def check_dataset_arg(name: str, data_dir) -> None:
     """Reject an unknown ``--dataset`` before any work: not registered, not synthetic, no folder."""
-    from .cli import arg_error
-    from .data import DatasetError
-    from .data.registry import DATASETS, canonical, find_source
-    from .data.synthetic import SHAPES
-
     key = canonical(name)
     if key in DATASETS:
         return
@@ -191,11 +180,8 @@ def check_dataset_arg(name: str, data_dir) -> None:
     raise arg_error("--dataset", name, f"unknown dataset (allowed: {allowed})")
 
 
-def run_cli(argv: list[str], train_fn) -> int:
-    """Parse ``argv``, load the dataset (and text / pairs), run ``train_fn`` (:func:`kgcl_lib.train.train`), print the results."""
-    from .cli import arg_error
-    from .train_io import check_out_dir
-
+def run_cli(argv: list[str]) -> int:
+    """Parse ``argv``, load the dataset (and text / pairs), run :func:`kgcl_lib.train.loop.train`, print the results."""
     args = parser().parse_args(argv)
     check_dataset_arg(args.dataset, args.data_dir)
     cfg = config_from_args(args)
@@ -207,16 +193,13 @@ def run_cli(argv: list[str], train_fn) -> int:
         if replacing:
             print(f"note: --out-dir {args.out_dir} holds an earlier run; it is replaced when this run completes "
                   "(an interrupted run leaves it as it is)", file=sys.stderr)
-    from .data import load_dataset, split_ratings
-
     t0 = time.perf_counter()
+    seeds = RunSeeds(cfg.seed)
     ds = load_dataset(cfg.dataset, data_dir=args.data_dir, seed=cfg.seed, cache=not args.no_cache)
-    split = split_ratings(ds.ratings, np.random.default_rng(cfg.seed))
+    split = split_ratings(ds.ratings, seeds.split())
     text = None
     info = {}
     if cfg.text == "synopsis":
-        from .text import item_text_embeddings  # type: ignore
-
         kw = {"cache": False} if args.no_cache else {}
         text = item_text_embeddings(ds, **kw) if cfg.text_model is None else item_text_embeddings(ds, model=cfg.text_model, **kw)
         info["text_model"] = str(getattr(text, "model", cfg.text_model))
@@ -224,9 +207,9 @@ def run_cli(argv: list[str], train_fn) -> int:
     pairs = None
     if cfg.variant != "base":
         info["pair_sampler"] = args.pair_sampler
-        pairs, info["pairs_source"] = load_pairs(ds, cfg, cfg.seed, sampler=args.pair_sampler, cache=not args.no_cache)
+        pairs, info["pairs_source"] = load_pairs(ds, cfg, seeds.pairs, sampler=args.pair_sampler, cache=not args.no_cache)
     prep = time.perf_counter() - t0
-    res = train_fn(ds, split, cfg, pairs=pairs, text=text, out_dir=args.out_dir, progress=not args.no_progress,
+    res = loop.train(ds, split, cfg, pairs=pairs, text=text, out_dir=args.out_dir, progress=not args.no_progress,
                    out_extra={"cli.json": {"argv": list(argv), **info}} if args.out_dir is not None else None)
     out = {**res.summary(), **info, "prep_seconds": prep, "config": cfg.to_dict()}
     if args.json:
@@ -234,3 +217,12 @@ def run_cli(argv: list[str], train_fn) -> int:
     else:
         print(json.dumps({k: out[k] for k in ("test_auc", "test_f1", "valid_auc", "epochs", "seconds", "train_rows_per_s")}, indent=2))
     return 0
+
+
+def main(argv=None) -> int:
+    """``python -m kgcl_lib.train``; returns the exit status."""
+    return run_main(run_cli, argv, prog="python -m kgcl_lib.train")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

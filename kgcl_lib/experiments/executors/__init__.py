@@ -8,7 +8,7 @@ leaves a half-written folder.
 
 Modules: :mod:`.common` (the in-process executor, what all share), :mod:`.processes` (the
 pool), :mod:`.ray_tasks` (Ray, and LLM synopses in Ray shards). Every name is importable from
-``kgcl_lib.executors``.
+``kgcl_lib.experiments.executors``.
 """
 
 from __future__ import annotations

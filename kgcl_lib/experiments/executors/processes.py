@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from tqdm.auto import tqdm
+
+from ..execute import prepare_inputs
 from .common import GridRunError, LocalExecutor, _execute_run_task, _remove_partials, _todo
 
 
@@ -105,10 +108,6 @@ class ProcessExecutor:
 
     def run(self, specs: Sequence, results_dir, inputs, *, force: bool = False, progress: bool = True,
             out=sys.stdout) -> list[dict]:
-        from tqdm.auto import tqdm
-
-        from ..experiments.execute import prepare_inputs
-
         todo = _todo(specs, results_dir, inputs, force, None)
         if self.workers <= 1 or len(todo) <= 1:
             return LocalExecutor().run(specs, results_dir, inputs, force=force, progress=progress)

@@ -33,6 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from tqdm.auto import tqdm
+
+from ... import storage
+from ...text.generate import generate_synopses
+from ...text.synopsis_cache import _compact_cache, read_cache
+from ..execute import prepare_inputs
 from .common import GridRunError, _execute_run_task, _remove_partials, _todo
 
 
@@ -136,10 +142,6 @@ class RayExecutor:
 
     def run(self, specs: Sequence, results_dir, inputs, *, force: bool = False, progress: bool = True,
             out=sys.stdout) -> list[dict]:
-        from tqdm.auto import tqdm
-
-        from ..experiments.execute import prepare_inputs
-
         ray = _import_ray()
         resources = {"num_cpus": 1, **self.resources}
         device_type = "cuda" if float(resources.get("num_gpus") or 0) > 0 else "cpu"
@@ -194,8 +196,6 @@ class RayExecutor:
 def _generate_shard(items, model, cache_dir: str, kwargs: dict) -> dict:
     """Body of one Ray task: generate one shard of items into its own JSONL cache folder (one
     writer per cache file); return the shard's ``new`` / ``cache_hits`` counts."""
-    from ..text.generate import generate_synopses
-
     res = generate_synopses(items, model, cache=cache_dir, progress=False, **kwargs)
     return {"new": int(res.provenance["new"]), "cache_hits": int(res.provenance["cache_hits"]),
             "seconds": res.provenance["seconds"]}
@@ -204,9 +204,6 @@ def _generate_shard(items, model, cache_dir: str, kwargs: dict) -> dict:
 def merge_llm_caches(shard_dirs: Sequence, into) -> dict[str, int]:
     """Merge the ``synopses-*.jsonl`` caches of ``shard_dirs`` into folder ``into`` (records of
     the same key are identical; the union is written atomically). Returns ``{file: n_records}``."""
-    from .. import storage
-    from ..text.generate import _compact_cache, read_cache
-
     into = Path(into)
     into.mkdir(parents=True, exist_ok=True)
     merged: dict[str, dict] = {}
@@ -230,10 +227,6 @@ def generate_synopses_ray(items, model, *, cache_dir, shard_size: int = 256, add
     A rerun finds every prompt cached and makes no LLM calls. ``cache_dir`` must be on storage
     every node sees (checked). Returns the ``GeneratedSynopses`` with ``provenance["shards"]``
     (``new`` / ``cache_hits`` per shard)."""
-    from tqdm.auto import tqdm
-
-    from ..text.generate import generate_synopses
-
     ray = _import_ray()
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")

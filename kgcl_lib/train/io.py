@@ -1,5 +1,5 @@
 """What a training run writes: its checkpoint (:func:`save_checkpoint`, :func:`load_checkpoint`)
-and its run folder (:func:`check_out_dir`).  Importable from :mod:`kgcl_lib.train` too.
+and its run folder (:func:`check_out_dir`).
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from .model import Backbone, backbone_class
-from .storage import atomic_path
-from .train_config import TrainConfig
+from ..model import Backbone, backbone_class
+from ..storage import atomic_path
+from .config import TrainConfig
 
 
 def save_checkpoint(path, model: Backbone, cfg: TrainConfig, extra: dict | None = None) -> Path:

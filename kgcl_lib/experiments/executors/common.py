@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from tqdm.auto import tqdm
+
+from ..execute import execute_run, expected_keys
+from ..spec import PARTIAL_SUFFIX, is_finished
+
 
 class GridRunError(RuntimeError):
     """Some runs failed after their retry; ``failures`` maps run id to the error text (traceback)."""
@@ -22,9 +27,6 @@ class GridRunError(RuntimeError):
 
 
 def _todo(specs, results_dir, inputs, force: bool, device_type: str | None):
-    from ..experiments.execute import expected_keys
-    from ..experiments.spec import is_finished
-
     keys = expected_keys(specs, inputs, device_type)
     return [s for s in specs if force or not is_finished(results_dir, s, keys[s])]
 
@@ -34,10 +36,6 @@ class LocalExecutor:
     """Runs one after another in this process; the first failure propagates."""
 
     def run(self, specs: Sequence, results_dir, inputs, *, force: bool = False, progress: bool = True) -> list[dict]:
-        from tqdm.auto import tqdm
-
-        from ..experiments.execute import execute_run
-
         todo = _todo(specs, results_dir, inputs, force, None)
         # Grouped by dataset so each is opened once (execute_run memoises the last one).
         first = {}
@@ -55,15 +53,11 @@ class LocalExecutor:
 
 def _execute_run_task(spec, results_dir, inputs, device_type):
     """Body of one run in a worker process or Ray task (module-level: pickled by reference)."""
-    from ..experiments.execute import execute_run
-
     return execute_run(spec, results_dir, inputs, device_type=device_type)
 
 
 def _remove_partials(results_dir, specs) -> None:
     """Delete the temporary folders that killed workers left (they cannot clean up themselves)."""
-    from ..experiments.spec import PARTIAL_SUFFIX
-
     for spec in specs:
         for partial in (Path(results_dir) / "runs").glob(f".{spec.run_id}.*{PARTIAL_SUFFIX}"):
             shutil.rmtree(partial, ignore_errors=True)
