@@ -164,7 +164,7 @@ def test_a_backbone_with_nothing_to_train_is_evaluated_as_built(registered, ds, 
 
 
 def test_backbone_name_is_validated_everywhere(registered):
-    with pytest.raises(ValueError, match=r"TrainConfig.backbone='nope'.*expected one of \('kgcn', 'ripplenet', 'dot_test'"):
+    with pytest.raises(ValueError, match=r"TrainConfig.backbone='nope'.*expected one of \('kgcn', 'ripplenet', 'pop', 'mf', 'lightgcn', 'dot_test'"):
         TrainConfig(backbone="nope")
     with pytest.raises(ValueError, match="RunSpec.backbone must be one of"):
         X.RunSpec("ml-100k", "base", backbone="nope")

@@ -36,12 +36,12 @@ def test_planted_gain_on_one_backbone_is_found_on_that_one_only():
     df = two_backbones(rng, ripple_effects=gain)
     t = C.backbone_claims_table({"grid": df}, ["synthetic-small"])
     r = t.set_index(["claim", "metric"])
-    assert r.loc[("B [ripplenet]", "test_auc"), "verdict"] == "supported"
-    assert r.loc[("B [ripplenet]", "test_auc"), "diff"] > 0.03
-    assert r.loc[("B [kgcn]", "test_auc"), "verdict"].startswith("inconclusive")
+    assert r.loc[("G [ripplenet]", "test_auc"), "verdict"] == "supported"
+    assert r.loc[("G [ripplenet]", "test_auc"), "diff"] > 0.03
+    assert r.loc[("G [kgcn]", "test_auc"), "verdict"].startswith("inconclusive")
     assert set(t["backbone"]) == {"kgcn", "ripplenet"}
     assert {c for c in t["claim"] if c.endswith("[ripplenet]")} == {"1 [ripplenet]", "2 [ripplenet]", "3 [ripplenet]",
-                                                                        "4 [ripplenet]", "B [ripplenet]"}
+                                                                        "4 [ripplenet]", "G [ripplenet]"}
     # KGCN's own claims table sees KGCN's runs only: no gain planted there
     kt = C.claims_table({"grid": df}, ["synthetic-small"], claims=[C.GAIN_ON_BACKBONE]).set_index("metric")
     assert kt.loc["test_auc", "verdict"].startswith("inconclusive")

@@ -36,6 +36,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("experiments.executors",),
     ("experiments.grid",),
     ("experiments",),  # the package's __init__: re-exports every step above
+    ("tune",),
     ("report",),
     ("findings", "claims", "inspector"),
     ("runner",),  # runner.notebooks, its facade and python -m kgcl_lib.runner

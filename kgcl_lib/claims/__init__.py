@@ -25,7 +25,9 @@ Modules (every public name is importable from ``kgcl_lib.claims``): ``definition
 margins, :data:`CLAIMS_COLUMNS`), ``statistics`` (t / Welch / TOST, per-seed statistics, Holm,
 verdicts, exact MDE), ``rows`` (one claim on one dataset -> rows), ``table`` (:func:`claims_table`,
 :func:`judge`, :func:`load_frames`, CSV I/O), ``render`` (display frame, Markdown/LaTeX, summary
-sentences, headlines), ``calibration`` (null / planted-effect simulations).
+sentences, headlines), ``calibration`` (null / planted-effect simulations), ``backbones`` (claims 1–4 per backbone, issue 30),
+``baselines`` (an added check, not a claim of the paper: the paper's best model against the best tuned
+simple baseline, issue 29).
 """
 
 from __future__ import annotations
@@ -45,4 +47,5 @@ from .rows import (  # noqa: F401
 from .table import claims_table, judge, load_csv, load_frames, save_csv  # noqa: F401
 from .render import display_frame, headlines, render, summary_sentences  # noqa: F401
 from .backbones import GAIN_ON_BACKBONE, PER_BACKBONE_CLAIMS, backbone_claims_table, split_backbones, with_backbone_rows  # noqa: F401
+from .baselines import BASELINE_METRICS, BEST_BASELINE, baseline_claims, check_frames, claims_with_baselines  # noqa: F401
 

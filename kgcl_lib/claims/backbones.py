@@ -4,7 +4,7 @@ The paper says its semantic text and content CL work with "any KG-based model" (
 tests only KGCN.  With a second backbone in the grid (``backbones: [kgcn, ripplenet]``), this
 module judges claims 1–4 on each non-KGCN backbone's runs alone (the rows of
 :func:`~kgcl_lib.claims.table.claims_table` keep KGCN's runs only) with the same row machinery,
-and adds claim ``B``: the proposed model (text + CL title+genre) beats the baseline (no text,
+and adds claim ``G``: the proposed model (text + CL title+genre) beats the baseline (no text,
 L_base) on that backbone — one verdict per backbone and metric, never a test pooled across
 backbones (their scales and baselines differ).
 
@@ -25,9 +25,9 @@ from .table import claims_table, judge
 
 #: The paper's claims that are judged again on every backbone.
 PER_BACKBONE_CLAIMS = ("1", "2", "3", "4")
-#: Claim B: the headline gain (text + CL title+genre over the baseline) on one backbone.
+#: Claim G: the headline gain (text + CL title+genre over the baseline) on one backbone.
 GAIN_ON_BACKBONE = Claim(
-    id="B", quote="the gain of semantic text + CL (title+genre) over the baseline holds on this backbone "
+    id="G", quote="the gain of semantic text + CL (title+genre) over the baseline holds on this backbone "
     "(the paper: the method works with \"any KG-based model\")", where="§5", kind="contrast", manifest="grid",
     arms="+CL title+genre with text vs L_base without text, on this backbone",
     contrasts=((PROPOSED, BASELINE),), metrics=("test_auc", "test_f1", "recall@20", "ndcg@20"), direction=1,
@@ -51,7 +51,7 @@ def split_backbones(frames: dict[str, pd.DataFrame | None]) -> tuple[dict, dict[
 
 def backbone_claims_table(frames: dict[str, pd.DataFrame | None], datasets: Sequence[str], *, alpha: float = ALPHA,
                           include_kgcn_gain: bool = True, **kw) -> pd.DataFrame:
-    """Claims 1–4 and claim B for every backbone in ``frames`` other than KGCN, plus claim B on
+    """Claims 1–4 and claim B for every backbone in ``frames`` other than KGCN, plus claim G on
     KGCN (``include_kgcn_gain``), judged with :func:`~kgcl_lib.claims.table.claims_table`'s
     machinery; columns :data:`~kgcl_lib.claims.definitions.CLAIMS_COLUMNS` + ``backbone``.
     Empty when ``frames`` hold KGCN's runs only."""

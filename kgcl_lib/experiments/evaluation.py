@@ -59,14 +59,18 @@ def evaluate(ds, split, model, ev: EvalConfig, align_pairs: np.ndarray | None = 
     rk = M.ranking_metrics(top, truth, ks=ev.ks, ndcg=ev.ndcg)
     out.update({k: float(v) for k, v in rk.items() if k.startswith(("recall@", "ndcg@"))})
     out["n_test_users"] = int(rk["n_users"])
+    # a backbone without item embeddings (popularity) has no Intra-list diversity, alignment or
+    # uniformity: NaN, and an empty [n_items, 0] content_emb array
+    has_emb = getattr(model, "has_embeddings", True)
     with torch.no_grad():
-        emb = model.content_embeddings().detach().numpy().astype(np.float32)
+        emb = model.content_embeddings().detach().numpy().astype(np.float32) if has_emb \
+            else np.zeros((ds.n_items, 0), np.float32)
     k = ev.diversity_k
     out[f"inter@{k}"] = float(M.inter_list_diversity(top, ds.n_items, k=k))
-    out[f"intra@{k}"] = float(M.intra_list_diversity(top, emb, k=k))
+    out[f"intra@{k}"] = float(M.intra_list_diversity(top, emb, k=k)) if has_emb else float("nan")
     out["alignment"] = float(M.alignment(emb[align_pairs[:, 0]], emb[align_pairs[:, 1]])) \
-        if align_pairs is not None and len(align_pairs) else float("nan")
-    out["uniformity"] = float(M.uniformity(emb))
+        if has_emb and align_pairs is not None and len(align_pairs) else float("nan")
+    out["uniformity"] = float(M.uniformity(emb)) if has_emb else float("nan")
     activity = user_train_counts(split.train, ds.n_users)[users]
     cold = M.cold_start_ndcg(top, truth, activity, k=ev.cold_k, percentiles=ev.percentiles, ndcg=ev.ndcg)
     for p, v in zip(cold["percentile"], cold[f"ndcg@{ev.cold_k}"]):

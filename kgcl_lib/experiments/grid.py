@@ -57,7 +57,8 @@ def plan_grid(specs: Sequence[RunSpec], ds, *, pair_n: int = 10, text_fallback: 
         if eff_pairs == "kg" and len(ds.kg) == 0:  # no metadata and no KG: no content pairs, CL is L_base
             eff_pairs = None
         settings = s.variant if s.variant in NO_TEXT_VARIANTS else "paper"  # kgcn_original: other hyper-parameters
-        groups.setdefault((eff_text, eff_pairs, settings, s.seed, s.gamma, s.overrides), []).append(s)
+        # the backbone too: two backbones with the same overrides (e.g. none) are different models
+        groups.setdefault((eff_text, eff_pairs, settings, s.seed, s.gamma, s.overrides, s.backbone), []).append(s)
     plan = {}
     for (eff_text, eff_pairs, *_), members in groups.items():
         canon = min(members, key=lambda s: (s.text != eff_text, VARIANTS.index(s.variant)))

@@ -43,6 +43,7 @@ def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.Data
             rows.append({"run_id": na["run_id"], "backbone": spec.get("backbone", DEFAULT_BACKBONE),
                          "dataset": spec["dataset"], "variant": spec["variant"],
                          "spec_variant": spec["variant"], "text": spec["text"], "text_source": None,
+                         "backbone": spec.get("backbone", "kgcn"),
                          "seed": spec["seed"], "gamma": spec["gamma"], "gamma_set": spec["gamma"] is not None,
                          "overrides": json.dumps(spec["overrides"]), "na_reason": na["reason"],
                          "na_detail": na.get("detail"), "same_as": na.get("same_as")})
@@ -59,6 +60,7 @@ def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.Data
         rows.append({"run_id": cfg["run_id"], "backbone": spec.get("backbone", DEFAULT_BACKBONE), "dataset": spec["dataset"],
                      "variant": "cl_kg" if kg_pairs else spec["variant"], "spec_variant": spec["variant"],
                      "text": spec["text"], "text_source": src, "seed": spec["seed"],
+                     "backbone": spec.get("backbone", "kgcn"),
                      "gamma": cfg["train_config"].get("gamma", spec["gamma"]),
                      "gamma_set": spec["gamma"] is not None, "overrides": json.dumps(spec["overrides"]),
                      "na_reason": None, "na_detail": None, "same_as": None,
@@ -203,7 +205,8 @@ def load_manifest(results_dir, name: str) -> tuple[pd.DataFrame, dict]:
                                 f"(04_train for 'grid', 09 for 'gamma', 10 for 'llm')")
     data = json.loads(path.read_text())
     specs = [RunSpec(r["dataset"], r["variant"], r["text"], r["seed"], r["gamma"],
-                     tuple((k, v) for k, v in r["overrides"]), r.get("text_source")) for r in data.pop("runs")]
+                     tuple((k, v) for k, v in r["overrides"]), r.get("text_source"), backbone=r.get("backbone", "kgcn"))
+             for r in data.pop("runs")]
     df = load_results(results_dir, specs)
     datasets_json = Path(results_dir) / "datasets.json"  # notebook 01: where each KG comes from (captions)
     if datasets_json.exists():

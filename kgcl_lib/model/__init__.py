@@ -11,6 +11,9 @@ Layout (each module imports only the ones before it)::
     kgcn_step                      KGCN's training step (row-sparse table updates)
     kgcn                           KGCN + semantic text, its maths in the docstrings
     ripplenet                      RippleNet (Wang et al. 2018) + semantic text, the second backbone
+    pop                            simple baseline: item popularity (no training)
+    mf                             simple baseline: biased matrix factorisation
+    lightgcn                       simple baseline: LightGCN on the training positives' graph
     registry                       BACKBONES, build_backbone
 """
 
@@ -19,4 +22,7 @@ from .kgcn import AGGREGATOR, AGGREGATORS, KGCN, NEIGHBOR_REDUCE, ModelConfig, r
 from .losses import cl_bce_loss, info_nce_loss  # noqa: F401
 from .ripplenet import ITEM_UPDATE_MODES, RippleNet, RippleNetConfig  # noqa: F401
 from .table_adam import Optimizer, TableAdam, make_optimizer  # noqa: F401
+from .lightgcn import LightGCN  # noqa: F401
+from .mf import MatrixFactorization  # noqa: F401
+from .pop import Popularity  # noqa: F401
 from .registry import BACKBONES, DEFAULT_BACKBONE, backbone_class, build_backbone  # noqa: F401

@@ -82,6 +82,9 @@ class Backbone(nn.Module, ABC):
     #: (``split.train``, ``int64[n, 3]``), for a backbone whose structure comes from the training
     #: data (RippleNet's ripple sets start from each user's training positives)
     needs_train: ClassVar[bool] = False
+    #: ``False``: no user / item embeddings (popularity): the evaluation stores NaN for Intra-list
+    #: diversity, alignment and uniformity, and the ``"dot"`` mode is undefined
+    has_embeddings: ClassVar[bool] = True
     n_users: int
     n_items: int
 

@@ -10,11 +10,17 @@ from ..seeds import RunSeeds
 from .backbone import Backbone
 from .kgcn import KGCN
 from .ripplenet import RippleNet
+from .lightgcn import LightGCN
+from .mf import MatrixFactorization
+from .pop import Popularity
 
 #: name -> Backbone subclass; the first is the default (the paper's KGCN)
 BACKBONES: dict[str, type[Backbone]] = {
     "kgcn": KGCN,
     "ripplenet": RippleNet,
+    "pop": Popularity,
+    "mf": MatrixFactorization,
+    "lightgcn": LightGCN,
 }
 DEFAULT_BACKBONE = "kgcn"
 

@@ -21,7 +21,8 @@ at the paper's column width so they stay readable when printed.
 
 Modules (every public name is importable from ``kgcl_lib.report``): ``formatting`` (the paper's
 transcribed numbers, number formatting, :func:`format_table`, captions), ``figures``, ``tables``
-(the paper's Tables 1-5 from a results frame, headline numbers).
+(the paper's Tables 1-5 from a results frame, headline numbers), ``baselines`` (the simple-baselines block
+under Tables 2-4 and the runs it reads, issue 29).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ from .formatting import (  # noqa: F401
 )
 from .figures import (  # noqa: F401
     COLUMN_WIDTH_IN, PAGE_WIDTH_IN, pyplot_and_seaborn, place_labels, plot_align_uniform, plot_cold_start, save_figure,
+)
+from .baselines import (  # noqa: F401
+    BASELINE_LABELS, BASELINE_ORDER, Baselines, baseline_frame, baseline_label, baselines_block, best_baseline, budget_caption,
+    load_baselines, with_block,
 )
 from .tables import (  # noqa: F401
     RESULT_METRICS, paper_comparison, paper_with_p, save_headlines, table1, table1_comparison, table1_long, table2,

@@ -14,6 +14,7 @@ import pandas as pd
 from ..constants import KS, TEXT_SOURCES, VARIANT_LABELS
 from ..experiments import summarize, trained, ttests
 from ..storage import write_json
+from .baselines import with_block
 from .formatting import (
     PAPER_DATASET_LABELS,
     TEXT_LABELS,
@@ -173,28 +174,35 @@ def paper_with_p(paper: pd.DataFrame) -> pd.DataFrame:
 _T2_ORDER = {"metric": ["auc", "auc p-value", "f1", "f1 p-value"]}
 
 
-def table2(df: pd.DataFrame, caption_text: str = "", test: str = "welch") -> tuple[str, str, pd.DataFrame]:
-    """Table 2: AUC and F1 with t-test p-values against the baseline. Returns (md, tex, ours)."""
+def table2(df: pd.DataFrame, caption_text: str = "", test: str = "welch", baselines=None) -> tuple[str, str, pd.DataFrame]:
+    """Table 2: AUC and F1 with t-test p-values against the baseline. Returns (md, tex, ours).
+
+    ``baselines``: notebook 04's simple baselines (:func:`kgcl_lib.report.load_baselines`), shown
+    as a block under the table (:func:`kgcl_lib.report.baselines.with_block`), or ``None``."""
     ours = table2_long(df, test)
     md, tex = format_table(ours, paper_with_p(paper_table("table2")), caption=caption_text, label="tab:table2",
                            row_order=_T2_ORDER)
+    md, tex, _ = with_block(md, tex, df, baselines, ["test_auc", "test_f1"], "Table 2", "tab:table2-baselines")
     return md, tex, ours
 
 
-def table3(df: pd.DataFrame, caption_text: str = "", ks: Sequence[int] = KS):
-    """Table 3: Recall@K and NDCG@K. Returns (md, tex, ours)."""
+def table3(df: pd.DataFrame, caption_text: str = "", ks: Sequence[int] = KS, baselines=None):
+    """Table 3: Recall@K and NDCG@K (+ the simple-baselines block, see :func:`table2`). Returns (md, tex, ours)."""
     metrics = [f"recall@{k}" for k in ks] + [f"ndcg@{k}" for k in ks]
     ours = _ours_long(df, metrics)
     md, tex = format_table(ours, paper_table("table3"), index=("text", "domain", "variant", "source"),
                            columns=("metric",), compare_within=("domain", "metric", "source"),
                            caption=caption_text, label="tab:table3", row_order={"metric": metrics})
+    md, tex, _ = with_block(md, tex, df, baselines, metrics, "Table 3", "tab:table3-baselines")
     return md, tex, ours
 
 
-def table4(df: pd.DataFrame, caption_text: str = "", k: int = 20):
-    """Table 4: Inter- and Intra-list diversity@k. Returns (md, tex, ours)."""
+def table4(df: pd.DataFrame, caption_text: str = "", k: int = 20, baselines=None):
+    """Table 4: Inter- and Intra-list diversity@k (+ the simple-baselines block, see :func:`table2`;
+    popularity has no embeddings, so no Intra-list diversity). Returns (md, tex, ours)."""
     ours = _ours_long(df, [f"inter@{k}", f"intra@{k}"])
     md, tex = format_table(ours, paper_table("table4"), caption=caption_text, label="tab:table4")
+    md, tex, _ = with_block(md, tex, df, baselines, [f"inter@{k}", f"intra@{k}"], "Table 4", "tab:table4-baselines")
     return md, tex, ours
 
 
