@@ -28,7 +28,7 @@ protocol) and ``ref`` (the reference's rows, the ones RecBole is scored on).
 Usage (from the project root; Book-Crossing with the reference's book settings)::
 
     python bench/recbole_ripplenet.py --dataset book-crossing --seeds 0 1 2 \\
-        --venv ../recbole-venv --json-out /tmp/ripplenet_peer.json
+        --venv ../recbole-venv --json-out ripplenet_peer.json
 """
 
 from __future__ import annotations
