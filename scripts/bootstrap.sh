@@ -84,10 +84,10 @@ if [ ! -f "$_kgcl_stamp" ] || ! python -c "import kgcl_lib" >/dev/null 2>&1; the
   rm -f "$_kgcl_stamp_dir"/.kgcl-installed-* && touch "$_kgcl_stamp"
 fi
 
-# 5. The compiled CPU kernels (kgcl_lib/kernels.py), built here once per environment and kernel
+# 5. The compiled CPU kernels (kgcl_lib/model/kernels.py), built here once per environment and kernel
 #    source, so that runs only load them (a build inside a run makes every process started
 #    meanwhile wait for it). A failed build is not fatal: runs then use the pure-torch paths.
-_kgcl_ksum="$(cat "$KGCL_ROOT/kgcl_lib/csrc/kernels.cpp" | python -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')"
+_kgcl_ksum="$(cat "$KGCL_ROOT/kgcl_lib/model/csrc/kernels.cpp" | python -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')"
 _kgcl_kstamp="$_kgcl_stamp_dir/.kgcl-kernels-$_kgcl_ksum"
 if [ -z "${KGCL_NO_CPP:-}" ] && [ ! -f "$_kgcl_kstamp" ]; then
   _kgcl_log "building the compiled CPU kernels once for this environment (20-60 s)"
