@@ -253,7 +253,9 @@ def ensure_tuned(ds, backbone: str, profile: str, n_trials: int, *, sampler_seed
     one (stored).  Returns ``(study, reused)``.  ``split``: default ``make_split(ds, split_seed)``."""
     from .experiments.inputs import make_split
 
-    space = load_search_space(backbone, Path(params_dir or PARAMS_DIR) / SEARCH_SPACES)
+    spaces = Path(params_dir or PARAMS_DIR) / SEARCH_SPACES
+    # a results folder as ``params_dir`` (a profile given as a path) has no search spaces: the checkout's
+    space = load_search_space(backbone, spaces if spaces.is_file() else PARAMS_DIR / SEARCH_SPACES)
     path = tuned_path(profile, ds.name, backbone, params_dir)
     want = study_key(_record_head(ds, backbone, space, n_trials, sampler_seed, split_seed))
     if not force and path.exists():

@@ -130,14 +130,22 @@ def lab(store, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(lab):
+def browser():
+    """One chromium for the module: Playwright's sync API allows one running session per thread,
+    so the JupyterLab page and the report page share it (each in its own context)."""
     executable = _chromium()
     sync_playwright = _sync_playwright()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1500, "height": 1900})
-        yield context.new_page()
-        browser.close()
+        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(lab, browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 1900})
+    yield context.new_page()
+    context.close()
 
 
 def _screenshot(page, tmp_path: Path, name: str) -> Path:
@@ -300,15 +308,11 @@ def test_table2_notebook_in_jupyterlab(store, lab, page, tmp_path):
 
 # --- the report page (figures/<profile>/index.html) ----------------------------------------
 @pytest.fixture(scope="module")
-def plain_page():
+def plain_page(browser):
     """A chromium page without JupyterLab (the report page is a static file)."""
-    executable = _chromium()
-    sync_playwright = _sync_playwright()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1300, "height": 1600})
-        yield context.new_page()
-        browser.close()
+    context = browser.new_context(viewport={"width": 1300, "height": 1600})
+    yield context.new_page()
+    context.close()
 
 
 def test_report_index_html(store, plain_page, tmp_path):
