@@ -45,6 +45,17 @@ from ..seeds import RunSeeds
 SCORING_MODES = ("kgcn", "dot")
 
 
+def check_sizes(cfg, names: dict[str, str], text_dim_label: str = "text_dim") -> None:
+    """Shared check of a model config's sizes: every ``names`` field (``{field: label in the
+    message}``) an int >= 1, ``text_dim`` None or an int >= 1; ``ValueError`` naming the value."""
+    for name, label in names.items():
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{label} must be an int >= 1, got {v!r}")
+    if cfg.text_dim is not None and (not isinstance(cfg.text_dim, int) or cfg.text_dim < 1):
+        raise ValueError(f"{text_dim_label} must be None or an int >= 1, got {cfg.text_dim!r}")
+
+
 @dataclass(frozen=True, eq=False)
 class StepOutput:
     """What one training step's forward pass hands the trainer.

@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 from ..data import sample_neighbors
 from ..seeds import RunSeeds
-from .backbone import Backbone, check_mode
+from .backbone import Backbone, check_mode, check_sizes
 from .fast import KGCNFastPath
 from .kgcn_step import KGCNTraining
 from .scoring import kgcn_score_chunks
@@ -120,12 +120,7 @@ class ModelConfig:
             raise ValueError(f"unknown aggregator {self.aggregator!r}; expected one of {AGGREGATORS}")
         if self.neighbor_reduce not in NEIGHBOR_REDUCE:
             raise ValueError(f"unknown neighbor_reduce {self.neighbor_reduce!r}; expected one of {NEIGHBOR_REDUCE}")
-        for name, what in (("n_neighbors", "n_neighbors (K)"), ("n_iter", "n_iter (L)"), ("dim", "dim")):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{what} must be an int >= 1, got {v!r}")
-        if self.text_dim is not None and (not isinstance(self.text_dim, int) or self.text_dim < 1):
-            raise ValueError(f"text_dim must be None or an int >= 1, got {self.text_dim!r}")
+        check_sizes(self, {"n_neighbors": "n_neighbors (K)", "n_iter": "n_iter (L)", "dim": "dim"})
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -74,7 +74,7 @@ from torch import Tensor, nn
 
 from ..data.ripple import sample_ripple_sets
 from ..seeds import RunSeeds
-from .backbone import Backbone, StepOutput, check_mode
+from .backbone import Backbone, StepOutput, check_mode, check_sizes
 
 ITEM_UPDATE_MODES = ("replace", "plus", "replace_transform", "plus_transform")
 
@@ -102,12 +102,7 @@ class RippleNetConfig:
     def __post_init__(self):
         if self.item_update_mode not in ITEM_UPDATE_MODES:
             raise ValueError(f"unknown item_update_mode {self.item_update_mode!r}; expected one of {ITEM_UPDATE_MODES}")
-        for name in ("dim", "n_hop", "n_memory"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"RippleNetConfig.{name} must be an int >= 1, got {v!r}")
-        if self.text_dim is not None and (not isinstance(self.text_dim, int) or self.text_dim < 1):
-            raise ValueError(f"RippleNetConfig.text_dim must be None or an int >= 1, got {self.text_dim!r}")
+        check_sizes(self, {n: f"RippleNetConfig.{n}" for n in ("dim", "n_hop", "n_memory")}, "RippleNetConfig.text_dim")
 
     def to_dict(self) -> dict:
         return asdict(self)
