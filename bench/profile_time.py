@@ -24,8 +24,8 @@ from pathlib import Path
 
 def run_seconds(results_dir: Path) -> dict[tuple[str, str, str], dict[str, float]]:
     """``{(backbone, dataset, text): {"runs", "train_s", "eval_s"}}`` over the finished runs
-    (``text`` gets `` γ`` appended for notebook 09's γ-sweep runs, whose spec sets ``gamma``)
-    (a ``complete.json`` beside the ``config.json``) of ``results_dir/runs``."""
+    (a ``complete.json`` beside the ``config.json``) of ``results_dir/runs``; ``text`` gets `` γ``
+    appended for notebook 09's γ-sweep runs (their spec sets ``gamma``)."""
     groups: dict[tuple[str, str, str], dict[str, float]] = defaultdict(lambda: {"runs": 0, "train_s": 0.0, "eval_s": 0.0})
     for cfg_path in sorted((results_dir / "runs").glob("*/config.json")):
         if not (cfg_path.parent / "complete.json").exists():
