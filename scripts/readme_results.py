@@ -35,29 +35,60 @@ METRICS = (("test_auc", "AUC"), ("test_f1", "F1"), ("recall@20", "R@20"), ("ndcg
            ("inter@20", "Inter@20"), ("intra@20", "Intra@20"))
 
 
-def summary_table(results_dir: Path) -> str:
-    """Mean ± sd over seeds of the headline metrics, one block per dataset."""
-    frame, _ = experiments.load_manifest(results_dir, "grid")
+BACKBONE_NAMES = {"kgcn": "KGCN", "ripplenet": "RippleNet"}
+
+
+def _manifest_or_none(results_dir: Path, name: str):
+    """Notebook 04's manifest ``name`` as a frame, or ``None`` when that manifest was not written."""
+    try:
+        return experiments.load_manifest(results_dir, name)[0]
+    except FileNotFoundError:
+        return None
+
+
+def _cell_values(cell) -> list[str]:
+    """Mean ± sd over seeds of :data:`METRICS` for the runs of one table cell ("n/a (reason)" when none ran)."""
+    na = cell["na_reason"].dropna() if "na_reason" in cell else []
+    if len(na) == len(cell):
+        return [f"n/a ({na.iloc[0]})"] * len(METRICS)
+    live = experiments.trained(cell)
+    return [f"{live[m].mean():.4f} ± {live[m].std(ddof=1):.4f}" if m in live and live[m].notna().sum() > 1
+            else f"{live[m].mean():.4f}" if m in live and live[m].notna().any() else "–" for m, _ in METRICS]
+
+
+def summary_table(results_dir: Path, compact: bool = False) -> str:
+    """Mean ± sd over seeds of the headline metrics, one block per dataset: every backbone of
+    notebook 04's ``grid`` manifest (KGCN first), then the tuned simple baselines (manifest
+    ``baselines``).  ``compact``: KGCN's rows, and for any other backbone only its L_base without
+    text and its proposed model (text + CL title+genre) -- the README's table."""
+    frame = _manifest_or_none(results_dir, "grid")
+    if frame is None:
+        raise FileNotFoundError(f"{results_dir}/manifests/grid.json is missing: run notebook 04 first")
+    baselines = _manifest_or_none(results_dir, "baselines")
     out = []
+    order = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    backbones = sorted(frame["backbone"].unique(), key=lambda b: (b != "kgcn", b))
     for ds, d in frame.groupby("dataset", sort=True):
         seeds = sorted(int(s) for s in d["seed"].unique())
         out.append(f"**{ds}** ({len(seeds)} seeds)\n")
-        out.append("| model | text | " + " | ".join(lbl for _, lbl in METRICS) + " |")
-        out.append("|---|---|" + "---:|" * len(METRICS))
-        order = {v: i for i, v in enumerate(VARIANT_ORDER)}
-        keys = sorted({(t, v) for t, v in zip(d["text"], d["variant"])}, key=lambda k: (k[0] != "without", order.get(k[1], 99)))
-        for text, variant in keys:
-            cell = d[(d["text"] == text) & (d["variant"] == variant)]
-            na = cell["na_reason"].dropna() if "na_reason" in cell else []
-            src = cell["text_source"].dropna().iloc[0] if "text_source" in cell and cell["text_source"].notna().any() else None
-            label = TEXT_ARM_LABELS.get(text, text) + (f" ({report.TEXT_SOURCES.get(src, src)})" if text != "without" and src else "")
-            if len(na) == len(cell):
-                vals = [f"n/a ({na.iloc[0]})"] * len(METRICS)
-            else:
-                live = experiments.trained(cell)
-                vals = [f"{live[m].mean():.4f} ± {live[m].std(ddof=1):.4f}" if m in live and live[m].notna().any() else "–"
-                        for m, _ in METRICS]
-            out.append(f"| {VARIANT_LABELS.get(variant, variant)} | {label} | " + " | ".join(vals) + " |")
+        out.append("| backbone | model | text | " + " | ".join(lbl for _, lbl in METRICS) + " |")
+        out.append("|---|---|---|" + "---:|" * len(METRICS))
+        for backbone in backbones:
+            b = d[d["backbone"] == backbone]
+            keys = sorted({(t, v) for t, v in zip(b["text"], b["variant"])},
+                          key=lambda k: (k[0] != "without", order.get(k[1], 99)))
+            if compact and backbone != "kgcn":
+                keys = [k for k in keys if k in (("without", "base"), ("with", "cl_title_genre"))]
+            for text, variant in keys:
+                cell = b[(b["text"] == text) & (b["variant"] == variant)]
+                src = cell["text_source"].dropna().iloc[0] if "text_source" in cell and cell["text_source"].notna().any() else None
+                label = TEXT_ARM_LABELS.get(text, text) + (f" ({report.TEXT_SOURCES.get(src, src)})" if text != "without" and src else "")
+                out.append(f"| {BACKBONE_NAMES.get(backbone, backbone)} | {VARIANT_LABELS.get(variant, variant)} | {label} | "
+                           + " | ".join(_cell_values(cell)) + " |")
+        if baselines is not None:
+            for name, cell in baselines[baselines["dataset"] == ds].groupby("backbone", sort=False):
+                out.append(f"| {report.BASELINE_LABELS.get(name, name)} (simple baseline, tuned) | – | "
+                           f"{TEXT_ARM_LABELS['without']} | " + " | ".join(_cell_values(cell)) + " |")
         out.append("")
     return "\n".join(out)
 
@@ -132,22 +163,25 @@ def compact_claims(claims_md: str) -> str:
     return "\n".join(out)
 
 
-def render_blocks(profile: str, claims_md: str, summary: str, prose: str) -> tuple[str, str]:
+def render_blocks(profile: str, claims_md: str, summary: str, prose: str, compact_summary: str | None = None) -> tuple[str, str]:
     """The (docs/results.md, README.md) blocks, markers included, for ``profile``.
 
     ``prose`` is the claims summary (sentences written from ``claims.csv`` by
-    :func:`kgcl_lib.claims.summary_sentences`), placed first in both blocks.
+    :func:`kgcl_lib.claims.summary_sentences`), placed first in both blocks; ``summary`` the
+    headline metrics of docs/results.md, ``compact_summary`` those of README.md (default: the same).
     """
     begin = f"<!-- results:{profile}:begin (generated by scripts/readme_results.py; do not edit) -->\n\n"
     end = f"<!-- results:{profile}:end -->"
     def lead(link: str) -> str:  # the link is relative to the file the block goes in
         return (f"**Claims summary** (generated from `figures/{profile}/claims.csv`; what each row tests: "
                 f"[docs/claims.md]({link})):\n\n{prose}\n\n")
-    metrics = f"**Headline metrics** (mean ± sd over seeds; notebook 04's manifest):\n\n{summary}\n"
+    def metrics(table: str) -> str:
+        return f"**Headline metrics** (mean ± sd over seeds; notebook 04's manifests):\n\n{table}\n"
     full = (f"{begin}{lead('claims.md')}**Claims** (`figures/{profile}/claims.md`, notebook 11):\n\n{claims_md}\n\n"
-            f"{metrics}{end}")
+            f"{metrics(summary)}{end}")
     compact = (f"{begin}{lead('docs/claims.md')}**Claims** (verdicts at Holm-corrected α = 0.05; every row with its numbers: "
-               f"[docs/results.md](docs/results.md)):\n\n{compact_claims(claims_md)}\n\n{metrics}{end}")
+               f"[docs/results.md](docs/results.md)):\n\n{compact_claims(claims_md)}\n\n"
+               f"{metrics(summary if compact_summary is None else compact_summary)}{end}")
     return full, compact
 
 
@@ -178,7 +212,7 @@ def main(argv=None) -> int:
         return 2
     claims = (figures / "claims.md").read_text(encoding="utf-8").strip()
     prose = as_markdown(claims_lib.summary_sentences(claims_lib.load_csv(figures / "claims.csv")))
-    full, compact = render_blocks(args.profile, claims, summary_table(results), prose)
+    full, compact = render_blocks(args.profile, claims, summary_table(results), prose, summary_table(results, compact=True))
     targets = [(Path(args.results_doc), full), (Path(args.readme), compact)]
     try:
         updated = [(path, replace_block(path.read_text(encoding="utf-8"), args.profile, block, str(path)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def test_blocks_carry_the_markers_and_the_same_summary():
     lead = ("**Claims summary** (generated from `figures/default/claims.csv`; what each row tests: "
             "[docs/claims.md]({})):\n\n- PROSE\n\n").format
     end = "<!-- results:default:end -->"
-    metrics = "**Headline metrics** (mean ± sd over seeds; notebook 04's manifest):\n\nSUMMARY\n\n"
+    metrics = "**Headline metrics** (mean ± sd over seeds; notebook 04's manifests):\n\nSUMMARY\n\n"
     assert full == (begin + lead("claims.md") + "**Claims** (`figures/default/claims.md`, notebook 11):\n\n" + CLAIMS + "\n\n"
                     + metrics + end)
     assert compact.startswith(begin + lead("docs/claims.md")) and compact.endswith(metrics + end)
@@ -65,19 +66,68 @@ def test_replace_block_keeps_everything_outside_the_markers():
         readme_results.replace_block(text, "paper", block, "R")
 
 
-@pytest.mark.parametrize("path", ["README.md", "docs/results.md"])
-def test_checked_in_blocks_are_what_the_generator_writes(path):
-    """README's compact block and docs/results.md's full block come from the same claims table."""
-    results = (REPO / "docs" / "results.md").read_text(encoding="utf-8")
-    begin = results.index("<!-- results:default:begin")
-    end = results.index("<!-- results:default:end -->") + len("<!-- results:default:end -->")
-    block = results[begin:end]
+def _block(path: str) -> str:
+    text = (REPO / path).read_text(encoding="utf-8")
+    begin = text.index("<!-- results:default:begin")
+    return text[begin:text.index("<!-- results:default:end -->") + len("<!-- results:default:end -->")]
+
+
+def _table_lines(summary: str) -> list[str]:
+    return [line for line in summary.splitlines() if line.startswith("| ") and not line.startswith("| backbone")]
+
+
+def test_checked_in_blocks_are_what_the_generator_writes():
+    """README's compact block and docs/results.md's full block come from the same claims table, and
+    every headline row of README's table is a row of docs/results.md's."""
+    block = _block("docs/results.md")
     claims = block.split("notebook 11):\n\n", 1)[1].split("\n\n**Headline metrics**", 1)[0]
-    summary = block.split("notebook 04's manifest):\n\n", 1)[1].rsplit("\n<!-- results:default:end", 1)[0]
+    summary = block.split("notebook 04's manifests):\n\n", 1)[1].rsplit("\n<!-- results:default:end", 1)[0]
     prose = block.split("**Claims summary**", 1)[1].split("):\n\n", 1)[1].split("\n\n**Claims**", 1)[0]
-    expected = dict(zip(["docs/results.md", "README.md"],
-                        readme_results.render_blocks("default", claims, summary, prose)))
-    assert expected[path] in (REPO / path).read_text(encoding="utf-8")
+    compact_summary = _block("README.md").split("notebook 04's manifests):\n\n", 1)[1].rsplit("\n<!-- results:default:end", 1)[0]
+    full, compact = readme_results.render_blocks("default", claims, summary, prose, compact_summary)
+    assert full == block
+    assert compact == _block("README.md")
+    rows = _table_lines(compact_summary)
+    assert rows and set(rows) <= set(_table_lines(summary))
+
+
+def _frame(rows):
+    cols = ["backbone", "dataset", "variant", "text", "text_source", "seed", "na_reason", "test_auc", "test_f1",
+            "recall@20", "ndcg@20", "inter@20", "intra@20"]
+    return pd.DataFrame([dict(zip(cols, r)) for r in rows])
+
+
+def test_summary_table_keeps_backbones_apart_and_adds_the_baselines(monkeypatch, tmp_path):
+    """RippleNet's runs are never averaged into KGCN's rows; means/sds are worked out by hand."""
+    grid = _frame([
+        ("kgcn", "d", "base", "without", "none", 0, None, 0.80, 0.7, 0.1, 0.1, 0.5, 0.2),
+        ("kgcn", "d", "base", "without", "none", 1, None, 0.82, 0.7, 0.1, 0.1, 0.5, 0.2),
+        ("ripplenet", "d", "base", "without", "none", 0, None, 0.60, 0.6, 0.1, 0.1, 0.5, 0.2),
+        ("ripplenet", "d", "base", "without", "none", 1, None, 0.64, 0.6, 0.1, 0.1, 0.5, 0.2),
+        ("ripplenet", "d", "cl_genre", "without", "none", 0, None, 0.7, 0.6, 0.1, 0.1, 0.5, 0.2),
+        ("ripplenet", "d", "cl_title_genre", "with", "human", 0, "no text", *[float("nan")] * 6),
+    ])
+    baselines = _frame([("mf", "d", "base", "without", "none", s, None, 0.7 + 0.02 * s, 0.6, 0.1, 0.1, 0.5, 0.2)
+                        for s in (0, 1, 2)])
+    frames = {"grid": grid, "baselines": baselines}
+
+    def load_manifest(results_dir, name):
+        if name not in frames:
+            raise FileNotFoundError(name)
+        return frames[name], {}
+
+    monkeypatch.setattr(readme_results.experiments, "load_manifest", load_manifest)
+    full = readme_results.summary_table(tmp_path)
+    rows = _table_lines(full)
+    assert rows[0].startswith("| KGCN | L_base | Without Semantic Text | 0.8100 ± 0.0141 |")  # mean 0.81, sd √2·0.01
+    assert rows[1].startswith("| RippleNet | L_base | Without Semantic Text | 0.6200 ± 0.0283 |")
+    assert rows[2].startswith("| RippleNet | +CL genre | Without Semantic Text | 0.7000 |")  # one seed: no sd
+    assert "n/a (no text)" in rows[3]
+    assert rows[4].startswith("| MF (biases) (simple baseline, tuned) | – | Without Semantic Text | 0.7200 ± 0.0200 |")
+    compact = _table_lines(readme_results.summary_table(tmp_path, compact=True))
+    assert [r.split(" | ")[1] for r in compact] == ["L_base", "L_base", "+CL title+genre", "–"]
+    del frames["baselines"]
+    assert len(_table_lines(readme_results.summary_table(tmp_path))) == 4
 
 
 def test_short_statement_keeps_the_quote_or_our_wording_without_arms():
