@@ -5,7 +5,7 @@
 ``BEFORE_DIR``/``AFTER_DIR`` are results folders (``<runs>/<profile>``, holding ``runs/<run_id>/``).
 Prints one line per run (largest absolute metric difference, whether ``topk.npy`` /
 ``test_users.npy`` are equal and the largest ``content_emb.npy`` difference) and exits 1 when a
-run is missing on one side, a metric key differs, or a difference exceeds ``--atol``.  Used to
+run is missing on one side (``--allow-new``: only a run missing in BEFORE is allowed), a metric key differs, or a difference exceeds ``--atol``.  Used to
 show that a refactor leaves the numbers unchanged (same seeds -> same AUC to 1e-12).
 
 Run each checkout's profile with ``PYTHONPATH=<that checkout>``: the notebooks' kernels start in
@@ -43,6 +43,8 @@ def main(argv=None) -> int:
     p.add_argument("before", type=Path, help="results folder of the reference run (holds runs/<run_id>/)")
     p.add_argument("after", type=Path, help="results folder to compare with it")
     p.add_argument("--atol", type=float, default=1e-12, help="largest allowed absolute difference (default: 1e-12)")
+    p.add_argument("--allow-new", action="store_true",
+                   help="runs finished only in AFTER (e.g. a backbone added since BEFORE) are listed, not a failure")
     args = p.parse_args(argv)
     runs = {}
     for side in (args.before, args.after):
@@ -51,10 +53,12 @@ def main(argv=None) -> int:
             return 2
         runs[side] = {d.name for d in (side / "runs").iterdir() if (d / "metrics.json").is_file()}
     ok = True
-    only = runs[args.before] ^ runs[args.after]
-    for name in sorted(only):
-        print(f"{name}: finished on one side only")
+    for name in sorted(runs[args.before] - runs[args.after]):
+        print(f"{name}: finished in BEFORE only")
         ok = False
+    for name in sorted(runs[args.after] - runs[args.before]):
+        print(f"{name}: finished in AFTER only" + (" (new)" if args.allow_new else ""))
+        ok &= args.allow_new
     for name in sorted(runs[args.before] & runs[args.after]):
         a, b = (json.loads((side / "runs" / name / "metrics.json").read_text()) for side in (args.before, args.after))
         worst, bad = _max_diff(a, b)
