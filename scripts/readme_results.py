@@ -87,7 +87,8 @@ def summary_table(results_dir: Path, compact: bool = False) -> str:
                            + " | ".join(_cell_values(cell)) + " |")
         if baselines is not None:
             for name, cell in baselines[baselines["dataset"] == ds].groupby("backbone", sort=False):
-                out.append(f"| {report.BASELINE_LABELS.get(name, name)} (simple baseline, tuned) | – | "
+                kind = "simple baseline, counts only" if name == "pop" else "simple baseline, tuned"
+                out.append(f"| {report.BASELINE_LABELS.get(name, name)} | {kind} | "
                            f"{TEXT_ARM_LABELS['without']} | " + " | ".join(_cell_values(cell)) + " |")
         out.append("")
     return "\n".join(out)

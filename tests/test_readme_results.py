@@ -123,9 +123,9 @@ def test_summary_table_keeps_backbones_apart_and_adds_the_baselines(monkeypatch,
     assert rows[1].startswith("| RippleNet | L_base | Without Semantic Text | 0.6200 ± 0.0283 |")
     assert rows[2].startswith("| RippleNet | +CL genre | Without Semantic Text | 0.7000 |")  # one seed: no sd
     assert "n/a (no text)" in rows[3]
-    assert rows[4].startswith("| MF (biases) (simple baseline, tuned) | – | Without Semantic Text | 0.7200 ± 0.0200 |")
+    assert rows[4].startswith("| MF (biases) | simple baseline, tuned | Without Semantic Text | 0.7200 ± 0.0200 |")
     compact = _table_lines(readme_results.summary_table(tmp_path, compact=True))
-    assert [r.split(" | ")[1] for r in compact] == ["L_base", "L_base", "+CL title+genre", "–"]
+    assert [r.split(" | ")[1] for r in compact] == ["L_base", "L_base", "+CL title+genre", "simple baseline, tuned"]
     del frames["baselines"]
     assert len(_table_lines(readme_results.summary_table(tmp_path))) == 4
 
