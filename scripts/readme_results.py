@@ -130,8 +130,8 @@ def compact_claims(claims_md: str) -> str:
 
     ``claims_md`` is notebook 11's ``claims.md``: a table whose columns start ``Claim | Dataset |
     Metric`` and whose ``Verdict`` column starts with one of :data:`VERDICTS` (a blank ``Claim``
-    cell continues the claim above), followed by ``- **Claim N** (where): statement`` lines.
-    A dataset whose metrics share a verdict gets that word; otherwise ``verdict: metrics`` groups.
+    cell continues the claim above), followed by ``- **Claim N** (where): statement`` (or ``- **Extra
+    question N**``) lines; a backbone's row ``N [backbone]`` is stated as claim ``N``.  A dataset whose metrics share a verdict gets that word; otherwise ``verdict: metrics`` groups.
     """
     header = next(line for line in claims_md.splitlines() if line.startswith("| Claim"))
     names = [c.strip() for c in header.strip().strip("|").split("|")]
@@ -148,10 +148,11 @@ def compact_claims(claims_md: str) -> str:
         verdicts.setdefault(claim, {}).setdefault(ds, {}).setdefault(word, []).append(metric)
     stated = {}
     for line in claims_md.splitlines():
-        if line.startswith("- **Claim "):
-            number = line[len("- **Claim "):].split("**", 1)[0]
-            where, statement = line.split("**", 2)[2].split(":", 1)
-            stated[number] = f"{_short_statement(statement)} ({where.strip(' ()')})"
+        for lead in ("- **Claim ", "- **Extra question "):
+            if line.startswith(lead):
+                number = line[len(lead):].split("**", 1)[0]
+                where, statement = line.split("**", 2)[2].split(":", 1)
+                stated[number] = f"{_short_statement(statement)} ({where.strip(' ()')})"
     out = ["| Claim | The paper claims (where) | " + " | ".join(datasets) + " |",
            "|---|---|" + "---|" * len(datasets)]
     for claim, by_ds in verdicts.items():
@@ -160,7 +161,8 @@ def compact_claims(claims_md: str) -> str:
             groups = by_ds.get(ds, {})
             cells.append(next(iter(groups)) if len(groups) == 1 else
                          "; ".join(f"{w}: {', '.join(m)}" for w, m in groups.items()) or "–")
-        out.append(f"| {claim} | {stated.get(claim.split(' (', 1)[0], '')} | " + " | ".join(cells) + " |")
+        number = claim.split(" (", 1)[0]  # "1x (extra)" -> "1x"; a backbone's row "3 [ripplenet]" states claim 3
+        out.append(f"| {claim} | {stated.get(number, stated.get(number.split(' [', 1)[0], ''))} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
