@@ -33,7 +33,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from .cli import CliParser, arg_error, run_main
+from .data.split import Split
+from .experiments.inputs import dataset_key, make_split, open_dataset
 from .storage import REPO_ROOT, atomic_path
+from .train import TrainConfig, train
 
 #: Where the search spaces and the tuned settings live (next to the profiles).
 PARAMS_DIR = REPO_ROOT / "params"
@@ -53,7 +57,6 @@ class SearchSpace:
     mapping ``{low, high, log: bool, int: bool}``; ``fixed``: fields every trial and every final
     run use (e.g. ``epochs``, ``patience``).  An empty ``search`` means no hyper-parameters.
     """
-
     backbone: str
     search: dict = field(default_factory=dict)
     fixed: dict = field(default_factory=dict)
@@ -114,16 +117,13 @@ def without_test(split):
     """``split`` with an empty test part: what every trial trains and validates on.
 
     Reads only ``split.train`` and ``split.valid``."""
-    from .data.split import Split
-
-    train = np.asarray(split.train)
-    return Split(train, np.asarray(split.valid), np.zeros((0, train.shape[1]), dtype=train.dtype))
+    rows = np.asarray(split.train)
+    return Split(rows, np.asarray(split.valid), np.zeros((0, rows.shape[1]), dtype=rows.dtype))
 
 
 @dataclass(frozen=True, eq=False)
 class Study:
     """A finished study: the ledger stored in ``params/tuned/<profile>/<dataset>-<backbone>.yaml``."""
-
     record: dict
 
     @property
@@ -142,8 +142,6 @@ def base_config(ds, backbone: str, seed: int, threads: int | None = 1, **fields)
     ``backbone``, ``variant="base"``, ``text="none"`` -- L_base only, no semantic text -- and the
     seed), then ``fields`` (the space's fixed fields and the trial's draw).  So the best trial's
     config is exactly a grid run's with ``settings`` as its overrides."""
-    from .train import TrainConfig
-
     kw = {"backbone": backbone, "variant": "base", "text": "none", "seed": int(seed), **fields}
     if threads is not None:
         kw["threads"] = int(threads)
@@ -158,8 +156,6 @@ def run_study(ds, split, backbone: str, space: SearchSpace, n_trials: int, *, sa
     stored).  ``n_trials`` must be ≥ 1 when the space has hyper-parameters; a space without any
     yields a 0-trial ledger.
     """
-    from .train import train
-
     tv = without_test(split)
     record = _record_head(ds, backbone, space, n_trials, sampler_seed, split_seed)
     t_cpu0, t_wall0 = time.process_time(), time.perf_counter()
@@ -201,9 +197,7 @@ def run_study(ds, split, backbone: str, space: SearchSpace, n_trials: int, *, sa
 
 
 def _record_head(ds, backbone, space: SearchSpace, n_trials, sampler_seed, split_seed) -> dict:
-    from .experiments.inputs import _dataset_key
-
-    return {"version": LEDGER_VERSION, "dataset": ds.name, "data_key": _dataset_key(ds), "backbone": backbone,
+    return {"version": LEDGER_VERSION, "dataset": ds.name, "data_key": dataset_key(ds), "backbone": backbone,
             "objective": f"validation AUC of the split of seed {split_seed} (test rows never read)",
             "sampler": f"optuna TPESampler(seed={sampler_seed})", "sampler_seed": int(sampler_seed),
             "split_seed": int(split_seed), "requested_trials": int(n_trials), "search_space": space.to_dict()}
@@ -251,8 +245,6 @@ def ensure_tuned(ds, backbone: str, profile: str, n_trials: int, *, sampler_seed
                  progress: bool = True, split=None) -> tuple[Study, bool]:
     """The stored study of ``backbone`` on ``ds`` for ``profile`` when its key matches, else a new
     one (stored).  Returns ``(study, reused)``.  ``split``: default ``make_split(ds, split_seed)``."""
-    from .experiments.inputs import make_split
-
     spaces = Path(params_dir or PARAMS_DIR) / SEARCH_SPACES
     # a results folder as ``params_dir`` (a profile given as a path) has no search spaces: the checkout's
     space = load_search_space(backbone, spaces if spaces.is_file() else PARAMS_DIR / SEARCH_SPACES)
@@ -296,14 +288,10 @@ def _plain(obj):
 # --------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     """``python -m kgcl_lib.tune --dataset D --backbone B [--trials N] [--seed S] [--profile P]``."""
-    from .cli import run_main
-
     return run_main(_main, argv, prog="python -m kgcl_lib.tune")
 
 
 def _main(argv) -> int:
-    from .cli import CliParser, arg_error
-
     ap = CliParser(prog="python -m kgcl_lib.tune", description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", required=True, help="dataset name (ml-100k, book-crossing, synthetic-tiny, ...)")
     ap.add_argument("--backbone", required=True, help="simple baseline to tune (pop, mf, lightgcn)")
@@ -319,7 +307,6 @@ def _main(argv) -> int:
     args = ap.parse_args(argv)
     if args.trials < 0:
         raise arg_error("--trials", args.trials, "must be >= 0")
-    from .experiments.inputs import open_dataset
 
     params_dir = Path(args.params_dir) if args.params_dir else PARAMS_DIR
     load_search_space(args.backbone, params_dir / SEARCH_SPACES)  # unknown backbone: fail before opening data

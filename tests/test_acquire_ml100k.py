@@ -280,8 +280,9 @@ def test_book_metadata_feeds_the_book_templates(http_server, env):
     assert sent[int(np.flatnonzero(ds.items["raw_id"] == "0002005018")[0])] is None  # no genres anywhere: no sentence
     # the text source is the books' own descriptions, named as such
     assert ds.provenance["text_source"] == "google_books"
-    assert X.text_source(ds, "with") == "google_books"
-    assert X.synopsis_source(ds).startswith("Google Books descriptions for 2/4 items")
+    text = X.resolve_run_text(ds, "with")
+    assert text.source == "google_books"
+    assert text.description.startswith("Google Books descriptions for 2/4 items")
 
 
 def test_unreachable_host_stops_after_three_failures(env):

@@ -134,7 +134,8 @@ def test_holm_levels_and_mde_at_the_level_each_row_faces():
 def _write_run(results_dir, spec, metrics, users, ndcg, activity):
     d = X.run_dir(results_dir, spec)
     write_json(d / "config.json", {"run_id": spec.run_id, "spec": spec.key(), "train_config": {"gamma": 0.8},
-                                   "eval": {"ndcg": "jurity"}})
+                                   "eval": {"ndcg": "jurity"},
+                                   "text_source": {"without": "none", "llm": "llm"}.get(spec.text, "human")})
     np.save(d / "test_users.npy", users)
     np.save(d / "user_metric_ks.npy", np.array([100]))
     np.save(d / "user_ndcg.npy", ndcg[:, None])
@@ -298,7 +299,8 @@ def test_rebuilds_per_user_arrays_for_old_runs(tmp_path):
     rng = np.random.default_rng(0)
     top = np.argsort(rng.random((len(users), ds.n_items)), axis=1)[:, :20].astype(np.int64)
     d = X.run_dir(tmp_path, spec)
-    write_json(d / "config.json", {"run_id": spec.run_id, "spec": spec.key(), "eval": {"ndcg": "jurity"}})
+    write_json(d / "config.json", {"run_id": spec.run_id, "spec": spec.key(), "eval": {"ndcg": "jurity"},
+                                   "text_source": "none" if spec.text == "without" else "human"})
     np.save(d / "topk.npy", top)
     np.save(d / "test_users.npy", users)
     X.mark_complete(d, spec.run_id, "old")

@@ -62,7 +62,8 @@ def _fake_store(root, n_seeds=3):
     for s in specs:
         d = root / "runs" / s.run_id
         write_json(d / "config.json", {"run_id": s.run_id, "spec": s.key(), "train_config": {"gamma": 0.8},
-                                       "scoring": "kgcn", "text_model": "m", "synopses": "human"})
+                                       "scoring": "kgcn", "text_model": "m", "synopses": "human",
+                                       "text_source": "none" if s.text == "without" else "human"})
         bump = 0.01 * X.VARIANTS.index(s.variant)
         write_json(d / "metrics.json", {"test_auc": 0.9 + bump + rng.normal(0, 1e-3), "ndcg@100": 0.2 + bump,
                                         "cold_ndcg@100_p1": 0.1 + bump, "cold_ndcg@100_p100": 0.2 + bump})

@@ -93,22 +93,46 @@ def test_grid_without_text_or_metadata_trains_nothing_twice(tmp_path, monkeypatc
 def test_metadata_substitute_is_a_labelled_source_and_can_be_turned_off(tmp_path):
     ds = bare(make_synthetic(SHAPE, 0), keep_metadata=True)
     ds = dataclasses.replace(ds, provenance={k: v for k, v in ds.provenance.items() if k != "text_source"})
-    assert X.text_source(ds, "with") == "metadata" and X.text_source(ds, "without") == "none"
-    assert X.text_source(ds, "with", text_fallback="none") == "none"
+    with_text = X.resolve_run_text(ds, "with")
+    assert with_text.source == "metadata" and with_text.train_text == "synopsis"
+    assert with_text.description.startswith("no synopses for bare-books; metadata substitute")
+    without = X.resolve_run_text(ds, "without")
+    assert (without.source, without.train_text, without.description) == ("none", "none", None)
+    no_text = X.resolve_run_text(ds, "with", text_fallback="none")
+    assert (no_text.source, no_text.train_text) == ("none", "none")
     # titles without genres verbalise to nothing: no substitute, so "with" = "without"
-    assert X.text_source(ds, "with") == "metadata"
     titles_only = dataclasses.replace(ds, items=ds.items.assign(genres=[()] * ds.n_items))
-    assert X.text_source(titles_only, "with") == "none"
+    assert X.resolve_run_text(titles_only, "with").source == "none"
     specs = X.grid_specs(["bare-books"], ["base"], seeds=[0])
     plan = X.plan_grid(specs, ds, pair_n=3)
     assert all(reason is None for _, reason, _ in plan.values())  # "with" = title+genre text: a different input
-    plan = X.plan_grid(specs, ds, pair_n=3, text_fallback="none")
+    plan = X.plan_grid(specs, ds, pair_n=3, with_text=no_text)
     (with_spec,) = [s for s in specs if s.text == "with"]
     assert plan[with_spec][1] == "no text" and plan[with_spec][0].text == "without"
     # a pinned source the dataset does not have is an error, not a silent substitute
     pinned = X.grid_specs(["bare-books"], ["base"], ["with"], [0], text_sources={"bare-books": "human"})
     with pytest.raises(ValueError, match="pinned text_source 'human'"):
         X.plan_grid(pinned, ds, pair_n=3)
+
+
+def test_run_text_is_one_checked_record_that_decides_the_trainer_text():
+    spec = X.RunSpec("ml-100k", "base", "with", 0)
+    tmdb = X.RunText("ml-100k", "with", "tmdb", "TMDB overviews for 3/4 items")
+    assert X.train_config(spec, "ml-100k", run_text=tmdb).text == "synopsis"
+    assert X.train_config(spec, "ml-100k", run_text=X.RunText("ml-100k", "with", "none")).text == "none"
+    with pytest.raises(ValueError, match="'without' arm, not 'with'"):
+        X.train_config(spec, "ml-100k", run_text=X.RunText("ml-100k", "without", "none"))
+    with pytest.raises(ValueError, match="RunText.source"):
+        X.RunText("ml-100k", "with", "imdb")
+    with pytest.raises(ValueError, match="no text source"):
+        X.RunText("ml-100k", "without", "tmdb")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tmdb.source = "human"
+    # what the executors are handed wins over resolving again
+    ds = bare(make_synthetic(SHAPE, 0), keep_metadata=True)
+    pinned = X.RunText(ds.name, "with", "metadata", "handed down")
+    assert X.run_text(ds, "with", X.RunInputs(texts=(pinned,))) is pinned
+    assert X.run_text(ds, "with", X.RunInputs()).description != "handed down"
 
 
 def test_text_source_in_spec_and_run_id():

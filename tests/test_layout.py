@@ -151,6 +151,27 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def function_level_imports(root: Path = PACKAGE) -> list[str]:
+    """``"module:line"`` of every project import inside a function or class body (outside
+    ``if TYPE_CHECKING:``): such an import hides a module's real dependencies from its header."""
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        typing_only = {id(c) for n in ast.walk(tree) if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)
+                       for stmt in n.body for c in ast.walk(stmt)}
+        for scope in ast.walk(tree):
+            if not isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            for node in ast.walk(scope):
+                if id(node) in typing_only:
+                    continue
+                project = (isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == root.name)) \
+                    or (isinstance(node, ast.Import) and any(a.name.split(".")[0] == root.name for a in node.names))
+                if project:
+                    out.append(f"{module_name(path, root) or root.name}:{node.lineno}")
+    return sorted(set(out))
+
+
 # ---------------------------------------------------------------------------- the checker itself
 def _write(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
@@ -180,6 +201,24 @@ def test_checker_finds_an_upward_import_and_a_cycle_by_hand(tmp_path):
     floors = [("low",), ("high", "a", "b", "c", "sub")]
     assert upward_imports(graph, floors) == ["low (floor 0) imports high (floor 1)"]
     assert cycles(graph) == [["a", "b"], ["high", "low"]]
+
+
+def test_function_level_import_checker_by_hand(tmp_path):
+    root = _write(tmp_path, {
+        "__init__.py": "",
+        "top.py": "import json\nfrom . import low\n",
+        "lazy.py": "def f():\n    import json\n    from .top import x\n\nclass C:\n    import pkg.low\n",
+        "typed.py": "from typing import TYPE_CHECKING\ndef g():\n    if TYPE_CHECKING:\n        from .low import y\n",
+        "low.py": "",
+    })
+    assert function_level_imports(root) == ["lazy:3", "lazy:6"]
+
+
+def test_no_function_level_project_imports():
+    """Every module states its project dependencies in its header (issue 27; torch / transformers
+    / ray and other third-party packages may still be imported where they are needed)."""
+    found = function_level_imports()
+    assert not found, f"project imports inside functions or classes (move them to the module header): {found}"
 
 
 def test_every_module_has_a_floor():

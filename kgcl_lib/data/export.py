@@ -27,6 +27,7 @@ import pandas as pd
 from ..storage import atomic_dir
 from .dataset import DatasetError, KGDataset
 from .readers.plain import MULTI_SEP, PLAIN_ITEMS, PLAIN_KG, PLAIN_RATINGS
+from .readers.recbole import read_atomic
 
 
 def _explicit_ratings(ds: KGDataset) -> pd.DataFrame | None:
@@ -34,12 +35,10 @@ def _explicit_ratings(ds: KGDataset) -> pd.DataFrame | None:
     source = ds.provenance.get("source")
     if ds.provenance.get("format") != "recbole" or not source:
         return None
-    from .readers.recbole import _read_atomic
-
     inters = sorted(Path(source).glob("*.inter"))
     if len(inters) != 1:
         return None
-    inter = _read_atomic(inters[0], "inter")
+    inter = read_atomic(inters[0], "inter")
     out = pd.DataFrame({"user": inter["user_id"].str.strip(), "item": inter["item_id"].str.strip(),
                         "rating": inter["rating"].str.strip()})
     return out[out["item"].isin(ds.items["raw_id"].astype(str))]

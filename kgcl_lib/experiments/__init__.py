@@ -64,6 +64,7 @@ from .spec import (  # noqa: F401
     EvalConfig,
     RunIntegrityError,
     RunSpec,
+    RunText,
     config_key,
     grid_specs,
     is_finished,
@@ -83,9 +84,8 @@ from .inputs import (  # noqa: F401
     make_split,
     open_dataset,
     open_datasets,
-    synopsis_source,
+    resolve_run_text,
     text_embeddings,
-    text_source,
     with_substitute_text,
 )
 from .evaluation import (  # noqa: F401
@@ -99,6 +99,7 @@ from .execute import (  # noqa: F401
     forget_opened,
     prepare_inputs,
     run_lock,
+    run_text,
 )
 from .store import (  # noqa: F401
     best_model,

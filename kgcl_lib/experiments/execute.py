@@ -20,16 +20,15 @@ from ..train import train
 from .evaluation import evaluate, _positive_pairs
 from .inputs import (
     content_pairs,
-    _dataset_key,
+    dataset_key,
     llm_synopses,
     make_split,
     open_dataset,
-    synopsis_source,
+    resolve_run_text,
     text_embeddings,
-    text_source,
 )
 from ..locks import describe, hold
-from .spec import EvalConfig, RunSpec, config_key, is_finished, mark_complete, resolve_device_type, run_dir, train_config
+from .spec import EvalConfig, RunSpec, RunText, config_key, is_finished, mark_complete, resolve_device_type, run_dir, train_config
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,9 @@ class RunInputs:
     ev: EvalConfig = EvalConfig()
     threads: int | None = None
     text_fallback: str = "metadata"
+    #: The :class:`RunText` of every (dataset, arm) of the grid, resolved once by
+    #: :func:`~kgcl_lib.experiments.grid.run_grid`; an arm missing here is resolved on first use.
+    texts: tuple[RunText, ...] = ()
 
 
 #: Per-process memo of the last opened dataset and its text/pairs (a Ray worker reuses it
@@ -69,6 +71,18 @@ def _dataset_for(name: str, inputs: RunInputs):
     return _DATASET["ds"]
 
 
+def run_text(ds, arm: str, inputs: RunInputs) -> RunText:
+    """The :class:`RunText` of arm ``arm`` on ``ds``: the one ``inputs`` carries, else resolved
+    (:func:`resolve_run_text` with ``inputs.text_fallback``) once per process and dataset."""
+    for t in inputs.texts:
+        if (t.dataset, t.arm) == (ds.name, arm):
+            return t
+    memo = _DATASET.setdefault("texts", {})  # emptied with the dataset memo
+    if (arm, inputs.text_fallback) not in memo:
+        memo[(arm, inputs.text_fallback)] = resolve_run_text(ds, arm, inputs.text_fallback)
+    return memo[(arm, inputs.text_fallback)]
+
+
 def _opened_inputs(results_dir, name: str, inputs: RunInputs):
     """``(ds, text_for, pairs_for)`` for dataset ``name``, memoised per process."""
     ds = _dataset_for(name, inputs)
@@ -78,17 +92,17 @@ def _opened_inputs(results_dir, name: str, inputs: RunInputs):
         _OPENED.update(key=memo_key, cache={})
     cache = _OPENED["cache"]
 
-    def text_for(kind):
-        if kind == "without" or text_source(ds, kind, inputs.text_fallback) == "none":
+    def text_for(text: RunText):
+        if text.train_text == "none":
             return None
-        if kind not in cache:
-            if kind == "llm":
-                cache[kind] = text_embeddings(results_dir, ds, "llm", inputs.text_model,
-                                              synopses=llm_synopses(results_dir, ds))
+        if text.arm not in cache:
+            if text.arm == "llm":
+                cache[text.arm] = text_embeddings(results_dir, ds, "llm", inputs.text_model,
+                                                  synopses=llm_synopses(results_dir, ds))
             else:
-                cache[kind] = text_embeddings(results_dir, ds, "with", inputs.text_model,
-                                              text_fallback=inputs.text_fallback)
-        return cache[kind]
+                cache[text.arm] = text_embeddings(results_dir, ds, "with", inputs.text_model,
+                                                  text_fallback=inputs.text_fallback)
+        return cache[text.arm]
 
     def pairs_for(template):
         if template is None:
@@ -107,11 +121,11 @@ def prepare_inputs(specs: Iterable[RunSpec], results_dir, inputs: RunInputs) -> 
     for s in specs:
         by_ds.setdefault(s.dataset, set()).add(s)
     for name, group in by_ds.items():
-        _, text_for, pairs_for = _opened_inputs(results_dir, name, inputs)
+        ds, text_for, pairs_for = _opened_inputs(results_dir, name, inputs)
         pairs_for("title_genre")  # ℓ_align of every run
         for s in group:
             pairs_for(VARIANT_TEMPLATE[s.variant])
-            text_for(s.text)
+            text_for(run_text(ds, s.text, inputs))
 
 
 def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
@@ -136,10 +150,10 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
     "device", "pid", "host"}`` (+ ``"skipped"`` when another process trained it).
     """
     ds, text_for, pairs_for = _opened_inputs(results_dir, spec.dataset, inputs)
-    source = text_source(ds, spec.text, inputs.text_fallback)
+    text = run_text(ds, spec.text, inputs)
     cfg = train_config(spec, ds.name, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads,
-                       text_source=source)
-    key = config_key(cfg, inputs.ev, device_type, source)
+                       run_text=text)
+    key = config_key(cfg, inputs.ev, device_type, text.source)
     # One process at a time trains a run (two runners on one results folder): a second one waits
     # for the lock, then finds the run finished and skips it. A dead owner's lock is broken.
     waited = []
@@ -152,16 +166,17 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
     with hold(run_lock(results_dir, spec), timeout=None, poll=1.0, max_age=max_age, on_wait=waiting):
         if (waited or not force) and is_finished(results_dir, spec, key):
             return _stored_summary(results_dir, spec, key)
-        return _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, source, cfg, key, device_type)
+        return _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, text, cfg, key, device_type)
 
 
-def _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, source, cfg, key, device_type) -> dict:
+def _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, run_text: RunText, cfg, key,
+                     device_type) -> dict:
     """The body of :func:`execute_run` under the run's lock."""
     # atomic_dir: written into a hidden sibling, renamed onto runs/<run_id> when the block ends;
     # removed on exception; a SIGKILLed writer's staging folder is deleted by the next attempt.
     with atomic_dir(run_dir(results_dir, spec)) as tmp:
         split = make_split(ds, spec.seed)
-        pairs, text = pairs_for(VARIANT_TEMPLATE[spec.variant]), text_for(spec.text)
+        pairs, text = pairs_for(VARIANT_TEMPLATE[spec.variant]), text_for(run_text)
         t0 = time.perf_counter()
         result = train(ds, split, cfg, pairs=pairs, text=text, progress=False)
         t_train = time.perf_counter() - t0
@@ -172,8 +187,8 @@ def _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, source,
         metrics = {"test_auc": float(result.test_auc), "test_f1": float(result.test_f1),
                    "valid_auc": float(result.valid_auc), "best_epoch": int(result.best_epoch), **metrics}
         device = str(result.info.get("device", resolve_device_type(cfg.device)))
-        config = _run_record(spec, key, cfg, source, inputs, ds, text, pairs, t_train, time.perf_counter() - t0 - t_train,
-                             device)
+        config = _run_record(spec, key, cfg, run_text, inputs, ds, text, pairs, t_train,
+                             time.perf_counter() - t0 - t_train, device)
         write_json(tmp / "config.json", config)
         for name, arr in arrays.items():
             save_npy(tmp / f"{name}.npy", arr)
@@ -205,23 +220,25 @@ def _stored_summary(results_dir, spec: RunSpec, key: str) -> dict:
             "host": socket.gethostname(), "skipped": "trained by another process meanwhile"}
 
 
-def _run_record(spec: RunSpec, key: str, cfg, source: str, inputs: RunInputs, ds, text, pairs, train_seconds: float,
-                eval_seconds: float, device: str) -> dict:
-    """A run's ``config.json``: spec, exact TrainConfig, evaluation settings, text / pairs
-    provenance, dataset key and stats, timings (seconds, rounded to 0.01), threads and device."""
+def _run_record(spec: RunSpec, key: str, cfg, run_text: RunText, inputs: RunInputs, ds, text, pairs,
+                train_seconds: float, eval_seconds: float, device: str) -> dict:
+    """A run's ``config.json``: spec, exact TrainConfig, evaluation settings, the run's
+    :class:`RunText` (``text_source``; ``synopses``: its description when the item nodes got text
+    vectors), text / pairs provenance, dataset key and stats, timings (seconds, rounded to 0.01),
+    threads and device."""
     import torch
 
     return {
         "run_id": spec.run_id, "config_key": key, "spec": spec.key(),
         "train_config": _jsonable(cfg.to_dict()),
-        "text_source": source,
-        "synopses": None if text is None else synopsis_source(ds, source) if spec.text == "with" else "LLM-generated",
+        "text_source": run_text.source,
+        "synopses": None if text is None else run_text.description,
         "eval": _jsonable(dataclasses.asdict(inputs.ev)), "scoring": inputs.ev.scoring,
         "text_model": getattr(text, "model", None),
         "text_provenance": getattr(text, "provenance", None),
         "pairs_provenance": getattr(pairs, "provenance", None),
         "n_pairs": None if pairs is None else int(len(pairs.table)),
-        "dataset": {"name": ds.name, "key": _dataset_key(ds), "stats": ds.stats(), "provenance": ds.provenance},
+        "dataset": {"name": ds.name, "key": dataset_key(ds), "stats": ds.stats(), "provenance": ds.provenance},
         "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
         "threads": torch.get_num_threads(), "device": device,
     }
@@ -231,10 +248,10 @@ def expected_keys(specs: Sequence[RunSpec], inputs: RunInputs, device_type: str 
     """``{spec: config_key}`` the runs of ``specs`` would get (what :func:`is_finished` compares)."""
     out = {}
     for s in specs:
-        source = text_source(_dataset_for(s.dataset, inputs), s.text, inputs.text_fallback)
+        text = run_text(_dataset_for(s.dataset, inputs), s.text, inputs)
         cfg = train_config(s, s.dataset, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads,
-                           text_source=source)
-        out[s] = config_key(cfg, inputs.ev, device_type, source)
+                           run_text=text)
+        out[s] = config_key(cfg, inputs.ev, device_type, text.source)
     return out
 
 

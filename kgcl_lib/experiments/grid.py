@@ -6,6 +6,7 @@ unfinished ones and returns :func:`~kgcl_lib.experiments.store.load_results`;
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -18,8 +19,8 @@ from ..storage import atomic_path, write_json
 from ..text.generate import generate_synopses
 from .execute import RunInputs, _dataset_for
 from .executors import generate_synopses_ray, get_executor
-from .inputs import _dataset_key, _domain, llm_synopses_path, text_source
-from .spec import NOT_APPLICABLE, EvalConfig, RunSpec, run_dir
+from .inputs import dataset_key, _domain, llm_synopses_path, resolve_run_text
+from .spec import NOT_APPLICABLE, EvalConfig, RunSpec, RunText, run_dir
 from .store import load_results
 
 
@@ -30,7 +31,7 @@ def _templates_collapse(ds, pair_n: int) -> bool:
     return all(int(verbalize(ds, t, _domain(ds.name)).notna().sum()) < need for t in ("genre", "title_genre"))
 
 
-def plan_grid(specs: Sequence[RunSpec], ds, *, pair_n: int = 10, text_fallback: str = "metadata") -> dict:
+def plan_grid(specs: Sequence[RunSpec], ds, *, pair_n: int = 10, with_text: RunText | None = None) -> dict:
     """Map every spec of dataset ``ds`` to the configuration it really trains.
 
     Two specs are the same configuration when they differ only in what ``ds`` cannot supply:
@@ -39,12 +40,15 @@ def plan_grid(specs: Sequence[RunSpec], ds, *, pair_n: int = 10, text_fallback: 
     all (no KG and no metadata, e.g. a plain dataset with only ratings.csv). Per group, the *canonical* spec (the one whose
     arm is the effective one, earliest variant) is trained; the others are "n/a".
 
+    ``with_text`` is the ``"with"`` arm's :class:`RunText` on ``ds`` (default:
+    :func:`resolve_run_text` with the metadata substitute).
+
     Returns: ``{spec: (canonical spec, reason or None, detail or None)}``; ``reason`` is the
     short text of the table cell ("no text", "same KG pairs", "no content pairs").
 
     Raises: ``ValueError`` when a spec pins a ``text_source`` the dataset does not have.
     """
-    src_with = text_source(ds, "with", text_fallback)
+    src_with = (with_text or resolve_run_text(ds, "with")).source
     collapse = _templates_collapse(ds, pair_n)
     groups: dict[tuple, list[RunSpec]] = {}
     for s in specs:
@@ -132,13 +136,17 @@ def run_grid(specs: Iterable[RunSpec], results_dir, *, data_dir=None, dataset_op
     for s in specs:
         by_ds.setdefault(s.dataset, []).append(s)
     canonical: list[RunSpec] = []
+    texts: list[RunText] = []  # each (dataset, arm)'s text, resolved here once for every run
     for name, group in by_ds.items():
         ds = _dataset_for(name, inputs)
-        plan = plan_grid(group, ds, pair_n=pair_n, text_fallback=text_fallback)
-        ds_key = _dataset_key(ds)
+        arms = {arm: resolve_run_text(ds, arm, text_fallback) for arm in dict.fromkeys(["with", *(s.text for s in group)])}
+        texts += arms.values()
+        plan = plan_grid(group, ds, pair_n=pair_n, with_text=arms["with"])
+        ds_key = dataset_key(ds)
         for s, (canon, reason, detail) in plan.items():
             _mark(results_dir, s, canon, reason, detail, ds_key)
         canonical += list(dict.fromkeys(c for c, _, _ in plan.values()))
+    inputs = dataclasses.replace(inputs, texts=tuple(texts))
     get_executor(executor, ray_address=ray_address, resources_per_run=resources_per_run).run(
         canonical, results_dir, inputs, force=force, progress=progress)
     return load_results(results_dir, specs)
@@ -159,7 +167,7 @@ def ensure_llm_synopses(results_dir, ds, model: str | None = "auto", *, max_item
     """
     path = llm_synopses_path(results_dir, ds.name)
     meta_path = path.with_suffix(".json")
-    want = {"model": model, "max_items": max_items, "dataset": _dataset_key(ds)}
+    want = {"model": model, "max_items": max_items, "dataset": dataset_key(ds)}
     if path.exists() and meta_path.exists() and not force:
         meta = json.loads(meta_path.read_text())
         if meta.get("request") == want:

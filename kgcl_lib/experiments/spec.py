@@ -1,5 +1,5 @@
 """What a run is: :class:`RunSpec` (dataset, variant, text arm, seed, γ, overrides) and its stable
-``run_id``, the grid of specs (:func:`grid_specs`), the evaluation settings (:class:`EvalConfig`),
+``run_id``, where its text comes from (:class:`RunText`), the grid of specs (:func:`grid_specs`), the evaluation settings (:class:`EvalConfig`),
 the spec's :class:`~kgcl_lib.train.TrainConfig` (:func:`train_config`), and where a run lives and
 when it counts as finished (:func:`run_dir`, :func:`config_key`, :func:`is_finished`).
 """
@@ -23,6 +23,43 @@ from ..train import TrainConfig
 
 #: Marker file of a grid cell that is a copy of another configuration (see the module docstring).
 NOT_APPLICABLE = "not_applicable.json"
+
+
+@dataclass(frozen=True)
+class RunText:
+    """Where the item text of one text arm on one dataset comes from: the one record of it.
+
+    Resolved once per (dataset, arm) by :func:`~kgcl_lib.experiments.inputs.resolve_run_text`,
+    handed to the executors inside :class:`~kgcl_lib.experiments.execute.RunInputs`, written into
+    each run's ``config.json`` (``text_source``, ``synopses``) and only read back by
+    :mod:`~kgcl_lib.experiments.store`.
+
+    Attributes:
+        dataset: the dataset's name.
+        arm: the grid's text arm (``RunSpec.text``, one of :data:`~kgcl_lib.constants.TEXT_ARMS`).
+        source: a key of :data:`~kgcl_lib.constants.TEXT_SOURCES`; ``"none"`` when the arm gives
+            the item nodes no text on this dataset (always for ``"without"``).
+        description: one caption phrase, e.g. ``"TMDB overviews for 1,600/1,682 items"``
+            (``"LLM-generated"`` for the LLM arm; ``None`` for ``"without"``).
+    """
+
+    dataset: str
+    arm: str
+    source: str
+    description: str | None = None
+
+    def __post_init__(self):
+        if self.arm not in TEXT_ARMS:
+            raise ValueError(f"RunText.arm must be one of {TEXT_ARMS}, got {self.arm!r}")
+        if self.source not in TEXT_SOURCES:
+            raise ValueError(f"RunText.source must be one of {sorted(TEXT_SOURCES)}, got {self.source!r}")
+        if self.arm == "without" and self.source != "none":
+            raise ValueError(f"RunText(arm='without') has no text source, got {self.source!r}")
+
+    @property
+    def train_text(self) -> str:
+        """What the trainer feeds the item nodes (``TrainConfig.text``): ``"none"`` or ``"synopsis"``."""
+        return "none" if self.source == "none" else "synopsis"
 
 
 @dataclass(frozen=True)
@@ -163,14 +200,17 @@ class EvalConfig:
 
 
 def train_config(spec: RunSpec, ds_name: str, *, text_model: str | None = None, pair_n: int = 10,
-                 threads: int | None = None, text_source: str | None = None):
+                 threads: int | None = None, run_text: RunText | None = None):
     """The exact ``TrainConfig`` of ``spec``: the paper's settings for the dataset
     (:func:`kgcl_lib.train.paper_settings`; the trainer's defaults for synthetic data), then the
-    spec's variant/text/seed/γ, then its overrides. ``text_source="none"`` (a dataset without
-    any text) trains without text vectors whatever the arm."""
+    spec's variant/text/seed/γ, then its overrides. ``run_text`` (the arm's :class:`RunText` on
+    this dataset) decides whether the item nodes get text vectors: a ``"with"`` arm on a dataset
+    without any text trains without them; without it, every arm but ``"without"`` has text."""
+    if run_text is not None and run_text.arm != spec.text:
+        raise ValueError(f"{spec.run_id}: run_text is for the {run_text.arm!r} arm, not {spec.text!r}")
     variant = "base" if spec.variant == "kgcn_original" else spec.variant
-    no_text = spec.text == "without" or text_source == "none"
-    kw = {"variant": variant, "text": "none" if no_text else "synopsis", "seed": int(spec.seed),
+    text = run_text.train_text if run_text is not None else "none" if spec.text == "without" else "synopsis"
+    kw = {"variant": variant, "text": text, "seed": int(spec.seed),
           "text_model": text_model, "n_pairs": int(pair_n), "backbone": spec.backbone}
     if threads is not None:
         kw["threads"] = int(threads)

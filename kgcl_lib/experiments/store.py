@@ -43,7 +43,6 @@ def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.Data
             rows.append({"run_id": na["run_id"], "backbone": spec.get("backbone", DEFAULT_BACKBONE),
                          "dataset": spec["dataset"], "variant": spec["variant"],
                          "spec_variant": spec["variant"], "text": spec["text"], "text_source": None,
-                         "backbone": spec.get("backbone", "kgcn"),
                          "seed": spec["seed"], "gamma": spec["gamma"], "gamma_set": spec["gamma"] is not None,
                          "overrides": json.dumps(spec["overrides"]), "na_reason": na["reason"],
                          "na_detail": na.get("detail"), "same_as": na.get("same_as")})
@@ -56,10 +55,9 @@ def load_results(results_dir, specs: Iterable[RunSpec] | None = None) -> pd.Data
         spec = cfg["spec"]
         prov = cfg.get("pairs_provenance") or {}
         kg_pairs = isinstance(prov, dict) and prov.get("sampler") == "kg"
-        src = cfg.get("text_source") or ("none" if spec["text"] == "without" else "llm" if spec["text"] == "llm" else None)
         rows.append({"run_id": cfg["run_id"], "backbone": spec.get("backbone", DEFAULT_BACKBONE), "dataset": spec["dataset"],
                      "variant": "cl_kg" if kg_pairs else spec["variant"], "spec_variant": spec["variant"],
-                     "text": spec["text"], "text_source": src, "seed": spec["seed"],
+                     "text": spec["text"], "text_source": cfg["text_source"], "seed": spec["seed"],
                      "backbone": spec.get("backbone", "kgcn"),
                      "gamma": cfg["train_config"].get("gamma", spec["gamma"]),
                      "gamma_set": spec["gamma"] is not None, "overrides": json.dumps(spec["overrides"]),

@@ -33,6 +33,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..locks import build_locked
+
 _SRC = Path(__file__).with_name("csrc") / "kernels.cpp"
 _state: dict = {}
 
@@ -69,7 +71,6 @@ def cpp_kernels():
             try:
                 from torch.utils.cpp_extension import _get_build_directory, load_inline
 
-                from ..locks import build_locked
 
                 tag, flags = _arch_flags()
                 # one cached build per environment: torch keeps one build per extension name and

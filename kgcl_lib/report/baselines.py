@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..constants import BASELINE, TEXT_ARM_LABELS, VARIANT_LABELS
+from ..experiments import load_manifest, summarize, trained
 from .formatting import fmt_number, format_table
 
 #: Result-store metric -> the tables' metric name.
@@ -46,8 +47,6 @@ def baseline_frame(df: pd.DataFrame | None) -> pd.DataFrame | None:
         return None
     if "backbone" not in df.columns:
         raise ValueError("baselines frame has no 'backbone' column (load it with kgcl_lib.experiments.load_manifest)")
-    from ..experiments import trained
-
     out = trained(df)
     return out.assign(variant=out["backbone"], spec_variant=out["backbone"])
 
@@ -64,8 +63,6 @@ def block_long(results: pd.DataFrame, baselines: pd.DataFrame, metrics: Sequence
     shown in the cell).  Metrics a model does not define (popularity's Intra-list diversity:
     no embeddings) read ``–``.
     """
-    from ..experiments import summarize, trained
-
     rows = []
     kg = trained(results)
     kg = kg[kg["variant"] != "kgcn_original"]
@@ -151,7 +148,6 @@ def best_baseline(baselines: pd.DataFrame, metric: str) -> dict[str, str]:
 class Baselines:
     """Notebook 04's simple-baseline runs: ``frame`` (:func:`baseline_frame`), ``ledger`` (one row
     per tuning study, :func:`kgcl_lib.tune.ledger_frame`'s columns) and the manifest's ``info``."""
-
     frame: pd.DataFrame
     ledger: pd.DataFrame
     info: dict
@@ -169,8 +165,6 @@ class Baselines:
 
 def load_baselines(results_dir) -> Baselines | None:
     """The ``baselines`` manifest of notebook 04, or ``None`` when it trained none."""
-    from ..experiments import load_manifest
-
     try:
         df, info = load_manifest(results_dir, "baselines")
     except FileNotFoundError:

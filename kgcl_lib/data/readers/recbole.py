@@ -83,7 +83,7 @@ def check_atomic_header(path: Path, header: list[str], kind: str | None = None) 
         warnings.warn(f"{path}:1: ignoring unknown field(s) {', '.join(map(repr, unknown))}", stacklevel=3)
 
 
-def _read_atomic(path: Path, kind: str | None = None) -> pd.DataFrame:
+def read_atomic(path: Path, kind: str | None = None) -> pd.DataFrame:
     """A RecBole atomic file: tab-separated, header ``name:type``; columns renamed to ``name``.
 
     ``kind`` (``"inter"``, ``"kg"``, ``"link"``, ``"item"``) selects the field check of
@@ -138,7 +138,7 @@ def read_recbole(
         require_file(paths[ext], how)
     rng = np.random.default_rng(seed)
 
-    link = _read_atomic(paths["link"], "link")
+    link = read_atomic(paths["link"], "link")
     _require_cols(link, paths["link"], "item_id", "entity_id")
     link_item, link_ent = link["item_id"].str.strip(), link["entity_id"].str.strip()
     _check_unique(link_item, paths["link"], "item id", header=True)
@@ -150,7 +150,7 @@ def read_recbole(
     if n_items == 0:
         raise DatasetError(f"{paths['link']}: no linked items")
 
-    inter = _read_atomic(paths["inter"], "inter")
+    inter = read_atomic(paths["inter"], "inter")
     _require_cols(inter, paths["inter"], "user_id", "item_id")
     rating = pd.to_numeric(inter["rating"], errors="coerce").to_numpy(dtype=np.float64)
     if np.isnan(rating).any():
@@ -161,7 +161,7 @@ def read_recbole(
         inter["user_id"].str.strip().to_numpy(dtype=object), item_idx, rating, n_items, threshold, rng, str(paths["inter"])
     )
 
-    kgdf = _read_atomic(paths["kg"], "kg")
+    kgdf = read_atomic(paths["kg"], "kg")
     _require_cols(kgdf, paths["kg"], "head_id", "relation_id", "tail_id")
     kg, entity_raw_ids, relation_names = index_kg(
         kgdf["head_id"].str.strip().to_numpy(), kgdf["relation_id"].str.strip().to_numpy(),
@@ -170,7 +170,7 @@ def read_recbole(
 
     title = year = genres = None
     if paths["item"].is_file():
-        meta = _read_atomic(paths["item"], "item")
+        meta = read_atomic(paths["item"], "item")
         _require_cols(meta, paths["item"], "item_id")
         meta.index = meta["item_id"].str.strip().to_numpy(dtype=object)
         _check_unique(meta["item_id"].str.strip(), paths["item"], "item id", header=True)
