@@ -83,9 +83,10 @@ def check_frames(grid: pd.DataFrame | None, baselines: pd.DataFrame | None,
                 means = k.groupby(["text", "variant"])[m].mean().dropna()
                 if len(means):
                     text, variant = means.idxmax()
-                    k = k.assign(text=np.where((k["text"] == text) & (k["variant"] == variant), PROPOSED[0], k["text"]),
-                                 variant=np.where((k["text"] == text) & (k["variant"] == variant), PROPOSED[1],
-                                                  k["variant"]))
+                    # Only the stand-in's runs, relabelled: the dataset's "with text" cells (n/a,
+                    # or text source "none") would otherwise mark the row "no text source".
+                    k = k[(k["text"] == text) & (k["variant"] == variant)].assign(
+                        text=PROPOSED[0], variant=PROPOSED[1], text_source=None, synopses=None)
                     note += f"; no {PROPOSED[0]}/{PROPOSED[1]} runs: the best KGCN configuration ({text}/{variant}) stands in"
             parts.append(k)
             notes[(ds, m)] = note
