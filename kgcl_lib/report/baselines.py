@@ -24,7 +24,7 @@ from ..constants import BASELINE, TEXT_ARM_LABELS, VARIANT_LABELS
 from ..experiments import load_manifest, summarize, trained
 from .formatting import fmt_number, format_table
 
-#: Result-store metric -> the tables' metric name.
+#: Result-store metric column -> the metric name in the tables and the paper's CSVs.
 RESULT_METRICS = {"test_auc": "auc", "test_f1": "f1"}
 #: Display names of the simple baselines (``RunSpec.backbone`` -> label).
 BASELINE_LABELS = {"pop": "Popularity", "mf": "MF (biases)", "lightgcn": "LightGCN"}

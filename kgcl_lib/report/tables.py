@@ -14,7 +14,7 @@ import pandas as pd
 from ..constants import KS, TEXT_SOURCES, VARIANT_LABELS
 from ..experiments import summarize, trained, ttests
 from ..storage import write_json
-from .baselines import with_block
+from .baselines import RESULT_METRICS, with_block
 from .formatting import (
     PAPER_DATASET_LABELS,
     TEXT_LABELS,
@@ -62,8 +62,6 @@ def save_headlines(path: str | Path | None, numbers: dict) -> dict:
 # --------------------------------------------------------------------------------------------
 # The paper's tables from a results frame (kgcl_lib.experiments.load_results / load_manifest)
 # --------------------------------------------------------------------------------------------
-#: metric column in the results store -> metric name in the paper CSVs
-RESULT_METRICS = {"test_auc": "auc", "test_f1": "f1"}
 
 
 def _ours_long(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
