@@ -84,7 +84,7 @@ def test_check_supported_when_kgcn_beats_best_baseline_and_contradicted_otherwis
 
 
 def test_check_joins_the_claims_holm_family():
-    from tests.test_claims import grid_frame
+    from tests.unit.claims.test_claims import grid_frame
 
     rng = np.random.default_rng(3)
     grid = grid_frame(rng, n_seeds=6)
