@@ -180,6 +180,7 @@ def ml100k():
     return inter, items
 
 
+@pytest.mark.slow  # real data (the fast tier, tests/unit -m "not slow", reads none)
 def test_ml100k_all_metrics_agree_with_jurity(ml100k):
     from kgcl_lib.data import split_ratings, user_train_counts
 
