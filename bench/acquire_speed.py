@@ -5,7 +5,7 @@ Three measurements, all offline:
 * ``convert``: :func:`kgcl_lib.data.acquire.convert_bookcrossing` on synthetic raw files at
   Book-Crossing scale (1,149,780 rating lines, 105,283 users, 14,967 mapped ISBNs of 340,556,
   151,500 KG triples over 25 relations) — cold, then the cached rerun (input hashes only).
-* ``download``: one file streamed from a 127.0.0.1 server (``tests/httpfixtures.py``) —
+* ``download``: one file streamed from a 127.0.0.1 server (``tests/helpers/httpfixtures.py``) —
   full, and resumed after a cut at half (only the tail is transferred).
 * ``api``: ``n`` JSON requests to the loopback server through :func:`cached_json` with 1 and 4
   workers (no rate limit), then the same keys answered from the JSONL cache (zero requests),
@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without install
-sys.path.insert(0, str(ROOT / "tests"))  # the loopback server lives with the tests
+sys.path.insert(0, str(ROOT))  # run from a checkout without install; the loopback server lives with the tests
 
-from httpfixtures import FakeServer  # noqa: E402
+from tests.helpers.httpfixtures import FakeServer  # noqa: E402
 from kgcl_lib.data.acquire import convert_bookcrossing, kgcn_counts  # noqa: E402
 from kgcl_lib.data.download import HttpClient, JsonlCache, RetryPolicy, cached_json  # noqa: E402
 from kgcl_lib.storage import write_json  # noqa: E402

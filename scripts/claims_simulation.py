@@ -4,7 +4,7 @@ the calibration simulations of the claims table's tests (kgcl_lib.claims.calibra
     python scripts/claims_simulation.py [--doc docs/claims.md] [--tables 4000]
 
 Replaces the text between ``<!-- claims:definitions:begin -->`` / ``end`` and
-``<!-- claims:calibration:begin -->`` / ``end``; tests/test_claims_simulation.py runs the same
+``<!-- claims:calibration:begin -->`` / ``end``; tests/unit/claims/test_claims_simulation.py runs the same
 simulations with the same seeds and checks the figures' bounds. Takes ≈ 10 s (vectorised numpy).
 """
 
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     results = [calibration.calibrate(s, r, n_tables=args.tables) for s in (3, 5, 10) for r in calibration.REGIMES]
     stamp = datetime.date.today().isoformat()
     calib = (f"`python scripts/claims_simulation.py` ({stamp}; the same seeds as "
-             f"tests/test_claims_simulation.py; {results[0]['rows']} rows per table, {results[0]['n_users']} users "
+             f"tests/unit/claims/test_claims_simulation.py; {results[0]['rows']} rows per table, {results[0]['n_users']} users "
              f"per seed):\n\n" + calibration.markdown(results))
     doc = Path(args.doc)
     text = doc.read_text(encoding="utf-8")

@@ -1,11 +1,11 @@
 """Print the structure of ``kgcl_lib``: lines per module, its longest function, the
 module-level names that more than one module defines, and the layout's counts (rooms, arrows,
-upward arrows and cycles from ``tests/test_layout.py``, function-level project imports, shims).
+upward arrows and cycles from ``tests/integration/test_layout.py``, function-level project imports, shims).
 
     python scripts/structure_report.py [PACKAGE_DIR]      # default: kgcl_lib next to this script
 
 Used for the before/after tables of issues 13 and 27 (run it on two checkouts and compare;
-the layout counts use the ``tests/test_layout.py`` next to PACKAGE_DIR).  Counts:
+the layout counts use the ``tests/integration/test_layout.py`` next to PACKAGE_DIR).  Counts:
 ``lines`` = physical lines of the file; ``longest`` = the function or method (nested ones
 included) with the most lines, from its ``def`` line to its last line;
 ``names defined more than once`` = top-level ``def`` / ``class`` / assigned names that two
@@ -73,10 +73,12 @@ def main(argv: list[str]) -> int:
 
 
 def layout_report(root: Path) -> None:
-    """Rooms, arrows, upward arrows, cycles (``tests/test_layout.py`` of the same checkout),
+    """Rooms, arrows, upward arrows, cycles (``tests/integration/test_layout.py`` of the same checkout),
     private helpers defined twice, function-level project imports and re-export shims."""
-    test = root.parent / "tests" / "test_layout.py"
-    if not test.is_file():
+    tests = root.parent / "tests"
+    # tests/test_layout.py in checkouts from before the tests mirrored the package (issue 27)
+    test = next((t for t in (tests / "integration" / "test_layout.py", tests / "test_layout.py") if t.is_file()), None)
+    if test is None:
         return
     spec = importlib.util.spec_from_file_location("_layout", test)
     lay = importlib.util.module_from_spec(spec)

@@ -27,8 +27,8 @@ def pytest_sessionstart(session):
 
     The build is cached per kernel source (``$TORCH_EXTENSIONS_DIR``), and a cold build takes
     30-60 s on two busy cores.  Without this, the first test to need the kernels may be one that
-    runs training in a child process under a timeout (tests/test_executors.py,
-    tests/test_reliability.py), which would then spend its time compiling and fail.
+    runs training in a child process under a timeout (tests/integration/test_executors.py,
+    tests/integration/test_reliability.py), which would then spend its time compiling and fail.
     """
     from kgcl_lib.model.kernels import cpp_kernels
 

@@ -1,0 +1,1 @@
+"""Integration tests: notebooks, browser, Ray, real data, HTTP, subprocesses, scripts and docs."""

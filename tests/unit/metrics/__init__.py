@@ -1,0 +1,1 @@
+"""Unit tests of ``kgcl_lib.metrics``."""
