@@ -5,7 +5,7 @@ settings from the backbone's search space (``params/search_spaces.yaml``), each 
 the training rows of the split of ``split_seed`` and is scored by its **validation AUC** (the
 best epoch's, with the space's early stopping).  The test rows are never read: the trainer gets a
 split whose test part is empty (:func:`without_test`), so the study's numbers cannot depend on
-them (``tests/test_tune.py`` poisons them and makes them raise on access).
+them (``tests/unit/test_tune.py`` poisons them and makes them raise on access).
 
 The best settings are written next to the profile, ``params/tuned/<profile>/<dataset>-<backbone>.yaml``,
 with the *ledger*: every trial's settings, validation AUC, epochs and CPU-seconds, the search

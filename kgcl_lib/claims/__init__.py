@@ -18,7 +18,7 @@ claim × metric × dataset (columns :data:`CLAIMS_COLUMNS` + ``se, df``):
   ``1 seed: descriptive only``, numbers shown; a semantic-text claim on the metadata substitute).
 
 Every test runs on one number per seed with S − 1 degrees of freedom (``statistics``); the
-calibration simulations (``calibration``, tests/test_claims_simulation.py, docs/claims.md) check
+calibration simulations (``calibration``, tests/unit/claims/test_claims_simulation.py, docs/claims.md) check
 family-wise error, coverage and power through the same functions.
 
 Modules (every public name is importable from ``kgcl_lib.claims``): ``definitions`` (the claims,

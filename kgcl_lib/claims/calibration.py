@@ -16,7 +16,7 @@ The tables run through the functions the claims table uses (:func:`~.statistics.
 :func:`~.statistics.bucket_minus_all`, :func:`~.statistics.ols_slope`, :func:`~.statistics.t_tests`,
 :func:`~.statistics.holm_matrix` — :func:`~.statistics.holm` is its one-table case —,
 :func:`~.statistics.verdicts` and :func:`~.statistics.minimum_detectable_effect`), vectorised over tables.
-``scripts/claims_simulation.py`` writes the figures to docs/claims.md; tests/test_claims_simulation.py
+``scripts/claims_simulation.py`` writes the figures to docs/claims.md; tests/unit/claims/test_claims_simulation.py
 checks them.
 """
 

@@ -155,7 +155,7 @@ CLAIMS: tuple[Claim, ...] = (
 #: (``0.5 × (human − L_base)``). Reason: "comparable" should mean the LLM text keeps at least
 #: half of what human text buys over the baseline, on the paper's scale; the paper's own LLM −
 #: human differences (Table 5) all lie inside these margins. Other domains (synthetic data) use
-#: the movie margins. tests/test_claims.py recomputes them from the transcribed Table 5.
+#: the movie margins. tests/unit/claims/test_claims.py recomputes them from the transcribed Table 5.
 EQUIVALENCE_MARGINS = {
     "movie": {"recall@20": 0.00845, "ndcg@20": 0.0093, "inter@20": 0.0376, "intra@20": 0.1102},
     "book": {"recall@20": 0.00575, "ndcg@20": 0.0065, "inter@20": 0.03535, "intra@20": 0.0057},

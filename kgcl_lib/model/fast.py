@@ -2,7 +2,7 @@
 
 :func:`~kgcl_lib.model.kgcn.reference_item_representations` is the propagation written as the
 maths; this module computes the same numbers fast, and is tested against it
-(``tests/test_scoring.py``).  :class:`KGCNFastPath` is a mixin of
+(``tests/unit/model/test_scoring.py``).  :class:`KGCNFastPath` is a mixin of
 :class:`~kgcl_lib.model.kgcn.KGCN` (it reads the model's tables, ``cfg`` and ``aggregator``).
 
 Batches touch only a few rows of the big tables
@@ -191,7 +191,7 @@ class KGCNFastPath:
         fuse each batch row's tree in one pass, and the pure-torch weighted bags below (CUDA,
         and CPU without a compiler) batch it as whole-tensor ops; both reorder the sums of
         :func:`~kgcl_lib.model.kgcn.reference_item_representations` and are tested against it
-        (``tests/test_scoring.py::test_forward_fast_paths_equal_reference``).
+        (``tests/unit/model/test_scoring.py::test_forward_fast_paths_equal_reference``).
         """
         d = self.cfg.dim
         # π(u, r) for every relation once per row: [B, R'], then gathered per edge.

@@ -54,7 +54,7 @@ Initialisation (reference: ``tf.contrib.layers.xavier_initializer``, uniform): e
 ``[n_relations, d, d]`` tensor), ``T`` ``±√(6/(2d))``; α as KGCN's.  The reference computes in
 float64; this module in float32.
 
-Tests: ``tests/test_ripplenet.py`` holds the forward, :meth:`RippleNet.score_all` and the loss
+Tests: ``tests/unit/model/test_ripplenet.py`` holds the forward, :meth:`RippleNet.score_all` and the loss
 terms against a naive loop over rows and triples, and gradients against finite differences.
 
 Full-catalogue scores: :meth:`RippleNet.score_all` (the user vector depends on the item through
@@ -403,7 +403,7 @@ class RippleNet(Backbone):
         in cache, 2x faster than 4,096 on Book-Crossing), so memory is ``O(c · item_block ·
         max(M, d))`` and nothing loops over users or items.  Users without a ripple set score 0.5
         everywhere and are not computed.  Equals :meth:`forward` on every (user, item) pair up to
-        float rounding (``tests/test_ripplenet.py``).
+        float rounding (``tests/unit/model/test_ripplenet.py``).
         """
         dev = self.mem_heads.device
         users = torch.as_tensor(users, dtype=torch.int64).to(dev)

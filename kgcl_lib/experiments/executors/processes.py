@@ -9,7 +9,7 @@ Processes (standard library, no extra)::
   KGCN's small-batch steps use one core poorly, so two 1-thread runs side by side finish a grid
   of 1-thread runs about twice as fast as one after another on two cores (BENCHMARKS.md);
 * results are those of the local executor at the same thread count, number for number (the
-  executor is not part of the run identity; ``tests/test_executors.py`` checks it);
+  executor is not part of the run identity; ``tests/integration/test_executors.py`` checks it);
 * inputs (text embeddings, content pairs) are built once by the parent first, as for Ray;
 * a run that raises is reported with its traceback while the others go on, then
   :class:`GridRunError`; a worker that dies (SIGKILL, out of memory) fails its run the same way
