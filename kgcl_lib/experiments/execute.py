@@ -92,17 +92,17 @@ def _opened_inputs(results_dir, name: str, inputs: RunInputs):
         _OPENED.update(key=memo_key, cache={})
     cache = _OPENED["cache"]
 
-    def text_for(text: RunText):
-        if text.train_text == "none":
+    def text_for(record: RunText):
+        if record.train_text == "none":
             return None
-        if text.arm not in cache:
-            if text.arm == "llm":
-                cache[text.arm] = text_embeddings(results_dir, ds, "llm", inputs.text_model,
-                                                  synopses=llm_synopses(results_dir, ds))
+        if record.arm not in cache:
+            if record.arm == "llm":
+                cache[record.arm] = text_embeddings(results_dir, ds, "llm", inputs.text_model,
+                                                    synopses=llm_synopses(results_dir, ds))
             else:
-                cache[text.arm] = text_embeddings(results_dir, ds, "with", inputs.text_model,
-                                                  text_fallback=inputs.text_fallback)
-        return cache[text.arm]
+                cache[record.arm] = text_embeddings(results_dir, ds, "with", inputs.text_model,
+                                                    text_fallback=inputs.text_fallback)
+        return cache[record.arm]
 
     def pairs_for(template):
         if template is None:
@@ -150,10 +150,10 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
     "device", "pid", "host"}`` (+ ``"skipped"`` when another process trained it).
     """
     ds, text_for, pairs_for = _opened_inputs(results_dir, spec.dataset, inputs)
-    text = run_text(ds, spec.text, inputs)
+    record = run_text(ds, spec.text, inputs)
     cfg = train_config(spec, ds.name, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads,
-                       run_text=text)
-    key = config_key(cfg, inputs.ev, device_type, text.source)
+                       run_text=record)
+    key = config_key(cfg, inputs.ev, device_type, record.source)
     # One process at a time trains a run (two runners on one results folder): a second one waits
     # for the lock, then finds the run finished and skips it. A dead owner's lock is broken.
     waited = []
@@ -166,17 +166,17 @@ def execute_run(spec: RunSpec, results_dir, inputs: RunInputs = RunInputs(), *,
     with hold(run_lock(results_dir, spec), timeout=None, poll=1.0, max_age=max_age, on_wait=waiting):
         if (waited or not force) and is_finished(results_dir, spec, key):
             return _stored_summary(results_dir, spec, key)
-        return _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, text, cfg, key, device_type)
+        return _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, record, cfg, key, device_type)
 
 
-def _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, run_text: RunText, cfg, key,
+def _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, record: RunText, cfg, key,
                      device_type) -> dict:
     """The body of :func:`execute_run` under the run's lock."""
     # atomic_dir: written into a hidden sibling, renamed onto runs/<run_id> when the block ends;
     # removed on exception; a SIGKILLed writer's staging folder is deleted by the next attempt.
     with atomic_dir(run_dir(results_dir, spec)) as tmp:
         split = make_split(ds, spec.seed)
-        pairs, text = pairs_for(VARIANT_TEMPLATE[spec.variant]), text_for(run_text)
+        pairs, text = pairs_for(VARIANT_TEMPLATE[spec.variant]), text_for(record)
         t0 = time.perf_counter()
         result = train(ds, split, cfg, pairs=pairs, text=text, progress=False)
         t_train = time.perf_counter() - t0
@@ -187,7 +187,7 @@ def _train_and_store(spec, results_dir, inputs, ds, text_for, pairs_for, run_tex
         metrics = {"test_auc": float(result.test_auc), "test_f1": float(result.test_f1),
                    "valid_auc": float(result.valid_auc), "best_epoch": int(result.best_epoch), **metrics}
         device = str(result.info.get("device", resolve_device_type(cfg.device)))
-        config = _run_record(spec, key, cfg, run_text, inputs, ds, text, pairs, t_train,
+        config = _run_record(spec, key, cfg, record, inputs, ds, text, pairs, t_train,
                              time.perf_counter() - t0 - t_train, device)
         write_json(tmp / "config.json", config)
         for name, arr in arrays.items():
@@ -220,7 +220,7 @@ def _stored_summary(results_dir, spec: RunSpec, key: str) -> dict:
             "host": socket.gethostname(), "skipped": "trained by another process meanwhile"}
 
 
-def _run_record(spec: RunSpec, key: str, cfg, run_text: RunText, inputs: RunInputs, ds, text, pairs,
+def _run_record(spec: RunSpec, key: str, cfg, record: RunText, inputs: RunInputs, ds, text, pairs,
                 train_seconds: float, eval_seconds: float, device: str) -> dict:
     """A run's ``config.json``: spec, exact TrainConfig, evaluation settings, the run's
     :class:`RunText` (``text_source``; ``synopses``: its description when the item nodes got text
@@ -231,8 +231,8 @@ def _run_record(spec: RunSpec, key: str, cfg, run_text: RunText, inputs: RunInpu
     return {
         "run_id": spec.run_id, "config_key": key, "spec": spec.key(),
         "train_config": _jsonable(cfg.to_dict()),
-        "text_source": run_text.source,
-        "synopses": None if text is None else run_text.description,
+        "text_source": record.source,
+        "synopses": None if text is None else record.description,
         "eval": _jsonable(dataclasses.asdict(inputs.ev)), "scoring": inputs.ev.scoring,
         "text_model": getattr(text, "model", None),
         "text_provenance": getattr(text, "provenance", None),
@@ -248,10 +248,10 @@ def expected_keys(specs: Sequence[RunSpec], inputs: RunInputs, device_type: str 
     """``{spec: config_key}`` the runs of ``specs`` would get (what :func:`is_finished` compares)."""
     out = {}
     for s in specs:
-        text = run_text(_dataset_for(s.dataset, inputs), s.text, inputs)
+        record = run_text(_dataset_for(s.dataset, inputs), s.text, inputs)
         cfg = train_config(s, s.dataset, text_model=inputs.text_model, pair_n=inputs.pair_n, threads=inputs.threads,
-                           run_text=text)
-        out[s] = config_key(cfg, inputs.ev, device_type, text.source)
+                           run_text=record)
+        out[s] = config_key(cfg, inputs.ev, device_type, record.source)
     return out
 
 
